@@ -1,0 +1,174 @@
+"""The base class of every model: stochastic layers as TFP distributions, and the one train/test loop.
+
+Subclasses override a single hook, `loss_terms(x, training) -> dict`, which returns the scalar `loss` to minimise
+and the batch means of the tracked quantities. `train_step` and `test_step` (run by Keras under `tf.function`)
+differentiate the loss and update one `keras.metrics.Mean` per name in `tracker_names`; the trackers are exposed
+through `metrics`, so Keras resets them each epoch and logs them under their own names (a model compiled without
+a Keras loss would otherwise report its own, always-zero `loss` tracker).
+
+The single-layer machinery lives here too: the posterior q(z|x) = N(mu(x), diag sigma(x)^2) (paper Section 2), the
+likelihood p(x|z) (Bernoulli logits for binary data, Gaussian means with a learned global scale for data in
+[-1, 1]) and `single_layer_terms`, which computes every term of eqs. (2)-(4) for one batch.
+"""
+
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from seatbelt_tf import objectives
+from seatbelt_tf.nn import build_networks
+
+tfd = tfp.distributions
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+MIN_SCALE = 1e-4  # floor on posterior standard deviations, keeps log q(z|x) finite
+
+
+class BaseVAE(keras.Model):
+  """Base VAE: owns `train_step`/`test_step`, the trackers, seeded sampling and the single-layer terms.
+
+  Args:
+    latent_dim: D, the number of latent units.
+    network: encoder/decoder pair from `seatbelt_tf.nn.NETWORKS` ("conv", "mlp", "tiny_conv", "tiny_mlp").
+    image_shape: (H, W, C) of the inputs.
+    likelihood: "bernoulli" (data in {0, 1}) or "gaussian" (data in [-1, 1]).
+    beta: the penalty weight (its meaning is the subclass's; beta = 1 is the plain ELBO).
+    dataset_size: N, the number of training examples, used by the minibatch estimators of q(z).
+    estimator: "mws" (paper eq. B.7) or "mss" (Chen et al. 2018).
+    free_bits: nats per latent unit below which the KL is not penalised (Kingma et al. 2016); 0 disables.
+    seed: int seed of the sampling noise (`keras.random.SeedGenerator`).
+  """
+
+  tracker_names = ("loss", "elbo", "reconstruction", "kl", "mi", "tc", "dim_kl")
+
+  def __init__(self, latent_dim, network="conv", image_shape=(64, 64, 1), likelihood="bernoulli", beta=1.0,
+               dataset_size=737280, estimator="mws", free_bits=0.0, seed=0, **kwargs):
+    super().__init__(**kwargs)
+    if likelihood not in LIKELIHOODS:
+      raise ValueError(f"Unknown likelihood {likelihood!r}: choose one of {', '.join(LIKELIHOODS)}.")
+    if estimator not in objectives.ESTIMATORS:
+      raise ValueError(f"Unknown estimator {estimator!r}: choose one of {', '.join(objectives.ESTIMATORS)}.")
+    if int(latent_dim) < 1 or float(beta) < 0 or float(free_bits) < 0 or int(dataset_size) < 2:
+      raise ValueError(f"Need latent_dim >= 1, beta >= 0, free_bits >= 0 and dataset_size >= 2; got "
+                       f"latent_dim={latent_dim}, beta={beta}, free_bits={free_bits}, dataset_size={dataset_size}.")
+    self.latent_dim = int(latent_dim)
+    self.network = network
+    self.image_shape = tuple(int(s) for s in image_shape)
+    self.likelihood = likelihood
+    self.beta = float(beta)
+    self.dataset_size = int(dataset_size)
+    self.estimator = estimator
+    self.free_bits = float(free_bits)
+    self.seed = int(seed)
+    self.encoder, self.decoder = build_networks(network, 2 * self.latent_dim, self.image_shape[-1])
+    self.seed_generator = keras.random.SeedGenerator(self.seed, name="sampling_seed")
+    self._trackers = {name: keras.metrics.Mean(name=name) for name in self.tracker_names}
+
+  def build(self, input_shape=None):
+    input_shape = (None,) + self.image_shape
+    self.encoder.build(input_shape)
+    self.decoder.build((None, self.latent_dim))
+    if self.likelihood == "gaussian":
+      self.likelihood_log_scale = self.add_weight(shape=(), initializer="zeros", name="likelihood_log_scale")
+    self.built = True
+
+  # ---------------------------------------------------------------- stochastic layers
+  def next_seed(self):
+    """A fresh int32 `[2]` stateless seed for TFP sampling (Keras seeds are int64)."""
+    return tf.cast(self.seed_generator.next(), tf.int32)
+
+  def encode(self, x, training=False):
+    """q(z|x) parameters: `[B, H, W, C]` -> (loc `[B, D]`, scale `[B, D]`)."""
+    raw = self.encoder(x, training=training)
+    loc, raw_scale = tf.split(raw, 2, axis=-1)
+    return loc, tf.nn.softplus(raw_scale) + MIN_SCALE
+
+  def posterior(self, x, training=False):
+    """q(z|x) as a TFP distribution with event shape `[D]`."""
+    loc, scale = self.encode(x, training=training)
+    return tfd.Independent(tfd.Normal(loc, scale), reinterpreted_batch_ndims=1)
+
+  def decode(self, z, training=False):
+    """p(x|z) parameters: `[B, D]` -> `[B, H, W, C]` logits (Bernoulli) or means (Gaussian)."""
+    return self.decoder(z, training=training)
+
+  def log_likelihood(self, x, params):
+    """log p(x|z) `[B]` from decoder parameters `[B, H, W, C]`."""
+    if self.likelihood == "bernoulli":
+      return objectives.bernoulli_log_likelihood(x, params)
+    return objectives.gaussian_log_likelihood(x, params, tf.exp(self.likelihood_log_scale))
+
+  def mean_image(self, params):
+    """The mean of p(x|z): sigmoid(logits) or the Gaussian means."""
+    return tf.sigmoid(params) if self.likelihood == "bernoulli" else params
+
+  def call(self, x, training=False):
+    """Mean reconstruction of `x` through the posterior mean: `[B, H, W, C]` -> `[B, H, W, C]`."""
+    loc, _ = self.encode(x, training=training)
+    return self.mean_image(self.decode(loc, training=training))
+
+  # ---------------------------------------------------------------- objective terms
+  def single_layer_terms(self, x, training):
+    """Every term of the single-layer ELBO and its decomposition (paper eqs. 2-4) for one batch.
+
+    Args:
+      x: `[B, H, W, C]` images.
+      training: whether BatchNorm uses batch statistics.
+
+    Returns:
+      dict with `[B]` tensors `reconstruction` (log p(x|z), one sample z ~ q(z|x)), `mi`, `tc`, `dim_kl`
+      (minibatch estimates, `decompose_kl`), `kl` (analytic KL(q(z|x) || p(z))) and the `[B, D]` tensor
+      `kl_units` (analytic KL per unit).
+    """
+    x = tf.cast(x, self.compute_dtype)
+    loc, scale = self.encode(x, training=training)
+    z = tfd.Normal(loc, scale).sample(seed=self.next_seed())
+    reconstruction = self.log_likelihood(x, self.decode(z, training=training))
+    kl_units = objectives.gaussian_kl(loc, scale)
+    terms = objectives.decompose_kl(z, loc, scale, self.dataset_size, self.estimator)
+    return {"reconstruction": reconstruction, "kl": tf.reduce_sum(kl_units, axis=1), "kl_units": kl_units,
+            "mi": terms["mi"], "tc": terms["tc"], "dim_kl": terms["dim_kl"]}
+
+  def loss_terms(self, x, training):
+    """The hook subclasses implement: dict with the scalar `loss` and a scalar per tracker name."""
+    raise NotImplementedError
+
+  # ---------------------------------------------------------------- the loop
+  @property
+  def metrics(self):
+    return list(self._trackers.values())
+
+  def _update_trackers(self, terms):
+    for name, tracker in self._trackers.items():
+      tracker.update_state(terms[name])
+    return {name: tracker.result() for name, tracker in self._trackers.items()}
+
+  @staticmethod
+  def _images(data):
+    return data[0] if isinstance(data, (tuple, list)) else data
+
+  def train_step(self, data):
+    x = self._images(data)
+    with tf.GradientTape() as tape:
+      terms = self.loss_terms(x, training=True)
+    gradients = tape.gradient(terms["loss"], self.trainable_variables)
+    self.optimizer.apply(gradients, self.trainable_variables)
+    return self._update_trackers(terms)
+
+  def test_step(self, data):
+    return self._update_trackers(self.loss_terms(self._images(data), training=False))
+
+  def get_config(self):
+    return {**super().get_config(), "latent_dim": self.latent_dim, "network": self.network,
+            "image_shape": list(self.image_shape), "likelihood": self.likelihood, "beta": self.beta,
+            "dataset_size": self.dataset_size, "estimator": self.estimator, "free_bits": self.free_bits,
+            "seed": self.seed}
+
+
+def batch_means(terms, loss):
+  """Tracker values from `single_layer_terms`: batch means, the true ELBO (beta = 1) and the given loss."""
+  reconstruction = tf.reduce_mean(terms["reconstruction"])
+  kl = tf.reduce_mean(terms["kl"])
+  return {"loss": loss, "elbo": reconstruction - kl, "reconstruction": reconstruction, "kl": kl,
+          "mi": tf.reduce_mean(terms["mi"]), "tc": tf.reduce_mean(terms["tc"]),
+          "dim_kl": tf.reduce_mean(terms["dim_kl"])}

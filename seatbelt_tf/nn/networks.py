@@ -1,0 +1,155 @@
+"""Encoder/decoder networks of Chen et al. (2018) for 64x64 images, as the paper uses them (Appendix C.1).
+
+* Conv pair. Encoder: four 4x4 stride-2 convolutions with 32, 32, 64, 64 channels (64 -> 4 pixels), a 4x4
+  valid convolution to 512 channels, and a 1x1 convolution to the posterior parameters; BatchNorm + ReLU after
+  every layer but the last. Decoder: the mirror image with transposed convolutions (1x1 to 512, 4x4 valid to 64,
+  then stride-2 to 64, 32, 32 and the output channels). A 4x4 valid convolution of a 4x4 map and a 1x1 convolution
+  of a 1x1 map are dense layers; they are written as such (same arithmetic, fewer reshapes).
+* MLP pair. Encoder 4096-1200-1200 with ReLU; decoder 1200-1200-1200 with tanh.
+* `tiny_conv` / `tiny_mlp`: the same code with narrow layers, for tests.
+
+Encoders map `[batch, 64, 64, C]` images to `[batch, output_dim]` raw parameters; decoders map
+`[batch, latent_dim]` codes to `[batch, 64, 64, output_channels]` raw parameters (logits or means).
+"""
+
+import keras
+from keras import layers
+
+IMAGE_SIZE = 64
+
+
+def _check_image_shape(input_shape, name):
+  if tuple(input_shape[1:3]) != (IMAGE_SIZE, IMAGE_SIZE):
+    raise ValueError(f"The {name} networks take 64x64 images, got input shape {tuple(input_shape)}; resize the "
+                     "data to 64x64.")
+
+
+@keras.saving.register_keras_serializable(package="seatbelt_tf")
+class ConvEncoder(layers.Layer):
+  """Chen et al. (2018) convolutional encoder: `[B, 64, 64, C]` -> `[B, output_dim]`."""
+
+  def __init__(self, output_dim, channels=(32, 32, 64, 64), hidden=512, **kwargs):
+    super().__init__(**kwargs)
+    self.output_dim = int(output_dim)
+    self.channels = tuple(int(c) for c in channels)
+    self.hidden = int(hidden)
+    self.blocks = []
+    for i, c in enumerate(self.channels):
+      self.blocks += [layers.Conv2D(c, 4, strides=2, padding="same", name=f"conv{i + 1}"),
+                      layers.BatchNormalization(momentum=0.9, name=f"bn{i + 1}"), layers.ReLU()]
+    self.flatten = layers.Flatten()
+    self.blocks_top = [layers.Dense(self.hidden, name="conv5_4x4_valid"),
+                       layers.BatchNormalization(momentum=0.9, name="bn5"), layers.ReLU()]
+    self.head = layers.Dense(self.output_dim, name="conv_z_1x1")
+
+  def build(self, input_shape):
+    _check_image_shape(input_shape, "conv")
+    super().build(input_shape)
+
+  def call(self, x, training=False):
+    for layer in self.blocks:
+      x = layer(x, training=training)
+    x = self.flatten(x)
+    for layer in self.blocks_top:
+      x = layer(x, training=training)
+    return self.head(x)
+
+  def get_config(self):
+    return {**super().get_config(), "output_dim": self.output_dim, "channels": list(self.channels),
+            "hidden": self.hidden}
+
+
+@keras.saving.register_keras_serializable(package="seatbelt_tf")
+class ConvDecoder(layers.Layer):
+  """Chen et al. (2018) transposed-convolution decoder: `[B, D]` -> `[B, 64, 64, output_channels]`."""
+
+  def __init__(self, output_channels, channels=(64, 64, 32, 32), hidden=512, **kwargs):
+    super().__init__(**kwargs)
+    self.output_channels = int(output_channels)
+    self.channels = tuple(int(c) for c in channels)
+    self.hidden = int(hidden)
+    self.stem = [layers.Dense(self.hidden, name="deconv1_1x1"),
+                 layers.BatchNormalization(momentum=0.9, name="bn1"), layers.ReLU(),
+                 layers.Reshape((1, 1, self.hidden)),
+                 layers.Conv2DTranspose(self.channels[0], 4, strides=1, padding="valid", name="deconv2"),
+                 layers.BatchNormalization(momentum=0.9, name="bn2"), layers.ReLU()]
+    self.blocks = []
+    for i, c in enumerate(self.channels[1:]):
+      self.blocks += [layers.Conv2DTranspose(c, 4, strides=2, padding="same", name=f"deconv{i + 3}"),
+                      layers.BatchNormalization(momentum=0.9, name=f"bn{i + 3}"), layers.ReLU()]
+    self.head = layers.Conv2DTranspose(self.output_channels, 4, strides=2, padding="same", name="deconv_out")
+
+  def call(self, z, training=False):
+    x = z
+    for layer in self.stem + self.blocks:
+      x = layer(x, training=training)
+    return self.head(x)
+
+  def get_config(self):
+    return {**super().get_config(), "output_channels": self.output_channels, "channels": list(self.channels),
+            "hidden": self.hidden}
+
+
+@keras.saving.register_keras_serializable(package="seatbelt_tf")
+class MLPEncoder(layers.Layer):
+  """Chen et al. (2018) MLP encoder: flatten, `hidden` ReLU layers, linear head -> `[B, output_dim]`."""
+
+  def __init__(self, output_dim, hidden=(1200, 1200), **kwargs):
+    super().__init__(**kwargs)
+    self.output_dim = int(output_dim)
+    self.hidden = tuple(int(h) for h in hidden)
+    self.flatten = layers.Flatten()
+    self.dense = [layers.Dense(h, activation="relu", name=f"fc{i + 1}") for i, h in enumerate(self.hidden)]
+    self.head = layers.Dense(self.output_dim, name="fc_z")
+
+  def call(self, x, training=False):
+    x = self.flatten(x)
+    for layer in self.dense:
+      x = layer(x)
+    return self.head(x)
+
+  def get_config(self):
+    return {**super().get_config(), "output_dim": self.output_dim, "hidden": list(self.hidden)}
+
+
+@keras.saving.register_keras_serializable(package="seatbelt_tf")
+class MLPDecoder(layers.Layer):
+  """Chen et al. (2018) MLP decoder: `hidden` tanh layers, linear head -> `[B, 64, 64, output_channels]`."""
+
+  def __init__(self, output_channels, hidden=(1200, 1200, 1200), image_size=IMAGE_SIZE, **kwargs):
+    super().__init__(**kwargs)
+    self.output_channels = int(output_channels)
+    self.hidden = tuple(int(h) for h in hidden)
+    self.image_size = int(image_size)
+    self.dense = [layers.Dense(h, activation="tanh", name=f"fc{i + 1}") for i, h in enumerate(self.hidden)]
+    self.head = layers.Dense(self.image_size * self.image_size * self.output_channels, name="fc_out")
+    self.reshape = layers.Reshape((self.image_size, self.image_size, self.output_channels))
+
+  def call(self, z, training=False):
+    x = z
+    for layer in self.dense:
+      x = layer(x)
+    return self.reshape(self.head(x))
+
+  def get_config(self):
+    return {**super().get_config(), "output_channels": self.output_channels, "hidden": list(self.hidden),
+            "image_size": self.image_size}
+
+
+# name -> (encoder class, encoder kwargs, decoder class, decoder kwargs)
+NETWORKS = {
+    "conv": (ConvEncoder, {}, ConvDecoder, {}),
+    "mlp": (MLPEncoder, {}, MLPDecoder, {}),
+    "tiny_conv": (ConvEncoder, {"channels": (8, 8, 16, 16), "hidden": 32},
+                  ConvDecoder, {"channels": (16, 16, 8, 8), "hidden": 32}),
+    "tiny_mlp": (MLPEncoder, {"hidden": (64,)}, MLPDecoder, {"hidden": (64,)}),
+}
+
+
+def build_networks(name, encoder_output_dim, decoder_output_channels):
+  """Builds the (encoder, decoder) pair registered under `name`."""
+  if name not in NETWORKS:
+    raise ValueError(f"Unknown network {name!r}: choose one of {', '.join(sorted(NETWORKS))}.")
+  enc_cls, enc_kwargs, dec_cls, dec_kwargs = NETWORKS[name]
+  return (enc_cls(encoder_output_dim, name="encoder", **enc_kwargs),
+          dec_cls(decoder_output_channels, name="decoder", **dec_kwargs))
