@@ -204,7 +204,8 @@ class DSpritesNpz(ProceduralDSprites):
 def _read_packed_images(f, chunk_rows, path):
   """Streams `imgs.npy` from an open archive member and bit-packs it, one chunk at a time."""
   version = np.lib.format.read_magic(f)
-  shape, fortran_order, dtype = np.lib.format._read_array_header(f, version)  # pylint: disable=protected-access
+  read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+  shape, fortran_order, dtype = read_header(f)
   if fortran_order or len(shape) != 3 or shape[1:] != (IMAGE_SIZE, IMAGE_SIZE) or dtype.itemsize != 1:
     raise ValueError(f"{path}: imgs has shape {shape} and dtype {dtype}, expected uint8 [n, 64, 64].")
   row_bytes = IMAGE_SIZE * IMAGE_SIZE

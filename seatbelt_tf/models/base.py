@@ -65,9 +65,9 @@ class BaseVAE(keras.Model):
     self._trackers = {name: keras.metrics.Mean(name=name) for name in self.tracker_names}
 
   def build(self, input_shape=None):
-    input_shape = (None,) + self.image_shape
-    self.encoder.build(input_shape)
-    self.decoder.build((None, self.latent_dim))
+    # One forward pass on a dummy image creates every variable of the networks (their sub-layers build lazily).
+    loc, _ = self.encode(tf.zeros((1,) + self.image_shape, self.compute_dtype))
+    self.decode(loc)
     if self.likelihood == "gaussian":
       self.likelihood_log_scale = self.add_weight(shape=(), initializer="zeros", name="likelihood_log_scale")
     self.built = True
@@ -138,9 +138,10 @@ class BaseVAE(keras.Model):
   def metrics(self):
     return list(self._trackers.values())
 
-  def _update_trackers(self, terms):
+  def _update_trackers(self, terms, batch_size):
+    weight = tf.cast(batch_size, self.compute_dtype)  # examples, so a short last batch counts for less
     for name, tracker in self._trackers.items():
-      tracker.update_state(terms[name])
+      tracker.update_state(terms[name], sample_weight=weight)
     return {name: tracker.result() for name, tracker in self._trackers.items()}
 
   @staticmethod
@@ -153,10 +154,11 @@ class BaseVAE(keras.Model):
       terms = self.loss_terms(x, training=True)
     gradients = tape.gradient(terms["loss"], self.trainable_variables)
     self.optimizer.apply(gradients, self.trainable_variables)
-    return self._update_trackers(terms)
+    return self._update_trackers(terms, tf.shape(x)[0])
 
   def test_step(self, data):
-    return self._update_trackers(self.loss_terms(self._images(data), training=False))
+    x = self._images(data)
+    return self._update_trackers(self.loss_terms(x, training=False), tf.shape(x)[0])
 
   def get_config(self):
     return {**super().get_config(), "latent_dim": self.latent_dim, "network": self.network,

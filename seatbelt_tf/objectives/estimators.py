@@ -42,7 +42,7 @@ def gaussian_log_density_matrix(z, loc, scale):
   scale = scale[None, :, :]
   standardized = (z - loc) / scale
   return (-0.5 * tf.square(standardized) - tf.math.log(scale)
-          - tf.cast(0.5 * math.log(2.0 * math.pi), z.dtype))
+          - tf.constant(0.5 * math.log(2.0 * math.pi), dtype=z.dtype))
 
 
 def log_importance_weights(batch_size, dataset_size, method="mws", dtype=tf.float32):
@@ -133,7 +133,7 @@ def decompose_kl(z, loc, scale, dataset_size, method="mws", log_pz=None):
   log_qz_given_x = tf.linalg.diag_part(tf.reduce_sum(log_density, axis=2))
   if log_pz is None:
     z = tf.convert_to_tensor(z)
-    log_pz = tf.reduce_sum(-0.5 * tf.square(z) - tf.cast(0.5 * math.log(2.0 * math.pi), z.dtype), axis=1)
+    log_pz = tf.reduce_sum(-0.5 * tf.square(z) - tf.constant(0.5 * math.log(2.0 * math.pi), dtype=z.dtype), axis=1)
   return {
       "mi": log_qz_given_x - log_qz,
       "tc": log_qz - log_qz_product,

@@ -11,6 +11,13 @@ import tensorflow_probability as tfp
 tfd = tfp.distributions
 
 
+def as_dtype(value, dtype):
+  """`value` as a tensor of `dtype`; a Python float is converted directly (tf.cast would round it to float32)."""
+  if tf.is_tensor(value):
+    return tf.cast(value, dtype)
+  return tf.constant(value, dtype=dtype)
+
+
 def gaussian_kl(loc, scale, prior_loc=0.0, prior_scale=1.0):
   """Per-dimension KL(N(loc, scale^2) || N(prior_loc, prior_scale^2)).
 
@@ -23,8 +30,8 @@ def gaussian_kl(loc, scale, prior_loc=0.0, prior_scale=1.0):
   Returns:
     `[batch, latent_dim]` KL of each unit; sum over the last axis for the KL of the diagonal Gaussian.
   """
-  prior_loc = tf.broadcast_to(tf.cast(prior_loc, loc.dtype), tf.shape(loc))
-  prior_scale = tf.broadcast_to(tf.cast(prior_scale, loc.dtype), tf.shape(loc))
+  prior_loc = tf.broadcast_to(as_dtype(prior_loc, loc.dtype), tf.shape(loc))
+  prior_scale = tf.broadcast_to(as_dtype(prior_scale, loc.dtype), tf.shape(loc))
   return tfd.kl_divergence(tfd.Normal(loc, scale), tfd.Normal(prior_loc, prior_scale))
 
 
@@ -44,5 +51,5 @@ def free_bits_kl(kl_per_unit, free_bits):
   """
   mean_kl = tf.reduce_mean(kl_per_unit, axis=0)
   if free_bits:
-    mean_kl = tf.maximum(mean_kl, tf.cast(free_bits, mean_kl.dtype))
+    mean_kl = tf.maximum(mean_kl, as_dtype(free_bits, mean_kl.dtype))
   return tf.reduce_sum(mean_kl)

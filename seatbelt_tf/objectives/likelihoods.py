@@ -8,6 +8,8 @@ diagonal Gaussian. Every function sums over all non-batch axes and returns one v
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from seatbelt_tf.objectives.kl import as_dtype
+
 tfd = tfp.distributions
 
 
@@ -43,7 +45,7 @@ def gaussian_log_likelihood(x, loc, scale):
     `[batch]` log-likelihoods, summed over pixels.
   """
   x = tf.convert_to_tensor(x, dtype=loc.dtype)
-  scale = tf.broadcast_to(tf.cast(scale, loc.dtype), tf.shape(loc))
+  scale = tf.broadcast_to(as_dtype(scale, loc.dtype), tf.shape(loc))
   dist = tfd.Independent(tfd.Normal(loc=loc, scale=scale),
                          reinterpreted_batch_ndims=_event_ndims(x))
   return dist.log_prob(x)

@@ -1,0 +1,131 @@
+"""Run settings as frozen dataclasses (no TensorFlow import), shared by the launcher and the library.
+
+Field names equal the launcher's flag names, so a config round-trips through a flagfile (`to_flagfile`) and the
+file written into a workdir relaunches the same run.
+"""
+
+import dataclasses
+import json
+from typing import Optional
+
+MODES = ("train", "evaluate")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  dataset: str = "dsprites_procedural"
+  data_dir: Optional[str] = None
+  eval_examples: int = 10000
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  model: str = "beta_tcvae"
+  network: str = "conv"
+  latent_dim: int = 10
+  beta: float = 6.0
+  estimator: str = "mws"
+  free_bits: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  batch_size: int = 64
+  learning_rate: float = 1e-3
+  train_steps: int = 2000
+  steps_per_epoch: int = 200
+  steps_per_execution: int = 1
+  eval_batch_size: int = 500
+  seed: int = 0
+  jit_compile: bool = False
+  keep_checkpoints: int = 3
+  verbose: int = 1
+
+
+# Settings that define what a workdir holds: resuming with any other value would mix incompatible checkpoints.
+IDENTITY_FIELDS = ("dataset", "data_dir", "eval_examples", "model", "network", "latent_dim", "beta", "estimator",
+                   "free_bits", "batch_size", "learning_rate", "seed")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+  workdir: str
+  mode: str = "train"
+  data: DataConfig = DataConfig()
+  model: ModelConfig = ModelConfig()
+  train: TrainConfig = TrainConfig()
+
+  def flat(self):
+    """All settings as one flat dict keyed by flag name."""
+    out = {"mode": self.mode, "workdir": self.workdir}
+    for part in (self.data, self.model, self.train):
+      out.update(dataclasses.asdict(part))
+    return out
+
+  @classmethod
+  def from_flat(cls, values):
+    """Builds a config from a flat dict keyed by flag name (unknown keys are an error)."""
+    values = dict(values)
+    parts = {}
+    for key, part_cls in (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig)):
+      names = {f.name for f in dataclasses.fields(part_cls)}
+      parts[key] = part_cls(**{k: values.pop(k) for k in list(values) if k in names})
+    workdir = values.pop("workdir")
+    mode = values.pop("mode", "train")
+    if values:
+      raise ValueError(f"Unknown settings: {', '.join(sorted(values))}.")
+    return cls(workdir=workdir, mode=mode, **parts)
+
+  def identity(self):
+    flat = self.flat()
+    return {k: flat[k] for k in IDENTITY_FIELDS}
+
+  def to_json(self):
+    return json.dumps(self.flat(), indent=2, sort_keys=True)
+
+  def to_flagfile(self):
+    """A flagfile that relaunches this run (`--data_dir` omitted when unset)."""
+    lines = []
+    for key, value in self.flat().items():
+      if value is None:
+        continue
+      if isinstance(value, bool):
+        value = "true" if value else "false"
+      lines.append(f"--{key}={value}")
+    return "\n".join(lines) + "\n"
+
+  def validate(self):
+    """Raises ValueError naming every invalid or contradictory setting and how to fix it."""
+    d, m, t = self.data, self.model, self.train
+    problems = []
+    if self.mode not in MODES:
+      problems.append(f"mode={self.mode!r} is not one of {', '.join(MODES)}")
+    if not self.workdir:
+      problems.append("workdir is required: pass --workdir=<folder for checkpoints and results>")
+    if d.eval_examples < 1:
+      problems.append(f"eval_examples={d.eval_examples} must be >= 1")
+    if m.latent_dim < 1:
+      problems.append(f"latent_dim={m.latent_dim} must be >= 1")
+    if m.beta < 0:
+      problems.append(f"beta={m.beta} must be >= 0")
+    if m.free_bits < 0:
+      problems.append(f"free_bits={m.free_bits} must be >= 0 (nats per latent unit)")
+    if t.batch_size < 2:
+      problems.append(f"batch_size={t.batch_size} must be >= 2: the minibatch estimators of q(z) compare "
+                      "each sample with the rest of its batch")
+    if t.learning_rate <= 0:
+      problems.append(f"learning_rate={t.learning_rate} must be > 0")
+    for name in ("train_steps", "steps_per_epoch", "steps_per_execution", "eval_batch_size", "keep_checkpoints"):
+      if getattr(t, name) < 1:
+        problems.append(f"{name}={getattr(t, name)} must be >= 1")
+    if t.steps_per_execution >= 1 and t.steps_per_epoch % t.steps_per_execution:
+      problems.append(f"steps_per_epoch={t.steps_per_epoch} must be a multiple of "
+                      f"steps_per_execution={t.steps_per_execution}")
+    if t.steps_per_execution >= 1 and t.train_steps % t.steps_per_execution:
+      problems.append(f"train_steps={t.train_steps} must be a multiple of "
+                      f"steps_per_execution={t.steps_per_execution}")
+    if t.verbose not in (0, 1, 2):
+      problems.append(f"verbose={t.verbose} must be 0 (silent), 1 (progress bar) or 2 (one line per epoch)")
+    if problems:
+      raise ValueError("Invalid settings:\n  - " + "\n  - ".join(problems))
+    return self

@@ -1,0 +1,137 @@
+"""Command-line entry point: `python -m seatbelt_tf.launch --flagfile=configs/quickstart.cfg` (or `seatbelt-launch`).
+
+This module is the only home of absl flags: it turns them into a frozen `RunConfig` and calls the mode's library
+function. Flagfiles may include other flagfiles (`--flagfile=base.cfg` inside a flagfile); a relative nested path
+is resolved against the directory of the file that names it (absl alone resolves it against the current
+directory), so `configs/` works from anywhere.
+"""
+
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported: keep the console readable
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+from absl import logging
+
+from seatbelt_tf import config as config_lib
+
+_D, _M, _T = config_lib.DataConfig(), config_lib.ModelConfig(), config_lib.TrainConfig()
+
+flags.DEFINE_enum("mode", "train", config_lib.MODES, "What to do with the workdir.")
+flags.DEFINE_string("workdir", None, "Folder for checkpoints, logs and results; re-using it resumes the run.")
+# Data.
+flags.DEFINE_string("dataset", _D.dataset, "Dataset name (see seatbelt_tf.data.DATASETS).")
+flags.DEFINE_string("data_dir", _D.data_dir, "Folder holding downloaded data (e.g. the dSprites npz).")
+flags.DEFINE_integer("eval_examples", _D.eval_examples, "Examples held out for evaluation.", lower_bound=1)
+# Model.
+flags.DEFINE_string("model", _M.model, "Model family (see seatbelt_tf.models.MODELS).")
+flags.DEFINE_string("network", _M.network, "Encoder/decoder pair (see seatbelt_tf.nn.NETWORKS).")
+flags.DEFINE_integer("latent_dim", _M.latent_dim, "Latent units.", lower_bound=1)
+flags.DEFINE_float("beta", _M.beta, "Penalty weight (beta = 1: plain ELBO).", lower_bound=0.0)
+flags.DEFINE_enum("estimator", _M.estimator, ["mws", "mss"], "Minibatch estimator of q(z).")
+flags.DEFINE_float("free_bits", _M.free_bits, "Free bits per latent unit, nats (0: off).", lower_bound=0.0)
+# Training.
+flags.DEFINE_integer("batch_size", _T.batch_size, "Training batch size.", lower_bound=2)
+flags.DEFINE_float("learning_rate", _T.learning_rate, "Adam learning rate.")
+flags.DEFINE_integer("train_steps", _T.train_steps, "Total training steps.", lower_bound=1)
+flags.DEFINE_integer("steps_per_epoch", _T.steps_per_epoch, "Steps between checkpoints and log lines.",
+                     lower_bound=1)
+flags.DEFINE_integer("steps_per_execution", _T.steps_per_execution, "Steps per tf.function call.", lower_bound=1)
+flags.DEFINE_integer("eval_batch_size", _T.eval_batch_size, "Evaluation batch size.", lower_bound=1)
+flags.DEFINE_integer("seed", _T.seed, "Seed of the data split, shuffles, initialisation and sampling.")
+flags.DEFINE_bool("jit_compile", _T.jit_compile, "Compile the train step with XLA.")
+flags.DEFINE_integer("keep_checkpoints", _T.keep_checkpoints, "Checkpoints kept in the workdir.", lower_bound=1)
+flags.DEFINE_integer("verbose", _T.verbose, "0 silent, 1 progress bar, 2 one line per epoch.")
+
+FLAGS = flags.FLAGS
+FLAGS.set_default("verbosity", logging.WARNING)  # absl INFO lines (checkpoint sharding...) drown the progress bar
+
+
+def _registry_names():
+  from seatbelt_tf import data, models, nn  # pylint: disable=g-import-not-at-top
+  return {"dataset": data.DATASETS, "model": models.MODELS, "network": nn.NETWORKS}
+
+
+def expand_flagfiles(argv, _seen=None):
+  """Inlines `--flagfile=` arguments, resolving nested relative paths against the including file's folder.
+
+  Raises:
+    app.UsageError: for a missing or circular flagfile.
+  """
+  seen = _seen or ()
+  out = []
+  for arg in argv:
+    if arg.startswith("--flagfile=") or arg.startswith("-flagfile="):
+      path = arg.split("=", 1)[1]
+      base = os.path.dirname(seen[-1]) if seen else os.getcwd()
+      candidates = [path] if os.path.isabs(path) else [os.path.join(base, path), os.path.abspath(path)]
+      found = next((p for p in candidates if os.path.isfile(p)), None)
+      if found is None:
+        raise app.UsageError(f"Flagfile not found: {path} (looked in {', '.join(candidates)}).")
+      found = os.path.abspath(found)
+      if found in seen:
+        raise app.UsageError(f"Flagfile {found} includes itself (through {' -> '.join(seen)}).")
+      with open(found) as f:
+        lines = [ln.strip() for ln in f if ln.strip() and not ln.strip().startswith(("#", "//"))]
+      for line in lines:
+        if not line.startswith("-"):
+          raise app.UsageError(f"{found}: malformed line {line!r}; every line must look like --name=value.")
+      out.extend(expand_flagfiles(lines, seen + (found,)))
+    else:
+      out.append(arg)
+  return out
+
+
+def config_from_flags():
+  """The `RunConfig` described by the parsed flags, validated."""
+  if not FLAGS.workdir:
+    raise app.UsageError("--workdir is required: the folder for checkpoints and results.")
+  for name, registry in _registry_names().items():
+    if FLAGS[name].value not in registry:
+      raise app.UsageError(f"Unknown --{name}={FLAGS[name].value!r}: choose one of {', '.join(sorted(registry))}.")
+  fields = set(config_lib.RunConfig(workdir="x").flat())
+  try:
+    return config_lib.RunConfig.from_flat({name: FLAGS[name].value for name in fields}).validate()
+  except ValueError as e:
+    raise app.UsageError(str(e)) from e
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}.")
+  config = config_from_flags()
+  from seatbelt_tf import training  # pylint: disable=g-import-not-at-top
+  try:
+    results = training.MODE_FNS[config.mode](config)
+  except (ValueError, FileNotFoundError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  workdir = os.path.abspath(config.workdir)
+  print(json.dumps(results, indent=2, sort_keys=True))
+  print(f"\nOutputs in {workdir}:\n  results.json  held-out metrics\n  checkpoints/  model and optimizer state\n"
+        f"  tensorboard/  logs (tensorboard --logdir {os.path.join(workdir, 'tensorboard')})\n"
+        f"  flags.cfg     relaunch with --flagfile={os.path.join(workdir, 'flags.cfg')}")
+  return 0
+
+
+def _parse(argv):
+  try:
+    return FLAGS(expand_flagfiles(argv))
+  except flags.Error as e:
+    print(f"error: {e}\nPass --helpfull to see every flag.", file=sys.stderr)
+    sys.exit(2)
+  except app.UsageError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+def run():
+  """Console-script entry point."""
+  app.run(main, flags_parser=_parse)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,177 @@
+"""Wiring of a run: workdir, data, model, checkpoints, the Keras fit loop and results files.
+
+Nothing here reads flags: `train(config)` and `evaluate(config)` take a `seatbelt_tf.config.RunConfig`.
+
+A workdir holds
+  config.json        the settings of the run (a later run in the same workdir must agree on `IDENTITY_FIELDS`)
+  flags.cfg          a flagfile that relaunches the run
+  checkpoints/       tf.train.Checkpoint of model, optimizer and sampling-seed state, every `steps_per_epoch`
+  tensorboard/       TensorBoard logs (train/ and validation/)
+  results.json       held-out metrics under the tracker names, `num_examples_seen`, `step`, `wall_time_s`
+A re-run with the same workdir restores the latest checkpoint and continues from its step; since every training
+batch is a pure function of (seed, step), the resumed run sees the batches an uninterrupted run would have.
+"""
+
+import json
+import math
+import os
+import time
+
+import keras
+import tensorflow as tf
+
+from seatbelt_tf import config as config_lib
+from seatbelt_tf import data as data_lib
+from seatbelt_tf import io_utils
+from seatbelt_tf import models as models_lib
+
+_EVAL_SEED_OFFSET = 1_000_003  # the held-out evaluation draws its samples from its own seed stream
+
+
+class WorkdirMismatchError(ValueError):
+  """The workdir holds a run with different settings."""
+
+
+def prepare_workdir(config):
+  """Creates the workdir, refuses one that holds a different run, and records the settings."""
+  workdir = config.workdir
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, "config.json")
+  if os.path.exists(path):
+    with open(path) as f:
+      try:
+        saved = config_lib.RunConfig.from_flat({**json.load(f), "workdir": workdir}).identity()
+      except (ValueError, TypeError, KeyError) as e:
+        raise WorkdirMismatchError(f"{path} is not a seatbelt_tf run config ({e}); use a fresh --workdir.") from e
+    current = config.identity()
+    diff = {k: (saved.get(k), current[k]) for k in current if saved.get(k) != current[k]}
+    if diff:
+      details = ", ".join(f"{k}: workdir has {a!r}, requested {b!r}" for k, (a, b) in sorted(diff.items()))
+      raise WorkdirMismatchError(f"{workdir} holds a run with different settings ({details}). Use another "
+                                 "--workdir, or the workdir's own flags.cfg to resume it.")
+  io_utils.atomic_write_text(path, config.to_json())
+  io_utils.atomic_write_text(os.path.join(workdir, "flags.cfg"), config.to_flagfile())
+
+
+def build_source(config):
+  source = data_lib.build_dataset(config.data.dataset, data_dir=config.data.data_dir)
+  data_lib.pipeline.check_split(source.num_examples, config.data.eval_examples, config.train.batch_size)
+  return source
+
+
+def build_model(config, source):
+  """The model of `config`, built (variables created) and compiled."""
+  m, t = config.model, config.train
+  model = models_lib.build_model(
+      m.model, latent_dim=m.latent_dim, network=m.network, image_shape=source.image_shape,
+      likelihood=source.likelihood, beta=m.beta, dataset_size=source.num_examples - config.data.eval_examples,
+      estimator=m.estimator, free_bits=m.free_bits, seed=t.seed)
+  model.build((None,) + tuple(source.image_shape))
+  model.compile(optimizer=keras.optimizers.Adam(t.learning_rate), steps_per_execution=t.steps_per_execution,
+                jit_compile=t.jit_compile)
+  model.optimizer.build(model.trainable_variables)
+  return model
+
+
+def _checkpoint_manager(config, model):
+  checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+  return tf.train.CheckpointManager(checkpoint, os.path.join(config.workdir, "checkpoints"),
+                                    max_to_keep=config.train.keep_checkpoints)
+
+
+def _restore(manager):
+  """Restores the latest checkpoint; returns its path or None."""
+  path = manager.latest_checkpoint
+  if path:
+    manager.checkpoint.restore(path).assert_existing_objects_matched()
+  return path
+
+
+class _CheckpointAndStop(keras.callbacks.Callback):
+  """Saves a checkpoint at every epoch end; stops exactly at `train_steps`."""
+
+  def __init__(self, manager, train_steps):
+    super().__init__()
+    self.manager = manager
+    self.train_steps = train_steps
+
+  def _step(self):
+    return int(self.model.optimizer.iterations.numpy())
+
+  def on_train_batch_end(self, batch, logs=None):
+    if self._step() >= self.train_steps:
+      self.model.stop_training = True
+
+  def on_epoch_end(self, epoch, logs=None):
+    self.manager.save(checkpoint_number=self._step())
+
+
+def _evaluate_model(config, model, source):
+  """Held-out metrics under the tracker names, with a fixed seed that leaves the training stream untouched."""
+  state = model.seed_generator.state
+  saved = state.numpy()
+  state.assign([config.train.seed + _EVAL_SEED_OFFSET, 0])
+  try:
+    ds = data_lib.eval_dataset(source, config.train.eval_batch_size, config.data.eval_examples, config.train.seed)
+    metrics = model.evaluate(ds, verbose=0, return_dict=True)
+  finally:
+    state.assign(saved)
+  return {k: float(v) for k, v in metrics.items()}
+
+
+def _write_results(config, model, metrics, wall_time_s):
+  step = int(model.optimizer.iterations.numpy())
+  results = {**metrics, "step": step, "num_examples_seen": step * config.train.batch_size,
+             "wall_time_s": wall_time_s, "mode": config.mode, "eval_examples": config.data.eval_examples}
+  io_utils.atomic_write_json(os.path.join(config.workdir, "results.json"), results)
+  return results
+
+
+def train(config):
+  """Trains (or resumes) the run of `config`, then evaluates it on the held-out split.
+
+  Returns:
+    the results dict written to `<workdir>/results.json`.
+  """
+  config.validate()
+  start = time.time()
+  source = build_source(config)
+  prepare_workdir(config)
+  model = build_model(config, source)
+  manager = _checkpoint_manager(config, model)
+  restored = _restore(manager)
+  t = config.train
+  start_step = int(model.optimizer.iterations.numpy())
+  if restored:
+    print(f"Resuming from {restored} at step {start_step}.")
+  remaining = t.train_steps - start_step
+  if remaining > 0:
+    initial_epoch = start_step // t.steps_per_epoch
+    model.fit(
+        data_lib.train_dataset(source, t.batch_size, config.data.eval_examples, t.seed, start_step=start_step),
+        steps_per_epoch=t.steps_per_epoch, initial_epoch=initial_epoch,
+        epochs=initial_epoch + math.ceil(remaining / t.steps_per_epoch), shuffle=False, verbose=t.verbose,
+        callbacks=[_CheckpointAndStop(manager, t.train_steps),
+                   keras.callbacks.TensorBoard(os.path.join(config.workdir, "tensorboard"))])
+    manager.save(checkpoint_number=int(model.optimizer.iterations.numpy()))
+  else:
+    print(f"{config.workdir} is already trained to step {start_step} >= train_steps={t.train_steps}.")
+  metrics = _evaluate_model(config, model, source)
+  return _write_results(config, model, metrics, time.time() - start)
+
+
+def evaluate(config):
+  """Evaluates the latest checkpoint of the workdir on the held-out split; writes and returns results."""
+  config.validate()
+  start = time.time()
+  source = build_source(config)
+  prepare_workdir(config)
+  model = build_model(config, source)
+  if not _restore(_checkpoint_manager(config, model)):
+    raise FileNotFoundError(f"No checkpoint in {os.path.join(config.workdir, 'checkpoints')}: run --mode=train "
+                            "with this --workdir first.")
+  metrics = _evaluate_model(config, model, source)
+  return _write_results(config, model, metrics, time.time() - start)
+
+
+MODE_FNS = {"train": train, "evaluate": evaluate}
