@@ -5,7 +5,8 @@ Nothing here reads flags: `train(config)` and `evaluate(config)` take a `seatbel
 A workdir holds
   config.json        the settings of the run (a later run in the same workdir must agree on `IDENTITY_FIELDS`)
   flags.cfg          a flagfile that relaunches the run
-  checkpoints/       tf.train.Checkpoint of model, optimizer and sampling-seed state, every `steps_per_epoch`
+  checkpoints/       model variables (BatchNorm statistics and sampling-seed state included) and optimizer state,
+                     every `steps_per_epoch` steps and at the end
   tensorboard/       TensorBoard logs (train/ and validation/)
   results.json       held-out metrics under the tracker names, `num_examples_seen`, `step`, `wall_time_s`
 A re-run with the same workdir restores the latest checkpoint and continues from its step; since every training
@@ -62,6 +63,7 @@ def build_source(config):
 def build_model(config, source):
   """The model of `config`, built (variables created) and compiled."""
   m, t = config.model, config.train
+  keras.utils.set_random_seed(t.seed)  # weight initialisation follows the run's seed
   model = models_lib.build_model(
       m.model, latent_dim=m.latent_dim, network=m.network, image_shape=source.image_shape,
       likelihood=source.likelihood, beta=m.beta, dataset_size=source.num_examples - config.data.eval_examples,
@@ -74,7 +76,12 @@ def build_model(config, source):
 
 
 def _checkpoint_manager(config, model):
-  checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+  """Checkpoints every model variable (weights, BatchNorm statistics, sampling-seed state) and optimizer slot.
+
+  Keras 3 models are not tf.train.Checkpoint children themselves, so the variables are listed in their (fixed)
+  creation order; their paths are not stable (Keras numbers repeated names within a process).
+  """
+  checkpoint = tf.train.Checkpoint(model=list(model.variables), optimizer=list(model.optimizer.variables))
   return tf.train.CheckpointManager(checkpoint, os.path.join(config.workdir, "checkpoints"),
                                     max_to_keep=config.train.keep_checkpoints)
 

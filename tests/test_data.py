@@ -87,7 +87,7 @@ def test_centres_move_one_pixel_per_step(source):
   assert abs(np.mean(np.diff(cx)) - 1.0) < 0.05 and np.ptp(cy) < 1e-9
   cx, cy = centroid([[1, 5, 0, 16, k] for k in steps])
   assert abs(np.mean(np.diff(cy)) - 1.0) < 0.05 and np.ptp(cx) < 1e-9  # posY moves down the rows
-  assert abs(cx[0] - (32 + 31 * (16 / 31 - 0.5))) < 0.5  # posX = 16/31 sits at the middle of the canvas
+  assert abs(cx[0] + 0.5 - (32 + 31 * (16 / 31 - 0.5))) < 0.25  # pixel k spans [k, k + 1): its centre is k + 0.5
 
 
 def _write_npz(path, source, indices):

@@ -42,11 +42,8 @@ class ConvEncoder(layers.Layer):
                        layers.BatchNormalization(momentum=0.9, name="bn5"), layers.ReLU()]
     self.head = layers.Dense(self.output_dim, name="conv_z_1x1")
 
-  def build(self, input_shape):
-    _check_image_shape(input_shape, "conv")
-    super().build(input_shape)
-
   def call(self, x, training=False):
+    _check_image_shape(x.shape, "conv")
     for layer in self.blocks:
       x = layer(x, training=training)
     x = self.flatten(x)

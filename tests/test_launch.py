@@ -1,0 +1,146 @@
+"""End to end: tiny train + evaluate of every model, resume, workdir safety, flagfiles and bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from absl import app
+
+from seatbelt_tf import config as config_lib
+from seatbelt_tf import launch, training
+
+from conftest import REPO, tiny_config
+
+
+@pytest.mark.parametrize("model,network", [("vae", "tiny_mlp"), ("beta_tcvae", "tiny_conv")])
+def test_tiny_train_then_evaluate(tiny, model, network):
+  config = tiny(model=model, network=network)
+  results = training.train(config)
+  workdir = config.workdir
+  on_disk = json.load(open(os.path.join(workdir, "results.json")))
+  assert on_disk == results
+  for name in ("loss", "elbo", "reconstruction", "kl", "mi", "tc", "dim_kl"):
+    assert np.isfinite(results[name])
+  assert results["step"] == 6 and results["num_examples_seen"] == 6 * 16
+  assert results["wall_time_s"] > 0
+  assert sorted(os.listdir(workdir)) == ["checkpoints", "config.json", "flags.cfg", "results.json", "tensorboard"]
+  assert tf.io.gfile.glob(os.path.join(workdir, "tensorboard", "train", "events.out.tfevents.*"))
+  evaluated = training.evaluate(config_lib.RunConfig.from_flat({**config.flat(), "mode": "evaluate"}))
+  for name in ("elbo", "loss", "kl", "tc"):  # same checkpoint, same evaluation seed: same numbers
+    assert evaluated[name] == pytest.approx(results[name], rel=1e-5)
+
+
+def _weights(workdir):
+  reader = tf.train.load_checkpoint(os.path.join(workdir, "checkpoints"))
+  names = sorted(n for n in reader.get_variable_to_shape_map() if n.startswith("model/"))
+  return {n: reader.get_tensor(n) for n in names}
+
+
+def test_resume_continues_the_same_trajectory(tmp_path):
+  straight = tiny_config(tmp_path / "straight", train_steps=6)
+  training.train(straight)
+  split = tiny_config(tmp_path / "split", train_steps=3)
+  training.train(split)
+  resumed = training.train(tiny_config(tmp_path / "split", train_steps=6))
+  assert resumed["step"] == 6
+  a, b = _weights(straight.workdir), _weights(tmp_path / "split")
+  assert a.keys() == b.keys() and len(a) > 10
+  for name in a:
+    np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)
+  # A finished run is not trained again.
+  again = training.train(tiny_config(tmp_path / "split", train_steps=6))
+  assert again["step"] == 6
+
+
+def test_workdir_of_another_configuration_is_refused(tiny):
+  training.train(tiny())
+  with pytest.raises(training.WorkdirMismatchError, match="beta: workdir has 4.0, requested 8.0"):
+    training.train(tiny(beta=8.0))
+  with open(os.path.join(tiny().workdir, "config.json")) as f:
+    assert json.load(f)["beta"] == 4.0  # the recorded settings are untouched
+
+
+def test_evaluate_without_checkpoint_is_refused(tiny):
+  with pytest.raises(FileNotFoundError, match="--mode=train"):
+    training.evaluate(tiny(mode="evaluate"))
+
+
+def test_config_round_trips_through_its_flagfile(tmp_path):
+  config = tiny_config(tmp_path / "w", beta=2.5, jit_compile=True, data_dir="/data")
+  path = tmp_path / "flags.cfg"
+  path.write_text(config.to_flagfile())
+  argv = launch.expand_flagfiles(["prog", f"--flagfile={path}"])
+  values = dict(a.lstrip("-").split("=", 1) for a in argv[1:])
+  assert values["beta"] == "2.5" and values["jit_compile"] == "true" and values["workdir"] == str(tmp_path / "w")
+  assert set(values) == set(config.flat())
+
+
+def test_nested_flagfiles_resolve_against_the_including_file(tmp_path, monkeypatch):
+  (tmp_path / "cfg").mkdir()
+  (tmp_path / "cfg" / "base.cfg").write_text("--beta=3\n# comment\n")
+  (tmp_path / "cfg" / "run.cfg").write_text("--flagfile=base.cfg\n--latent_dim=7\n")
+  monkeypatch.chdir(tmp_path)  # not the flagfiles' folder
+  assert launch.expand_flagfiles(["p", "--flagfile=cfg/run.cfg", "--seed=1"]) == [
+      "p", "--beta=3", "--latent_dim=7", "--seed=1"]
+  (tmp_path / "cfg" / "loop.cfg").write_text("--flagfile=loop.cfg\n")
+  with pytest.raises(app.UsageError, match="includes itself"):
+    launch.expand_flagfiles(["p", "--flagfile=cfg/loop.cfg"])
+  with pytest.raises(app.UsageError, match="not found"):
+    launch.expand_flagfiles(["p", "--flagfile=cfg/missing.cfg"])
+  (tmp_path / "cfg" / "bad.cfg").write_text("beta 3\n")
+  with pytest.raises(app.UsageError, match="malformed line"):
+    launch.expand_flagfiles(["p", "--flagfile=cfg/bad.cfg"])
+
+
+def test_invalid_settings_name_every_problem(tmp_path):
+  with pytest.raises(ValueError) as e:
+    tiny_config(tmp_path, steps_per_execution=4, steps_per_epoch=6, beta=-1.0, free_bits=-2.0)
+  message = str(e.value)
+  for fragment in ("steps_per_epoch=6 must be a multiple of steps_per_execution=4", "beta=-1.0", "free_bits"):
+    assert fragment in message
+
+
+def _launch(*args, cwd=REPO):
+  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+  return subprocess.run([sys.executable, "-m", "seatbelt_tf.launch", *args], cwd=cwd, env=env,
+                        capture_output=True, text=True, timeout=300)
+
+
+def test_command_line_runs_the_tiny_config_from_any_directory(tmp_path):
+  workdir = tmp_path / "cli"
+  proc = _launch(f"--flagfile={os.path.join(REPO, 'configs', 'tiny.cfg')}", f"--workdir={workdir}",
+                 cwd=str(tmp_path))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert f"Outputs in {workdir}" in proc.stdout
+  results = json.load(open(workdir / "results.json"))
+  assert results["step"] == 6
+  flags_cfg = (workdir / "flags.cfg").read_text()
+  assert "--model=beta_tcvae" in flags_cfg and "--network=tiny_conv" in flags_cfg
+  # The workdir's own flagfile relaunches the run: evaluation of the same checkpoint.
+  proc = _launch(f"--flagfile={workdir / 'flags.cfg'}", "--mode=evaluate", cwd=str(tmp_path))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert json.load(open(workdir / "results.json"))["mode"] == "evaluate"
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--model=seatbelt_xl"], "Unknown --model='seatbelt_xl': choose one of beta_tcvae, vae"),
+    (["--dataset=celeba"], "Unknown --dataset='celeba'"),
+    (["--network=resnet"], "Unknown --network='resnet'"),
+    (["--estimator=exact"], "value should be one of <mws|mss>"),
+    (["--batch_size=1"], "batch_size"),
+    (["--steps_per_execution=4"], "must be a multiple of steps_per_execution=4"),
+    (["--dataset=dsprites"], "needs --data_dir"),
+    (["--dataset=dsprites", "--data_dir=/nonexistent"], "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"),
+    (["--workdir="], "--workdir is required"),
+    (["--flagfile=/nonexistent.cfg"], "Flagfile not found"),
+    (["stray"], "Unexpected arguments: stray"),
+])
+def test_command_line_refuses_bad_input_with_a_clear_message(tmp_path, args, message):
+  proc = _launch("--flagfile=configs/tiny.cfg", f"--workdir={tmp_path / 'w'}", *args)
+  assert proc.returncode != 0
+  assert message in proc.stderr, proc.stderr[-2000:]
+  assert "Traceback" not in proc.stderr
