@@ -9,6 +9,7 @@ import json
 from typing import Optional
 
 MODES = ("train", "evaluate")
+JIT_CHOICES = ("auto", "true", "false")  # auto: XLA where benchmarks/train_throughput.py measured it faster
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,7 +38,7 @@ class TrainConfig:
   steps_per_execution: int = 1
   eval_batch_size: int = 500
   seed: int = 0
-  jit_compile: bool = False
+  jit_compile: str = "auto"
   keep_checkpoints: int = 3
   verbose: int = 1
 
@@ -89,8 +90,6 @@ class RunConfig:
     for key, value in self.flat().items():
       if value is None:
         continue
-      if isinstance(value, bool):
-        value = "true" if value else "false"
       lines.append(f"--{key}={value}")
     return "\n".join(lines) + "\n"
 
@@ -124,6 +123,8 @@ class RunConfig:
     if t.steps_per_execution >= 1 and t.train_steps % t.steps_per_execution:
       problems.append(f"train_steps={t.train_steps} must be a multiple of "
                       f"steps_per_execution={t.steps_per_execution}")
+    if t.jit_compile not in JIT_CHOICES:
+      problems.append(f"jit_compile={t.jit_compile!r} must be one of {', '.join(JIT_CHOICES)}")
     if t.verbose not in (0, 1, 2):
       problems.append(f"verbose={t.verbose} must be 0 (silent), 1 (progress bar) or 2 (one line per epoch)")
     if problems:

@@ -7,6 +7,7 @@ directory), so `configs/` works from anywhere.
 """
 
 import json
+import logging as std_logging
 import os
 import sys
 
@@ -42,7 +43,8 @@ flags.DEFINE_integer("steps_per_epoch", _T.steps_per_epoch, "Steps between check
 flags.DEFINE_integer("steps_per_execution", _T.steps_per_execution, "Steps per tf.function call.", lower_bound=1)
 flags.DEFINE_integer("eval_batch_size", _T.eval_batch_size, "Evaluation batch size.", lower_bound=1)
 flags.DEFINE_integer("seed", _T.seed, "Seed of the data split, shuffles, initialisation and sampling.")
-flags.DEFINE_bool("jit_compile", _T.jit_compile, "Compile the train step with XLA.")
+flags.DEFINE_enum("jit_compile", _T.jit_compile, config_lib.JIT_CHOICES,
+                  "Compile the train step with XLA; auto picks what measured faster for the network on CPU.")
 flags.DEFINE_integer("keep_checkpoints", _T.keep_checkpoints, "Checkpoints kept in the workdir.", lower_bound=1)
 flags.DEFINE_integer("verbose", _T.verbose, "0 silent, 1 progress bar, 2 one line per epoch.")
 
@@ -102,6 +104,8 @@ def config_from_flags():
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}.")
+  # TensorFlow's Python logger reports every checkpoint write at INFO; keep the progress bar readable.
+  std_logging.getLogger("tensorflow").setLevel(max(std_logging.WARNING, std_logging.getLogger().level))
   config = config_from_flags()
   from seatbelt_tf import training  # pylint: disable=g-import-not-at-top
   try:

@@ -25,6 +25,7 @@ from seatbelt_tf import config as config_lib
 from seatbelt_tf import data as data_lib
 from seatbelt_tf import io_utils
 from seatbelt_tf import models as models_lib
+from seatbelt_tf import nn
 
 _EVAL_SEED_OFFSET = 1_000_003  # the held-out evaluation draws its samples from its own seed stream
 
@@ -69,8 +70,9 @@ def build_model(config, source):
       likelihood=source.likelihood, beta=m.beta, dataset_size=source.num_examples - config.data.eval_examples,
       estimator=m.estimator, free_bits=m.free_bits, seed=t.seed)
   model.build((None,) + tuple(source.image_shape))
+  jit = m.network in nn.XLA_BY_DEFAULT if t.jit_compile == "auto" else t.jit_compile == "true"
   model.compile(optimizer=keras.optimizers.Adam(t.learning_rate), steps_per_execution=t.steps_per_execution,
-                jit_compile=t.jit_compile)
+                jit_compile=jit)
   model.optimizer.build(model.trainable_variables)
   return model
 

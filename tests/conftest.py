@@ -30,8 +30,7 @@ def tiny_config(workdir, **overrides):
   values = dict(config_lib.RunConfig(workdir=str(workdir)).flat())
   for arg in args:
     name, value = arg.lstrip("-").split("=", 1)
-    field = type(values[name]) if values.get(name) is not None else str
-    values[name] = (value == "true") if field is bool else field(value)
+    values[name] = type(values[name])(value) if values.get(name) is not None else value
   values.update(workdir=str(workdir), verbose=0, **overrides)
   return config_lib.RunConfig.from_flat(values).validate()
 

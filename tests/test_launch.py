@@ -70,7 +70,7 @@ def test_evaluate_without_checkpoint_is_refused(tiny):
 
 
 def test_config_round_trips_through_its_flagfile(tmp_path):
-  config = tiny_config(tmp_path / "w", beta=2.5, jit_compile=True, data_dir="/data")
+  config = tiny_config(tmp_path / "w", beta=2.5, jit_compile="true", data_dir="/data")
   path = tmp_path / "flags.cfg"
   path.write_text(config.to_flagfile())
   argv = launch.expand_flagfiles(["prog", f"--flagfile={path}"])

@@ -1,5 +1,5 @@
 """Encoder and decoder networks (Chen et al., 2018)."""
 
-from seatbelt_tf.nn.networks import NETWORKS, ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, build_networks
+from seatbelt_tf.nn.networks import NETWORKS, XLA_BY_DEFAULT, ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, build_networks
 
-__all__ = ["NETWORKS", "ConvDecoder", "ConvEncoder", "MLPDecoder", "MLPEncoder", "build_networks"]
+__all__ = ["NETWORKS", "XLA_BY_DEFAULT", "ConvDecoder", "ConvEncoder", "MLPDecoder", "MLPEncoder", "build_networks"]

@@ -143,6 +143,11 @@ NETWORKS = {
 }
 
 
+# Networks whose training step ran faster with XLA than in plain graph mode on a 2-core CPU
+# (benchmarks/train_throughput.py, docs/BENCHMARKS.md): `--jit_compile=auto` compiles these only.
+XLA_BY_DEFAULT = frozenset({"mlp"})
+
+
 def build_networks(name, encoder_output_dim, decoder_output_channels):
   """Builds the (encoder, decoder) pair registered under `name`."""
   if name not in NETWORKS:

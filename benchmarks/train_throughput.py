@@ -1,0 +1,177 @@
+"""Training throughput of the beta-TCVAE (conv and MLP networks of Chen et al. 2018) against PyTorch and peak.
+
+Prints, for each network: images/s of one full training step (forward, backward, Adam update) at the given batch
+size, in TensorFlow graph mode (the default `--jit_compile=false`) and with XLA, next to an equivalent PyTorch CPU
+step of the same network and objective measured in the same process, alternating rounds so that machine noise
+hits both; the network's training FLOPs per image (3x the forward multiply-adds x 2); and the achieved fraction of
+this machine's measured float32 matmul peak (a 2048x2048 `tf.matmul` loop).
+
+Usage: python benchmarks/train_throughput.py [--batch_size=256] [--rounds=5] [--steps=5] [--no_torch]
+Needs the `bench` extra for PyTorch: pip install -e '.[bench]'.
+"""
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from seatbelt_tf import data, models  # noqa: E402
+
+LATENT_DIM = 10
+DATASET_SIZE = 737280 - 10000
+
+
+def forward_flops(network, latent_dim=LATENT_DIM, channels=1):
+  """Multiply-add FLOPs (2 per MAC) of one forward pass of encoder + decoder for one 64x64 image."""
+  conv = lambda out_hw, k, cin, cout: 2 * out_hw * out_hw * k * k * cin * cout
+  dense = lambda n_in, n_out: 2 * n_in * n_out
+  if network == "conv":
+    enc = (conv(32, 4, channels, 32) + conv(16, 4, 32, 32) + conv(8, 4, 32, 64) + conv(4, 4, 64, 64)
+           + dense(4 * 4 * 64, 512) + dense(512, 2 * latent_dim))
+    # A stride-2 transposed conv costs as much as the conv it mirrors: every input pixel scatters a k x k patch.
+    dec = (dense(latent_dim, 512) + 2 * 512 * 64 * 16 + conv(4, 4, 64, 64) + conv(8, 4, 64, 32)
+           + conv(16, 4, 32, 32) + conv(32, 4, 32, channels))
+    return enc + dec
+  if network == "mlp":
+    return (dense(4096 * channels, 1200) + dense(1200, 1200) + dense(1200, 2 * latent_dim)
+            + dense(latent_dim, 1200) + 2 * dense(1200, 1200) + dense(1200, 4096 * channels))
+  raise ValueError(network)
+
+
+def matmul_peak_gflops(n=2048, reps=20):
+  a = tf.random.normal([n, n])
+  b = tf.random.normal([n, n])
+
+  @tf.function
+  def loop(a, b):
+    acc = tf.zeros([n, n])
+    for _ in tf.range(reps):
+      acc += tf.matmul(a, b)
+    return acc
+
+  loop(a, b).numpy()
+  best = float("inf")
+  for _ in range(3):
+    start = time.perf_counter()
+    loop(a, b).numpy()
+    best = min(best, time.perf_counter() - start)
+  return 2 * n**3 * reps / best / 1e9
+
+
+def tf_step_fn(network, batch, jit_compile):
+  model = models.BetaTCVAE(latent_dim=LATENT_DIM, network=network, beta=6.0, dataset_size=DATASET_SIZE)
+  model.build()
+  model.compile(optimizer=keras.optimizers.Adam(1e-3))
+  model.optimizer.build(model.trainable_variables)
+  step = tf.function(model.train_step, jit_compile=jit_compile)
+  return lambda: step(batch)["loss"].numpy()
+
+
+def torch_step_fn(network, batch_np):
+  import torch  # pylint: disable=g-import-not-at-top
+  from torch import nn  # pylint: disable=g-import-not-at-top
+
+  def block(layer, c):
+    return [layer, nn.BatchNorm2d(c), nn.ReLU()]
+
+  if network == "conv":
+    encoder = nn.Sequential(*block(nn.Conv2d(1, 32, 4, 2, 1), 32), *block(nn.Conv2d(32, 32, 4, 2, 1), 32),
+                            *block(nn.Conv2d(32, 64, 4, 2, 1), 64), *block(nn.Conv2d(64, 64, 4, 2, 1), 64),
+                            *block(nn.Conv2d(64, 512, 4), 512), nn.Conv2d(512, 2 * LATENT_DIM, 1), nn.Flatten())
+    decoder = nn.Sequential(nn.Unflatten(1, (LATENT_DIM, 1, 1)), *block(nn.ConvTranspose2d(LATENT_DIM, 512, 1), 512),
+                            *block(nn.ConvTranspose2d(512, 64, 4), 64), *block(nn.ConvTranspose2d(64, 64, 4, 2, 1), 64),
+                            *block(nn.ConvTranspose2d(64, 32, 4, 2, 1), 32),
+                            *block(nn.ConvTranspose2d(32, 32, 4, 2, 1), 32), nn.ConvTranspose2d(32, 1, 4, 2, 1))
+  else:
+    encoder = nn.Sequential(nn.Flatten(), nn.Linear(4096, 1200), nn.ReLU(), nn.Linear(1200, 1200), nn.ReLU(),
+                            nn.Linear(1200, 2 * LATENT_DIM))
+    decoder = nn.Sequential(nn.Linear(LATENT_DIM, 1200), nn.Tanh(), nn.Linear(1200, 1200), nn.Tanh(),
+                            nn.Linear(1200, 1200), nn.Tanh(), nn.Linear(1200, 4096), nn.Unflatten(1, (1, 64, 64)))
+  params = list(encoder.parameters()) + list(decoder.parameters())
+  optimizer = torch.optim.Adam(params, lr=1e-3)
+  x = torch.from_numpy(batch_np.transpose(0, 3, 1, 2).copy())
+  log_nm = float(np.log(DATASET_SIZE * x.shape[0]))
+  half_log_2pi = 0.5 * float(np.log(2 * np.pi))
+
+  def step():
+    raw = encoder(x)
+    loc, scale = raw[:, :LATENT_DIM], nn.functional.softplus(raw[:, LATENT_DIM:]) + 1e-4
+    z = loc + scale * torch.randn_like(loc)
+    logits = decoder(z)
+    rec = -nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=(1, 2, 3))
+    kl = (0.5 * (scale**2 + loc**2 - 1) - torch.log(scale)).sum(dim=1)
+    dens = (-0.5 * ((z[:, None] - loc[None]) / scale[None]) ** 2 - torch.log(scale[None]) - half_log_2pi)
+    log_qz = torch.logsumexp(dens.sum(2), dim=1) - log_nm
+    log_prod = (torch.logsumexp(dens, dim=1) - log_nm).sum(1)
+    loss = -rec.mean() + kl.mean() + 5.0 * (log_qz - log_prod).mean()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return float(loss)
+
+  return step
+
+
+def images_per_second(step, batch_size, steps):
+  start = time.perf_counter()
+  for _ in range(steps):
+    step()
+  return batch_size * steps / (time.perf_counter() - start)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--batch_size", type=int, default=256)
+  parser.add_argument("--rounds", type=int, default=5, help="alternating measurement rounds (median reported)")
+  parser.add_argument("--steps", type=int, default=5, help="training steps per round")
+  parser.add_argument("--networks", default="conv,mlp")
+  parser.add_argument("--no_torch", action="store_true")
+  args = parser.parse_args()
+
+  idx = np.random.default_rng(0).integers(0, 737280, args.batch_size)
+  batch_np = data.ProceduralDSprites().images(idx).astype(np.float32)
+  batch = tf.constant(batch_np)
+  peak = matmul_peak_gflops()
+  print(f"float32 matmul peak (2048x2048 tf.matmul): {peak:.1f} GFLOP/s; threads: TF intra-op "
+        f"{tf.config.threading.get_intra_op_parallelism_threads() or 'default'}, cores {os.cpu_count()}")
+  rows = []
+  for network in args.networks.split(","):
+    candidates = {"tf graph": tf_step_fn(network, batch, False), "tf xla": tf_step_fn(network, batch, True)}
+    if not args.no_torch:
+      candidates["torch"] = torch_step_fn(network, batch_np)
+    for step in candidates.values():  # warm-up: tracing, XLA compilation, allocator
+      for _ in range(2):
+        step()
+    rates = {name: [] for name in candidates}
+    for _ in range(args.rounds):
+      for name, step in candidates.items():
+        rates[name].append(images_per_second(step, args.batch_size, args.steps))
+    train_flops = 3 * forward_flops(network)
+    for name, r in rates.items():
+      median = statistics.median(r)
+      rows.append((network, name, median, min(r), max(r), train_flops, median * train_flops / 1e9 / peak))
+    if not args.no_torch:
+      ratio = statistics.median(rates["tf graph"]) / statistics.median(rates["torch"])
+      ratio_xla = statistics.median(rates["tf xla"]) / statistics.median(rates["torch"])
+      rows.append((network, "tf graph / torch", ratio, None, None, None, None))
+      rows.append((network, "tf xla / torch", ratio_xla, None, None, None, None))
+
+  print(f"\nbeta-TCVAE training step, batch {args.batch_size}, latent {LATENT_DIM}, median of {args.rounds} "
+        f"rounds x {args.steps} steps")
+  print(f"| network | implementation | images/s (median) | min | max | train MFLOP/image | % of matmul peak |")
+  print("|---|---|---|---|---|---|---|")
+  for network, name, median, lo, hi, flops, frac in rows:
+    if lo is None:
+      print(f"| {network} | {name} | **{median:.2f}x** | | | | |")
+    else:
+      print(f"| {network} | {name} | {median:.0f} | {lo:.0f} | {hi:.0f} | {flops / 1e6:.1f} | {100 * frac:.1f}% |")
+
+
+if __name__ == "__main__":
+  main()
