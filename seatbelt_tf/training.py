@@ -34,10 +34,11 @@ class WorkdirMismatchError(ValueError):
   """The workdir holds a run with different settings."""
 
 
-def prepare_workdir(config):
-  """Creates the workdir, refuses one that holds a different run, and records the settings."""
+def prepare_workdir(config, record=True):
+  """Creates the workdir, refuses one that holds a different run, and (if `record`) records the settings."""
   workdir = config.workdir
-  os.makedirs(workdir, exist_ok=True)
+  if record:
+    os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, "config.json")
   if os.path.exists(path):
     with open(path) as f:
@@ -51,6 +52,8 @@ def prepare_workdir(config):
       details = ", ".join(f"{k}: workdir has {a!r}, requested {b!r}" for k, (a, b) in sorted(diff.items()))
       raise WorkdirMismatchError(f"{workdir} holds a run with different settings ({details}). Use another "
                                  "--workdir, or the workdir's own flags.cfg to resume it.")
+  if not record:
+    return
   io_utils.atomic_write_text(path, config.to_json())
   io_utils.atomic_write_text(os.path.join(workdir, "flags.cfg"), config.to_flagfile())
 
@@ -174,7 +177,7 @@ def evaluate(config):
   config.validate()
   start = time.time()
   source = build_source(config)
-  prepare_workdir(config)
+  prepare_workdir(config, record=False)  # flags.cfg keeps relaunching the training run
   model = build_model(config, source)
   if not _restore(_checkpoint_manager(config, model)):
     raise FileNotFoundError(f"No checkpoint in {os.path.join(config.workdir, 'checkpoints')}: run --mode=train "

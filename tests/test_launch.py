@@ -124,6 +124,7 @@ def test_command_line_runs_the_tiny_config_from_any_directory(tmp_path):
   proc = _launch(f"--flagfile={workdir / 'flags.cfg'}", "--mode=evaluate", cwd=str(tmp_path))
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert json.load(open(workdir / "results.json"))["mode"] == "evaluate"
+  assert (workdir / "flags.cfg").read_text() == flags_cfg  # evaluation leaves the training flagfile alone
 
 
 @pytest.mark.parametrize("args,message", [
