@@ -106,6 +106,7 @@ class _CheckpointAndStop(keras.callbacks.Callback):
     super().__init__()
     self.manager = manager
     self.train_steps = train_steps
+    self.saved_step = None
 
   def _step(self):
     return int(self.model.optimizer.iterations.numpy())
@@ -115,7 +116,14 @@ class _CheckpointAndStop(keras.callbacks.Callback):
       self.model.stop_training = True
 
   def on_epoch_end(self, epoch, logs=None):
-    self.manager.save(checkpoint_number=self._step())
+    self.save()
+
+  def save(self):
+    """Checkpoints the current step unless it is already saved."""
+    step = self._step()
+    if step != self.saved_step:
+      self.manager.save(checkpoint_number=step)
+      self.saved_step = step
 
 
 def _evaluate_model(config, model, source):
@@ -159,13 +167,13 @@ def train(config):
   remaining = t.train_steps - start_step
   if remaining > 0:
     initial_epoch = start_step // t.steps_per_epoch
+    checkpointer = _CheckpointAndStop(manager, t.train_steps)
     model.fit(
         data_lib.train_dataset(source, t.batch_size, config.data.eval_examples, t.seed, start_step=start_step),
         steps_per_epoch=t.steps_per_epoch, initial_epoch=initial_epoch,
         epochs=initial_epoch + math.ceil(remaining / t.steps_per_epoch), shuffle=False, verbose=t.verbose,
-        callbacks=[_CheckpointAndStop(manager, t.train_steps),
-                   keras.callbacks.TensorBoard(os.path.join(config.workdir, "tensorboard"))])
-    manager.save(checkpoint_number=int(model.optimizer.iterations.numpy()))
+        callbacks=[checkpointer, keras.callbacks.TensorBoard(os.path.join(config.workdir, "tensorboard"))])
+    checkpointer.save()  # normally a no-op: the last epoch end (also when stopped mid-epoch) saved already
   else:
     print(f"{config.workdir} is already trained to step {start_step} >= train_steps={t.train_steps}.")
   metrics = _evaluate_model(config, model, source)

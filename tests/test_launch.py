@@ -145,3 +145,11 @@ def test_command_line_refuses_bad_input_with_a_clear_message(tmp_path, args, mes
   assert proc.returncode != 0
   assert message in proc.stderr, proc.stderr[-2000:]
   assert "Traceback" not in proc.stderr
+
+
+def test_train_steps_need_not_be_a_multiple_of_steps_per_epoch(tiny):
+  results = training.train(tiny(train_steps=5, steps_per_epoch=3))
+  assert results["step"] == 5
+  checkpoints = tf.train.get_checkpoint_state(os.path.join(tiny().workdir, "checkpoints"))
+  assert checkpoints.model_checkpoint_path.endswith("ckpt-5")
+  assert [os.path.basename(p) for p in checkpoints.all_model_checkpoint_paths] == ["ckpt-3", "ckpt-5"]
