@@ -6,6 +6,12 @@ Paper: "Disentangling Improves VAEs' Robustness to Adversarial Attacks" (Seatbel
 
 __version__ = "0.1.0"
 
-from seatbelt_tf.objectives.estimators import log_qz_minibatch  # noqa: E402
-
 __all__ = ["__version__", "log_qz_minibatch"]
+
+
+def __getattr__(name):
+  # Lazy, so that `python -m seatbelt_tf.launch` can configure TensorFlow's logging before TensorFlow loads.
+  if name == "log_qz_minibatch":
+    from seatbelt_tf.objectives.estimators import log_qz_minibatch  # pylint: disable=g-import-not-at-top
+    return log_qz_minibatch
+  raise AttributeError(f"module 'seatbelt_tf' has no attribute {name!r}")

@@ -49,7 +49,6 @@ flags.DEFINE_integer("keep_checkpoints", _T.keep_checkpoints, "Checkpoints kept 
 flags.DEFINE_integer("verbose", _T.verbose, "0 silent, 1 progress bar, 2 one line per epoch.")
 
 FLAGS = flags.FLAGS
-FLAGS.set_default("verbosity", logging.WARNING)  # absl INFO lines (checkpoint sharding...) drown the progress bar
 
 
 def _registry_names():
@@ -104,8 +103,11 @@ def config_from_flags():
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}.")
-  # TensorFlow's Python logger reports every checkpoint write at INFO; keep the progress bar readable.
-  std_logging.getLogger("tensorflow").setLevel(max(std_logging.WARNING, std_logging.getLogger().level))
+  # TensorFlow logs every checkpoint write at INFO (through absl and its own logger); keep the progress bar
+  # readable unless the user asked for a verbosity.
+  if not FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)
+    std_logging.getLogger("tensorflow").setLevel(std_logging.WARNING)
   config = config_from_flags()
   from seatbelt_tf import training  # pylint: disable=g-import-not-at-top
   try:
