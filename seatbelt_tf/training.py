@@ -139,10 +139,26 @@ def _evaluate_model(config, model, source):
   return {k: float(v) for k, v in metrics.items()}
 
 
-def _write_results(config, model, metrics, wall_time_s):
+def _open_run(config, record):
+  """Validates, checks (and if `record`, records) the workdir, builds data and model, restores the latest checkpoint.
+
+  Returns:
+    (source, model, checkpoint manager, path of the restored checkpoint or None).
+  """
+  config.validate()
+  source = build_source(config)
+  prepare_workdir(config, record=record)
+  model = build_model(config, source)
+  manager = _checkpoint_manager(config, model)
+  return source, model, manager, _restore(manager)
+
+
+def _evaluate_and_record(config, model, source, start):
+  """Evaluates on the held-out split and writes `results.json` (wall time counted from `start`)."""
+  metrics = _evaluate_model(config, model, source)
   step = int(model.optimizer.iterations.numpy())
   results = {**metrics, "step": step, "num_examples_seen": step * config.train.batch_size,
-             "wall_time_s": wall_time_s, "mode": config.mode, "eval_examples": config.data.eval_examples}
+             "wall_time_s": time.time() - start, "mode": config.mode, "eval_examples": config.data.eval_examples}
   io_utils.atomic_write_json(os.path.join(config.workdir, "results.json"), results)
   return results
 
@@ -153,13 +169,8 @@ def train(config):
   Returns:
     the results dict written to `<workdir>/results.json`.
   """
-  config.validate()
   start = time.time()
-  source = build_source(config)
-  prepare_workdir(config)
-  model = build_model(config, source)
-  manager = _checkpoint_manager(config, model)
-  restored = _restore(manager)
+  source, model, manager, restored = _open_run(config, record=True)
   t = config.train
   start_step = int(model.optimizer.iterations.numpy())
   if restored:
@@ -176,22 +187,18 @@ def train(config):
     checkpointer.save()  # normally a no-op: the last epoch end (also when stopped mid-epoch) saved already
   else:
     print(f"{config.workdir} is already trained to step {start_step} >= train_steps={t.train_steps}.")
-  metrics = _evaluate_model(config, model, source)
-  return _write_results(config, model, metrics, time.time() - start)
+  return _evaluate_and_record(config, model, source, start)
 
 
 def evaluate(config):
   """Evaluates the latest checkpoint of the workdir on the held-out split; writes and returns results."""
-  config.validate()
   start = time.time()
-  source = build_source(config)
-  prepare_workdir(config, record=False)  # flags.cfg keeps relaunching the training run
-  model = build_model(config, source)
-  if not _restore(_checkpoint_manager(config, model)):
+  # record=False: the workdir's flags.cfg keeps relaunching the training run.
+  source, model, _, restored = _open_run(config, record=False)
+  if not restored:
     raise FileNotFoundError(f"No checkpoint in {os.path.join(config.workdir, 'checkpoints')}: run --mode=train "
                             "with this --workdir first.")
-  metrics = _evaluate_model(config, model, source)
-  return _write_results(config, model, metrics, time.time() - start)
+  return _evaluate_and_record(config, model, source, start)
 
 
 MODE_FNS = {"train": train, "evaluate": evaluate}

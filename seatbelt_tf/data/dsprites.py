@@ -56,8 +56,7 @@ def factors_from_indices(indices):
   Returns:
     int64 `[n, 5]` classes (shape, scale, orientation, posX, posY).
   """
-  indices = np.asarray(indices, dtype=np.int64)
-  _check_indices(indices, NUM_EXAMPLES)
+  indices = _as_indices(indices, NUM_EXAMPLES)
   return (indices[:, None] // _STRIDES[None, :]) % np.asarray(FACTOR_SIZES, np.int64)[None, :]
 
 
@@ -139,8 +138,7 @@ class ProceduralDSprites:
 
   def images(self, indices):
     """int `[n]` indices -> uint8 `[n, 64, 64, 1]` images in {0, 1}."""
-    indices = np.asarray(indices, dtype=np.int64)
-    _check_indices(indices, self.num_examples)
+    indices = _as_indices(indices, self.num_examples)
     return self.tf_images(tf.constant(indices)).numpy().astype(np.uint8)
 
   def factors(self, indices):
@@ -190,14 +188,12 @@ class DSpritesNpz(ProceduralDSprites):
     return tf.reshape(tf.cast(bits, tf.float32), [-1, IMAGE_SIZE, IMAGE_SIZE, 1])
 
   def images(self, indices):
-    indices = np.asarray(indices, dtype=np.int64)
-    _check_indices(indices, self.num_examples)
+    indices = _as_indices(indices, self.num_examples)
     bits = np.unpackbits(self._packed[indices], axis=1)
     return bits.reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1)
 
   def factors(self, indices):
-    indices = np.asarray(indices, dtype=np.int64)
-    _check_indices(indices, self.num_examples)
+    indices = _as_indices(indices, self.num_examples)
     return self._classes[indices]
 
 
@@ -219,8 +215,11 @@ def _read_packed_images(f, chunk_rows, path):
   return packed
 
 
-def _check_indices(indices, num_examples):
+def _as_indices(indices, num_examples):
+  """`indices` as a validated int64 `[n]` array of positions in [0, num_examples)."""
+  indices = np.asarray(indices, dtype=np.int64)
   if indices.ndim != 1:
     raise ValueError(f"indices must be a 1-D array, got shape {indices.shape}.")
   if indices.size and (indices.min() < 0 or indices.max() >= num_examples):
     raise IndexError(f"indices must lie in [0, {num_examples}), got [{indices.min()}, {indices.max()}].")
+  return indices
