@@ -19,14 +19,39 @@ class DataConfig:
   eval_examples: int = 10000
 
 
+H_SIZES = (1024, 512, 256, 128, 64)  # hidden widths of the stochastic-layer MLPs, paper eq. C.8
+
+
+def int_tuple(value, name):
+  """A tuple of ints from a tuple/list of ints or strings, or a comma-separated string (None stays None)."""
+  if value is None:
+    return None
+  items = value.split(",") if isinstance(value, str) else list(value)
+  try:
+    return tuple(int(str(v).strip()) for v in items if str(v).strip())
+  except ValueError:
+    shown = value if isinstance(value, str) else ",".join(str(v) for v in value)
+    raise ValueError(f"{name}={shown!r} must be a comma-separated list of integers, e.g. 96,48,24,12,6") from None
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
+  """Model settings. `latent_dim` sizes the single-layer models (vae, beta_tcvae); the hierarchical models
+  (beta_tcdlgm, seatbelt) take the last `layers` entries of `z_sizes` (None: the dataset's list, paper eqs.
+  C.1-C.4) and hidden widths from `h_sizes` (eq. C.8)."""
   model: str = "beta_tcvae"
   network: str = "conv"
   latent_dim: int = 10
   beta: float = 6.0
   estimator: str = "mws"
   free_bits: float = 0.0
+  layers: int = 1
+  z_sizes: Optional[tuple] = None
+  h_sizes: tuple = H_SIZES
+
+  def __post_init__(self):
+    object.__setattr__(self, "z_sizes", int_tuple(self.z_sizes, "z_sizes"))
+    object.__setattr__(self, "h_sizes", int_tuple(self.h_sizes, "h_sizes"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +70,7 @@ class TrainConfig:
 
 # Settings that define what a workdir holds: resuming with any other value would mix incompatible checkpoints.
 IDENTITY_FIELDS = ("dataset", "data_dir", "eval_examples", "model", "network", "latent_dim", "beta", "estimator",
-                   "free_bits", "batch_size", "learning_rate", "seed")
+                   "free_bits", "layers", "z_sizes", "h_sizes", "batch_size", "learning_rate", "seed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +115,8 @@ class RunConfig:
     for key, value in self.flat().items():
       if value is None:
         continue
+      if isinstance(value, tuple):
+        value = ",".join(str(v) for v in value)
       lines.append(f"--{key}={value}")
     return "\n".join(lines) + "\n"
 
@@ -109,6 +136,18 @@ class RunConfig:
       problems.append(f"beta={m.beta} must be >= 0")
     if m.free_bits < 0:
       problems.append(f"free_bits={m.free_bits} must be >= 0 (nats per latent unit)")
+    if m.layers < 1:
+      problems.append(f"layers={m.layers} must be >= 1 (stochastic layers of a hierarchical model)")
+    if m.z_sizes is not None:
+      if not m.z_sizes or min(m.z_sizes) < 1:
+        problems.append(f"z_sizes={m.z_sizes} must list positive layer widths, bottom (nearest the data) first")
+      elif m.layers > len(m.z_sizes):
+        problems.append(f"layers={m.layers} needs at least {m.layers} entries in z_sizes={list(m.z_sizes)}")
+    if not m.h_sizes or min(m.h_sizes) < 1:
+      problems.append(f"h_sizes={m.h_sizes} must list positive hidden widths")
+    elif m.z_sizes is not None and len(m.h_sizes) < len(m.z_sizes) - 1:
+      problems.append(f"h_sizes={list(m.h_sizes)} needs one width per pair of adjacent z_sizes "
+                      f"({len(m.z_sizes) - 1} for z_sizes={list(m.z_sizes)})")
     if t.batch_size < 2:
       problems.append(f"batch_size={t.batch_size} must be >= 2: the minibatch estimators of q(z) compare "
                       "each sample with the rest of its batch")

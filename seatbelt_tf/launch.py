@@ -30,10 +30,18 @@ flags.DEFINE_integer("eval_examples", _D.eval_examples, "Examples held out for e
 # Model.
 flags.DEFINE_string("model", _M.model, "Model family (see seatbelt_tf.models.MODELS).")
 flags.DEFINE_string("network", _M.network, "Encoder/decoder pair (see seatbelt_tf.nn.NETWORKS).")
-flags.DEFINE_integer("latent_dim", _M.latent_dim, "Latent units.", lower_bound=1)
+flags.DEFINE_integer("latent_dim", _M.latent_dim, "Latent units of the single-layer models (vae, beta_tcvae).",
+                     lower_bound=1)
 flags.DEFINE_float("beta", _M.beta, "Penalty weight (beta = 1: plain ELBO).", lower_bound=0.0)
 flags.DEFINE_enum("estimator", _M.estimator, ["mws", "mss"], "Minibatch estimator of q(z).")
-flags.DEFINE_float("free_bits", _M.free_bits, "Free bits per latent unit, nats (0: off).", lower_bound=0.0)
+flags.DEFINE_float("free_bits", _M.free_bits, "Free bits per latent unit in every layer, nats (0: off).",
+                   lower_bound=0.0)
+flags.DEFINE_integer("layers", _M.layers, "Stochastic layers L of the hierarchical models (beta_tcdlgm, seatbelt).",
+                     lower_bound=1)
+flags.DEFINE_list("z_sizes", _M.z_sizes, "Layer widths, bottom first; a model of L layers takes the last L "
+                  "(default: the dataset's, e.g. 96,48,24,12,6 for dSprites).")
+flags.DEFINE_list("h_sizes", list(_M.h_sizes), "Hidden widths of the inter-layer MLPs; entry k sits between "
+                  "z_sizes[k] and z_sizes[k+1].")
 # Training.
 flags.DEFINE_integer("batch_size", _T.batch_size, "Training batch size.", lower_bound=2)
 flags.DEFINE_float("learning_rate", _T.learning_rate, "Adam learning rate.")
@@ -116,8 +124,9 @@ def main(argv):
     print(f"error: {e}", file=sys.stderr)
     return 1
   workdir = os.path.abspath(config.workdir)
-  print(json.dumps(results, indent=2, sort_keys=True))
-  print(f"\nOutputs in {workdir}:\n  results.json  held-out metrics\n  checkpoints/  model and optimizer state\n"
+  print(json.dumps({k: v for k, v in results.items() if k != "kl_units"}, indent=2, sort_keys=True))
+  print(f"\nOutputs in {workdir}:\n  results.json  held-out metrics and per-unit KLs (kl_units)\n"
+        "  checkpoints/  model and optimizer state\n"
         f"  tensorboard/  logs (tensorboard --logdir {os.path.join(workdir, 'tensorboard')})\n"
         f"  flags.cfg     relaunch with --flagfile={os.path.join(workdir, 'flags.cfg')}")
   return 0

@@ -8,7 +8,8 @@ A workdir holds
   checkpoints/       model variables (BatchNorm statistics and sampling-seed state included) and optimizer state,
                      every `steps_per_epoch` steps and at the end
   tensorboard/       TensorBoard logs (train/ and validation/)
-  results.json       held-out metrics under the tracker names, `num_examples_seen`, `step`, `wall_time_s`
+  results.json       held-out metrics under the tracker names, `kl_units` (mean per-unit KL of each layer),
+                     `num_examples_seen`, `step`, `wall_time_s`
 A re-run with the same workdir restores the latest checkpoint and continues from its step; since every training
 batch is a pure function of (seed, step), the resumed run sees the batches an uninterrupted run would have.
 """
@@ -69,15 +70,28 @@ def build_model(config, source):
   m, t = config.model, config.train
   keras.utils.set_random_seed(t.seed)  # weight initialisation follows the run's seed
   model = models_lib.build_model(
-      m.model, latent_dim=m.latent_dim, network=m.network, image_shape=source.image_shape,
-      likelihood=source.likelihood, beta=m.beta, dataset_size=source.num_examples - config.data.eval_examples,
-      estimator=m.estimator, free_bits=m.free_bits, seed=t.seed)
+      m.model, network=m.network, image_shape=source.image_shape, likelihood=source.likelihood, beta=m.beta,
+      dataset_size=source.num_examples - config.data.eval_examples, estimator=m.estimator, free_bits=m.free_bits,
+      seed=t.seed, **_shape_kwargs(config, source))
   model.build((None,) + tuple(source.image_shape))
   jit = m.network in nn.XLA_BY_DEFAULT if t.jit_compile == "auto" else t.jit_compile == "true"
   model.compile(optimizer=keras.optimizers.Adam(t.learning_rate), steps_per_execution=t.steps_per_execution,
                 jit_compile=jit)
   model.optimizer.build(model.trainable_variables)
   return model
+
+
+def _shape_kwargs(config, source):
+  """latent_dim for the single-layer models; layers, z_sizes (default: the dataset's) and h_sizes for hierarchies."""
+  m = config.model
+  if models_lib.is_hierarchical(m.model):
+    z_sizes = m.z_sizes or getattr(source, "z_sizes", models_lib.DEFAULT_Z_SIZES)
+    return {"layers": m.layers, "z_sizes": z_sizes, "h_sizes": m.h_sizes}
+  if m.layers != 1:
+    hierarchical = ", ".join(sorted(n for n in models_lib.MODELS if models_lib.is_hierarchical(n)))
+    raise ValueError(f"--layers={m.layers} needs a hierarchical model ({hierarchical}); --model={m.model} has one "
+                     "stochastic layer of --latent_dim units.")
+  return {"latent_dim": m.latent_dim}
 
 
 def _checkpoint_manager(config, model):
@@ -126,17 +140,33 @@ class _CheckpointAndStop(keras.callbacks.Callback):
       self.saved_step = step
 
 
+def mean_unit_kls(model, dataset):
+  """Per-unit KL averaged over a dataset of image batches: {"1": [d_1 floats], ..., "L": [d_L floats]}.
+
+  The data behind KL-activation plots (which units and layers carry information; paper Appendix F).
+  """
+  unit_kls = tf.function(model.unit_kls)
+  sums, count = None, 0
+  for x in dataset:
+    batch = [k.numpy().astype("float64").sum(axis=0) for k in unit_kls(x)]
+    sums = batch if sums is None else [a + b for a, b in zip(sums, batch)]
+    count += int(x.shape[0])
+  return {str(i + 1): (s / count).tolist() for i, s in enumerate(sums)}
+
+
 def _evaluate_model(config, model, source):
-  """Held-out metrics under the tracker names, with a fixed seed that leaves the training stream untouched."""
+  """Held-out metrics under the tracker names and the mean per-unit KLs (`kl_units`), with a fixed seed that
+  leaves the training stream untouched."""
   state = model.seed_generator.state
   saved = state.numpy()
   state.assign([config.train.seed + _EVAL_SEED_OFFSET, 0])
   try:
     ds = data_lib.eval_dataset(source, config.train.eval_batch_size, config.data.eval_examples, config.train.seed)
-    metrics = model.evaluate(ds, verbose=0, return_dict=True)
+    metrics = {k: float(v) for k, v in model.evaluate(ds, verbose=0, return_dict=True).items()}
+    metrics["kl_units"] = mean_unit_kls(model, ds)
   finally:
     state.assign(saved)
-  return {k: float(v) for k, v in metrics.items()}
+  return metrics
 
 
 def _open_run(config, record):

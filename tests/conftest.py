@@ -30,7 +30,8 @@ def tiny_config(workdir, **overrides):
   values = dict(config_lib.RunConfig(workdir=str(workdir)).flat())
   for arg in args:
     name, value = arg.lstrip("-").split("=", 1)
-    values[name] = type(values[name])(value) if values.get(name) is not None else value
+    default = values.get(name)
+    values[name] = type(default)(value) if isinstance(default, (int, float)) else value  # lists parse themselves
   values.update(workdir=str(workdir), verbose=0, **overrides)
   return config_lib.RunConfig.from_flat(values).validate()
 

@@ -76,7 +76,23 @@ def test_config_round_trips_through_its_flagfile(tmp_path):
   argv = launch.expand_flagfiles(["prog", f"--flagfile={path}"])
   values = dict(a.lstrip("-").split("=", 1) for a in argv[1:])
   assert values["beta"] == "2.5" and values["jit_compile"] == "true" and values["workdir"] == str(tmp_path / "w")
-  assert set(values) == set(config.flat())
+  assert set(values) == {k for k, v in config.flat().items() if v is not None}  # unset z_sizes: the dataset default
+
+
+def test_hierarchy_settings_round_trip_through_the_flag_parser(tmp_path):
+  config = tiny_config(tmp_path / "w", model="seatbelt", layers=3, z_sizes="10,8,6,4", h_sizes=[32, 16, 8])
+  assert config.model.z_sizes == (10, 8, 6, 4) and config.model.h_sizes == (32, 16, 8)
+  path = tmp_path / "flags.cfg"
+  path.write_text(config.to_flagfile())
+  assert "--z_sizes=10,8,6,4" in path.read_text()
+  try:
+    launch.FLAGS(launch.expand_flagfiles(["prog", f"--flagfile={path}"]))
+    assert launch.config_from_flags() == config
+  finally:
+    launch.FLAGS.unparse_flags()
+  default = tiny_config(tmp_path / "d", model="seatbelt")
+  assert default.model.z_sizes is None  # the dataset's widths (eq. C.1 for dSprites)
+  assert config_lib.RunConfig.from_flat(json.loads(config.to_json())) == config
 
 
 def test_nested_flagfiles_resolve_against_the_including_file(tmp_path, monkeypatch):
@@ -128,7 +144,7 @@ def test_command_line_runs_the_tiny_config_from_any_directory(tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--model=seatbelt_xl"], "Unknown --model='seatbelt_xl': choose one of beta_tcvae, vae"),
+    (["--model=seatbelt_xl"], "Unknown --model='seatbelt_xl': choose one of beta_tcdlgm, beta_tcvae, seatbelt, vae"),
     (["--dataset=celeba"], "Unknown --dataset='celeba'"),
     (["--network=resnet"], "Unknown --network='resnet'"),
     (["--estimator=exact"], "value should be one of <mws|mss>"),
@@ -137,6 +153,10 @@ def test_command_line_runs_the_tiny_config_from_any_directory(tmp_path):
     (["--dataset=dsprites"], "needs --data_dir"),
     (["--dataset=dsprites", "--data_dir=/nonexistent"], "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"),
     (["--workdir="], "--workdir is required"),
+    (["--layers=3"], "--layers=3 needs a hierarchical model (beta_tcdlgm, seatbelt)"),
+    (["--model=seatbelt", "--layers=6"], "layers=6 must be between 1 and len(z_sizes)=5"),
+    (["--model=seatbelt", "--z_sizes=8,x"], "z_sizes='8,x' must be a comma-separated list of integers"),
+    (["--model=seatbelt", "--layers=3", "--z_sizes=8,4"], "layers=3 needs at least 3 entries in z_sizes=[8, 4]"),
     (["--flagfile=/nonexistent.cfg"], "Flagfile not found"),
     (["stray"], "Unexpected arguments: stray"),
 ])

@@ -14,7 +14,11 @@ def _batch(n=8, seed=0):
 
 
 def _model(name="beta_tcvae", **kw):
-  kw = {"latent_dim": 4, "network": "tiny_conv", "dataset_size": 1000, "beta": 3.0, **kw}
+  kw = {"network": "tiny_conv", "dataset_size": 1000, "beta": 3.0, **kw}
+  if models.is_hierarchical(name):
+    kw = {"layers": 2, "z_sizes": (6, 4), "h_sizes": (8,), **kw}
+  else:
+    kw = {"latent_dim": 4, **kw}
   model = models.build_model(name, **kw)
   model.build()
   return model
@@ -132,7 +136,7 @@ def test_invalid_model_arguments_are_refused():
     models.build_model("vae", latent_dim=2, estimator="exact")
   with pytest.raises(ValueError, match="beta >= 0"):
     models.build_model("vae", latent_dim=2, beta=-1)
-  with pytest.raises(ValueError, match="beta_tcvae, vae"):
-    models.build_model("seatbelt", latent_dim=2)
+  with pytest.raises(ValueError, match="beta_tcdlgm, beta_tcvae, seatbelt, vae"):
+    models.build_model("seatbelt_xl", latent_dim=2)
   with pytest.raises(ValueError, match="conv"):
     nn.build_networks("resnet", 2, 1)

@@ -1,6 +1,7 @@
 """Datasets: sources with a common interface, a registry, and tf.data pipelines.
 
 A source has `name`, `num_examples`, `factor_names`, `factor_sizes`, `image_shape`, `data_range`, `likelihood`,
+`z_sizes` (optional: the hierarchical models' layer widths for this dataset, paper eqs. C.1-C.4),
 `images(indices) -> uint8 [n, H, W, C]`, `factors(indices) -> int64 [n, K]` and the graph-safe
 `tf_images(indices) -> float32 [n, H, W, C]` used by the pipelines.
 """

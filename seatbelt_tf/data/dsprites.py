@@ -116,6 +116,7 @@ class ProceduralDSprites:
     image_shape: (64, 64, 1).
     data_range: (0.0, 1.0), the box inside which pixel values (and attacked inputs) must stay.
     likelihood: "bernoulli" (binary pixels).
+    z_sizes: layer widths of the hierarchical models, bottom first (paper eq. C.1).
   """
 
   name = "dsprites_procedural"
@@ -125,6 +126,7 @@ class ProceduralDSprites:
   image_shape = (IMAGE_SIZE, IMAGE_SIZE, 1)
   data_range = (0.0, 1.0)
   likelihood = "bernoulli"
+  z_sizes = (96, 48, 24, 12, 6)  # layer widths of the hierarchical models on dSprites, paper eq. C.1
 
   def tf_images(self, indices):
     """int `[n]` tensor of indices -> float32 `[n, 64, 64, 1]` images in {0, 1} (graph-safe)."""

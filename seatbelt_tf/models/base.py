@@ -66,11 +66,14 @@ class BaseVAE(keras.Model):
 
   def build(self, input_shape=None):
     # One forward pass on a dummy image creates every variable of the networks (their sub-layers build lazily).
-    loc, _ = self.encode(tf.zeros((1,) + self.image_shape, self.compute_dtype))
-    self.decode(loc)
+    self._create_network_variables(tf.zeros((1,) + self.image_shape, self.compute_dtype))
     if self.likelihood == "gaussian":
       self.likelihood_log_scale = self.add_weight(shape=(), initializer="zeros", name="likelihood_log_scale")
     self.built = True
+
+  def _create_network_variables(self, x):
+    loc, _ = self.encode(x)
+    self.decode(loc)
 
   # ---------------------------------------------------------------- stochastic layers
   def next_seed(self):
@@ -79,9 +82,11 @@ class BaseVAE(keras.Model):
 
   def encode(self, x, training=False):
     """q(z|x) parameters: `[B, H, W, C]` -> (loc `[B, D]`, scale `[B, D]`)."""
-    raw = self.encoder(x, training=training)
-    loc, raw_scale = tf.split(raw, 2, axis=-1)
-    return loc, tf.nn.softplus(raw_scale) + MIN_SCALE
+    return gaussian_params(self.encoder(x, training=training))
+
+  def sample(self, loc, scale):
+    """One reparameterised draw from N(loc, diag scale^2), with the next seed of the model's stream."""
+    return tfd.Normal(loc, scale).sample(seed=self.next_seed())
 
   def posterior(self, x, training=False):
     """q(z|x) as a TFP distribution with event shape `[D]`."""
@@ -122,12 +127,16 @@ class BaseVAE(keras.Model):
     """
     x = tf.cast(x, self.compute_dtype)
     loc, scale = self.encode(x, training=training)
-    z = tfd.Normal(loc, scale).sample(seed=self.next_seed())
+    z = self.sample(loc, scale)
     reconstruction = self.log_likelihood(x, self.decode(z, training=training))
     kl_units = objectives.gaussian_kl(loc, scale)
     terms = objectives.decompose_kl(z, loc, scale, self.dataset_size, self.estimator)
     return {"reconstruction": reconstruction, "kl": tf.reduce_sum(kl_units, axis=1), "kl_units": kl_units,
             "mi": terms["mi"], "tc": terms["tc"], "dim_kl": terms["dim_kl"]}
+
+  def unit_kls(self, x):
+    """Analytic per-unit KLs, one `[B, d_i]` tensor per stochastic layer (one here), for KL-activation plots."""
+    return [self.single_layer_terms(x, training=False)["kl_units"]]
 
   def loss_terms(self, x, training):
     """The hook subclasses implement: dict with the scalar `loss` and a scalar per tracker name."""
@@ -165,6 +174,12 @@ class BaseVAE(keras.Model):
             "image_shape": list(self.image_shape), "likelihood": self.likelihood, "beta": self.beta,
             "dataset_size": self.dataset_size, "estimator": self.estimator, "free_bits": self.free_bits,
             "seed": self.seed}
+
+
+def gaussian_params(raw):
+  """Splits raw network outputs `[B, 2 D]` into Gaussian (loc `[B, D]`, scale = softplus + MIN_SCALE `[B, D]`)."""
+  loc, raw_scale = tf.split(raw, 2, axis=-1)
+  return loc, tf.nn.softplus(raw_scale) + MIN_SCALE
 
 
 def batch_means(terms, loss):

@@ -1,7 +1,6 @@
 """beta-TCVAE (Chen et al., 2018): the total correlation of q(z) weighted by beta (paper eq. 4)."""
 
 import keras
-import tensorflow as tf
 
 from seatbelt_tf import objectives
 from seatbelt_tf.models.base import BaseVAE, batch_means
@@ -23,7 +22,6 @@ class BetaTCVAE(BaseVAE):
 
   def loss_terms(self, x, training):
     terms = self.single_layer_terms(x, training)
-    loss = (-tf.reduce_mean(terms["reconstruction"])
-            + objectives.free_bits_kl(terms["kl_units"], self.free_bits)
-            + (self.beta - 1.0) * tf.reduce_mean(terms["tc"]))
+    loss = objectives.beta_tc_loss(terms["reconstruction"], [terms["kl_units"]], terms["tc"], self.beta,
+                                   self.free_bits)
     return batch_means(terms, loss)

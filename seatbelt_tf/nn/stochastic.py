@@ -1,0 +1,43 @@
+"""The MLPs that amortise the conditionals between latent layers of a hierarchy (paper Appendix C.1).
+
+q(z^{i+1}|z^i) and p(z^i|z^{i+1}) are diagonal Gaussians whose parameters come from an MLP with two hidden layers,
+each Dense -> BatchNorm -> Leaky-ReLU, and a linear head (eqs. C.6-C.8). The Leaky-ReLU slope is 0.01 and the
+BatchNorm momentum 0.9, the PyTorch defaults of the paper's code base.
+"""
+
+import keras
+from keras import layers
+
+
+@keras.saving.register_keras_serializable(package="seatbelt_tf")
+class GaussianMLP(layers.Layer):
+  """`[B, d_in]` -> `[B, 2 * output_dim]` raw Gaussian parameters (means, then pre-softplus scales).
+
+  Args:
+    output_dim: width of the latent layer the conditional is over.
+    hidden: width of both hidden layers (an entry of h_sizes, eq. C.8).
+    num_hidden: hidden layers (2 in the paper).
+    negative_slope: Leaky-ReLU slope.
+  """
+
+  def __init__(self, output_dim, hidden, num_hidden=2, negative_slope=0.01, **kwargs):
+    super().__init__(**kwargs)
+    self.output_dim = int(output_dim)
+    self.hidden = int(hidden)
+    self.num_hidden = int(num_hidden)
+    self.negative_slope = float(negative_slope)
+    self.blocks = []
+    for i in range(self.num_hidden):
+      self.blocks += [layers.Dense(self.hidden, name=f"fc{i + 1}"),
+                      layers.BatchNormalization(momentum=0.9, name=f"bn{i + 1}"),
+                      layers.LeakyReLU(negative_slope=self.negative_slope)]
+    self.head = layers.Dense(2 * self.output_dim, name="gaussian_params")
+
+  def call(self, x, training=False):
+    for layer in self.blocks:
+      x = layer(x, training=training)
+    return self.head(x)
+
+  def get_config(self):
+    return {**super().get_config(), "output_dim": self.output_dim, "hidden": self.hidden,
+            "num_hidden": self.num_hidden, "negative_slope": self.negative_slope}
