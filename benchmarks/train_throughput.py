@@ -1,12 +1,19 @@
-"""Training throughput of the beta-TCVAE (conv and MLP networks of Chen et al. 2018) against PyTorch and peak.
+"""Training throughput of the beta-TCVAE (conv and MLP networks of Chen et al. 2018) against PyTorch and peak, and
+the cost of a hierarchical (Seatbelt-VAE / beta-TC DLGM, L = 4) step relative to the beta-TCVAE step.
 
-Prints, for each network: images/s of one full training step (forward, backward, Adam update) at the given batch
+Table 1 (`--tables=backends`) prints, for each network: images/s of one full training step (forward, backward, Adam update) at the given batch
 size, in TensorFlow graph mode (the default `--jit_compile=false`) and with XLA, next to an equivalent PyTorch CPU
 step of the same network and objective measured in the same process, alternating rounds so that machine noise
 hits both; the network's training FLOPs per image (3x the forward multiply-adds x 2); and the achieved fraction of
 this machine's measured float32 matmul peak (a 2048x2048 `tf.matmul` loop).
 
+Table 2 (`--tables=hierarchy`) times, on each network and alternating rounds in one process, one training step of
+the beta-TCVAE (latent 10), the L = 4 Seatbelt-VAE and the L = 4 beta-TC DLGM (layers 48, 24, 12, 6 of eq. C.1,
+inter-layer MLPs of eq. C.8), each compiled as the launcher's `--jit_compile=auto` would, and reports the cost of
+each step relative to the beta-TCVAE's (target for the Seatbelt-VAE: <= 1.5x).
+
 Usage: python benchmarks/train_throughput.py [--batch_size=256] [--rounds=5] [--steps=5] [--no_torch]
+       [--tables=backends,hierarchy]
 Needs the `bench` extra for PyTorch: pip install -e '.[bench]'.
 """
 
@@ -21,7 +28,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from seatbelt_tf import data, models  # noqa: E402
+from seatbelt_tf import data, models, nn  # noqa: E402
 
 LATENT_DIM = 10
 DATASET_SIZE = 737280 - 10000
@@ -64,8 +71,9 @@ def matmul_peak_gflops(n=2048, reps=20):
   return 2 * n**3 * reps / best / 1e9
 
 
-def tf_step_fn(network, batch, jit_compile):
-  model = models.BetaTCVAE(latent_dim=LATENT_DIM, network=network, beta=6.0, dataset_size=DATASET_SIZE)
+def tf_step_fn(network, batch, jit_compile, name="beta_tcvae", **kwargs):
+  kwargs = kwargs or {"latent_dim": LATENT_DIM}
+  model = models.build_model(name, network=network, beta=6.0, dataset_size=DATASET_SIZE, **kwargs)
   model.build()
   model.compile(optimizer=keras.optimizers.Adam(1e-3))
   model.optimizer.build(model.trainable_variables)
@@ -125,6 +133,34 @@ def images_per_second(step, batch_size, steps):
   return batch_size * steps / (time.perf_counter() - start)
 
 
+def hierarchy_table(args, batch):
+  """Table 2: hierarchical steps against the beta-TCVAE step on the same backbone."""
+  variants = {"beta_tcvae (latent 10)": ("beta_tcvae", {}),
+              "seatbelt L=4": ("seatbelt", {"layers": 4}),
+              "beta_tcdlgm L=4": ("beta_tcdlgm", {"layers": 4})}
+  rows = []
+  for network in args.networks.split(","):
+    jit = network in nn.XLA_BY_DEFAULT
+    steps = {label: tf_step_fn(network, batch, jit, name, **kw) for label, (name, kw) in variants.items()}
+    for step in steps.values():
+      for _ in range(2):
+        step()
+    rates = {label: [] for label in steps}
+    for _ in range(args.rounds):
+      for label, step in steps.items():
+        rates[label].append(images_per_second(step, args.batch_size, args.steps))
+    base = statistics.median(rates["beta_tcvae (latent 10)"])
+    for label, r in rates.items():
+      rows.append((network, "xla" if jit else "graph", label, statistics.median(r), min(r), max(r),
+                   base / statistics.median(r)))
+  print(f"\nHierarchical training steps, batch {args.batch_size}, median of {args.rounds} rounds x {args.steps} "
+        "steps, alternating")
+  print("| network | mode | model | images/s (median) | min | max | step cost vs beta_tcvae |")
+  print("|---|---|---|---|---|---|---|")
+  for network, mode, label, median, lo, hi, cost in rows:
+    print(f"| {network} | {mode} | {label} | {median:.0f} | {lo:.0f} | {hi:.0f} | **{cost:.2f}x** |")
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--batch_size", type=int, default=256)
@@ -132,11 +168,17 @@ def main():
   parser.add_argument("--steps", type=int, default=5, help="training steps per round")
   parser.add_argument("--networks", default="conv,mlp")
   parser.add_argument("--no_torch", action="store_true")
+  parser.add_argument("--tables", default="backends,hierarchy", help="which tables: backends, hierarchy")
   args = parser.parse_args()
+  tables = args.tables.split(",")
 
   idx = np.random.default_rng(0).integers(0, 737280, args.batch_size)
   batch_np = data.ProceduralDSprites().images(idx).astype(np.float32)
   batch = tf.constant(batch_np)
+  if "hierarchy" in tables:
+    hierarchy_table(args, batch)
+  if "backends" not in tables:
+    return
   peak = matmul_peak_gflops()
   print(f"float32 matmul peak (2048x2048 tf.matmul): {peak:.1f} GFLOP/s; threads: TF intra-op "
         f"{tf.config.threading.get_intra_op_parallelism_threads() or 'default'}, cores {os.cpu_count()}")

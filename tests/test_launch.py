@@ -40,19 +40,20 @@ def _weights(workdir):
   return {n: reader.get_tensor(n) for n in names}
 
 
-def test_resume_continues_the_same_trajectory(tmp_path):
-  straight = tiny_config(tmp_path / "straight", train_steps=6)
+@pytest.mark.parametrize("model_kw", [{}, {"model": "seatbelt", "layers": 3}])
+def test_resume_continues_the_same_trajectory(tmp_path, model_kw):
+  straight = tiny_config(tmp_path / "straight", train_steps=6, **model_kw)
   training.train(straight)
-  split = tiny_config(tmp_path / "split", train_steps=3)
+  split = tiny_config(tmp_path / "split", train_steps=3, **model_kw)
   training.train(split)
-  resumed = training.train(tiny_config(tmp_path / "split", train_steps=6))
+  resumed = training.train(tiny_config(tmp_path / "split", train_steps=6, **model_kw))
   assert resumed["step"] == 6
   a, b = _weights(straight.workdir), _weights(tmp_path / "split")
   assert a.keys() == b.keys() and len(a) > 10
   for name in a:
     np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)
   # A finished run is not trained again.
-  again = training.train(tiny_config(tmp_path / "split", train_steps=6))
+  again = training.train(tiny_config(tmp_path / "split", train_steps=6, **model_kw))
   assert again["step"] == 6
 
 
