@@ -16,6 +16,8 @@ JIT_CHOICES = ("auto", "true", "false")  # auto: XLA where benchmarks/train_thro
 class DataConfig:
   dataset: str = "dsprites_procedural"
   data_dir: Optional[str] = None
+  manual_dir: Optional[str] = None
+  grayscale: bool = False
   eval_examples: int = 10000
 
 
@@ -69,7 +71,7 @@ class TrainConfig:
 
 
 # Settings that define what a workdir holds: resuming with any other value would mix incompatible checkpoints.
-IDENTITY_FIELDS = ("dataset", "data_dir", "eval_examples", "model", "network", "latent_dim", "beta", "estimator",
+IDENTITY_FIELDS = ("dataset", "data_dir", "grayscale", "eval_examples", "model", "network", "latent_dim", "beta", "estimator",
                    "free_bits", "layers", "z_sizes", "h_sizes", "batch_size", "learning_rate", "seed")
 
 

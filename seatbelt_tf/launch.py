@@ -25,7 +25,11 @@ flags.DEFINE_enum("mode", "train", config_lib.MODES, "What to do with the workdi
 flags.DEFINE_string("workdir", None, "Folder for checkpoints, logs and results; re-using it resumes the run.")
 # Data.
 flags.DEFINE_string("dataset", _D.dataset, "Dataset name (see seatbelt_tf.data.DATASETS).")
-flags.DEFINE_string("data_dir", _D.data_dir, "Folder holding downloaded data (e.g. the dSprites npz).")
+flags.DEFINE_string("data_dir", _D.data_dir, "Folder of the data: the dSprites npz, prepared TFDS data, or the "
+                    "images of --dataset=image_folder.")
+flags.DEFINE_string("manual_dir", _D.manual_dir, "Folder of manually downloaded files TFDS prepares offline "
+                    "(e.g. 3dshapes.h5); the error for missing data lists them.")
+flags.DEFINE_bool("grayscale", _D.grayscale, "Convert colour images to one channel.")
 flags.DEFINE_integer("eval_examples", _D.eval_examples, "Examples held out for evaluation.", lower_bound=1)
 # Model.
 flags.DEFINE_string("model", _M.model, "Model family (see seatbelt_tf.models.MODELS).")

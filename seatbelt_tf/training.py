@@ -60,7 +60,8 @@ def prepare_workdir(config, record=True):
 
 
 def build_source(config):
-  source = data_lib.build_dataset(config.data.dataset, data_dir=config.data.data_dir)
+  d = config.data
+  source = data_lib.build_dataset(d.dataset, data_dir=d.data_dir, manual_dir=d.manual_dir, grayscale=d.grayscale)
   data_lib.pipeline.check_split(source.num_examples, config.data.eval_examples, config.train.batch_size)
   return source
 

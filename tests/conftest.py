@@ -31,7 +31,10 @@ def tiny_config(workdir, **overrides):
   for arg in args:
     name, value = arg.lstrip("-").split("=", 1)
     default = values.get(name)
-    values[name] = type(default)(value) if isinstance(default, (int, float)) else value  # lists parse themselves
+    if isinstance(default, bool):
+      values[name] = value.lower() in ("1", "true", "t", "yes")
+    else:
+      values[name] = type(default)(value) if isinstance(default, (int, float)) else value  # lists parse themselves
   values.update(workdir=str(workdir), verbose=0, **overrides)
   return config_lib.RunConfig.from_flat(values).validate()
 

@@ -26,6 +26,9 @@ import zipfile
 import numpy as np
 import tensorflow as tf
 
+from seatbelt_tf.data.arrays import ImageStore
+from seatbelt_tf.data.arrays import as_indices as _as_indices
+
 FACTOR_NAMES = ("shape", "scale", "orientation", "posX", "posY")
 FACTOR_SIZES = (3, 6, 40, 32, 32)
 NUM_EXAMPLES = int(np.prod(FACTOR_SIZES))  # 737,280
@@ -173,26 +176,18 @@ class DSpritesNpz(ProceduralDSprites):
       with archive.open("latents_classes.npy") as f:
         classes = np.load(f)
       with archive.open("imgs.npy") as f:
-        self._packed = _read_packed_images(f, chunk_rows, path)
-    if classes.ndim != 2 or classes.shape[1] != 6 or classes.shape[0] != self._packed.shape[0]:
-      raise ValueError(f"{path}: latents_classes has shape {classes.shape}, expected [{self._packed.shape[0]}, 6] "
+        self._store = _read_packed_images(f, chunk_rows, path)
+    if classes.ndim != 2 or classes.shape[1] != 6 or classes.shape[0] != self._store.num_rows:
+      raise ValueError(f"{path}: latents_classes has shape {classes.shape}, expected [{self._store.num_rows}, 6] "
                        "(color, shape, scale, orientation, posX, posY).")
     self._classes = classes[:, 1:].astype(np.int64)
-    self.num_examples = int(self._packed.shape[0])
+    self.num_examples = int(self._store.num_rows)
 
   def tf_images(self, indices):
-    # The rows are gathered in numpy: a tf.Variable or constant holding the store gets copied per tf.data
-    # worker (a full pass then peaked at 5.3 GiB); a 256-row gather is microseconds even under the GIL.
-    rows = tf.numpy_function(lambda i: self._packed[i], [tf.cast(indices, tf.int64)], tf.uint8, stateful=False)
-    rows = tf.ensure_shape(rows, [None, IMAGE_SIZE * IMAGE_SIZE // 8])
-    shifts = tf.constant([7, 6, 5, 4, 3, 2, 1, 0], tf.uint8)
-    bits = tf.bitwise.bitwise_and(tf.bitwise.right_shift(rows[:, :, None], shifts), 1)
-    return tf.reshape(tf.cast(bits, tf.float32), [-1, IMAGE_SIZE, IMAGE_SIZE, 1])
+    return self._store.tf_images(indices)
 
   def images(self, indices):
-    indices = _as_indices(indices, self.num_examples)
-    bits = np.unpackbits(self._packed[indices], axis=1)
-    return bits.reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1)
+    return self._store.images(_as_indices(indices, self.num_examples))
 
   def factors(self, indices):
     indices = _as_indices(indices, self.num_examples)
@@ -200,28 +195,18 @@ class DSpritesNpz(ProceduralDSprites):
 
 
 def _read_packed_images(f, chunk_rows, path):
-  """Streams `imgs.npy` from an open archive member and bit-packs it, one chunk at a time."""
+  """Streams `imgs.npy` from an open archive member into a bit-packed `ImageStore`, one chunk at a time."""
   version = np.lib.format.read_magic(f)
   read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
   shape, fortran_order, dtype = read_header(f)
   if fortran_order or len(shape) != 3 or shape[1:] != (IMAGE_SIZE, IMAGE_SIZE) or dtype.itemsize != 1:
     raise ValueError(f"{path}: imgs has shape {shape} and dtype {dtype}, expected uint8 [n, 64, 64].")
   row_bytes = IMAGE_SIZE * IMAGE_SIZE
-  packed = np.empty((shape[0], row_bytes // 8), np.uint8)
+  store = ImageStore(shape[0], (IMAGE_SIZE, IMAGE_SIZE, 1), binary=True)
   for start in range(0, shape[0], chunk_rows):
     rows = min(chunk_rows, shape[0] - start)
     chunk = np.frombuffer(f.read(rows * row_bytes), dtype=np.uint8)
     if chunk.size != rows * row_bytes:
       raise ValueError(f"{path}: imgs is truncated at row {start}.")
-    packed[start:start + rows] = np.packbits(chunk.reshape(rows, row_bytes) > 0, axis=1)
-  return packed
-
-
-def _as_indices(indices, num_examples):
-  """`indices` as a validated int64 `[n]` array of positions in [0, num_examples)."""
-  indices = np.asarray(indices, dtype=np.int64)
-  if indices.ndim != 1:
-    raise ValueError(f"indices must be a 1-D array, got shape {indices.shape}.")
-  if indices.size and (indices.min() < 0 or indices.max() >= num_examples):
-    raise IndexError(f"indices must lie in [0, {num_examples}), got [{indices.min()}, {indices.max()}].")
-  return indices
+    store.append(chunk.reshape(rows, IMAGE_SIZE, IMAGE_SIZE, 1))
+  return store.finish()
