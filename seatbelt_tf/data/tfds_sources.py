@@ -9,7 +9,8 @@ Otherwise the error names the dataset, the exact files and where to put them; TF
 
 Preprocessing (paper Appendix C): dSprites stays binary (Bernoulli likelihood, bit-packed, 92 KiB per 1000
 images); 3D Shapes and CelebA are scaled to [-1, 1] (Gaussian likelihood); CelebA is centre cropped to 148x148 and
-area-resized to 64x64 (Chen et al. 2018). Ground-truth factors come from the builders' `label_*` features.
+area-resized to 64x64 (the paper and Chen et al. 2018 say only "cropped and downsampled"; 148 is the usual crop of
+the 178x218 aligned faces for 64x64 VAEs). Ground-truth factors come from the builders' `label_*` features.
 """
 
 import dataclasses
