@@ -84,9 +84,35 @@ class BaseVAE(keras.Model):
     """q(z|x) parameters: `[B, H, W, C]` -> (loc `[B, D]`, scale `[B, D]`)."""
     return gaussian_params(self.encoder(x, training=training))
 
-  def sample(self, loc, scale):
-    """One reparameterised draw from N(loc, diag scale^2), with the next seed of the model's stream."""
+  def sample(self, loc, scale, noise=None):
+    """One reparameterised draw from N(loc, diag scale^2): loc + scale * noise, the noise standard normal from
+    the model's seed stream unless given (`[B, D]`, e.g. fixed noise that makes an attack objective deterministic)."""
+    if noise is not None:
+      return loc + scale * tf.cast(noise, loc.dtype)
     return tfd.Normal(loc, scale).sample(seed=self.next_seed())
+
+  @property
+  def layer_sizes(self):
+    """Widths of the stochastic layers, bottom first (one layer here)."""
+    return (self.latent_dim,)
+
+  def posterior_layers(self, x, training=False):
+    """[(loc `[B, D]`, scale `[B, D]`)] of q(z|x): one entry per stochastic layer (see `HierarchicalVAE`)."""
+    return [self.encode(tf.cast(x, self.compute_dtype), training=training)]
+
+  def attack_elbo(self, x_input, x_target, noise):
+    """ELBO of `x_target` under the posterior of `x_input`, with fixed noise (the output attack, paper eq. 12).
+
+    Args:
+      x_input: `[B, H, W, C]` (adversarial) inputs that set the posterior.
+      x_target: `[B, H, W, C]` images whose likelihood is scored.
+      noise: list of standard-normal `[B, d_i]` tensors, one per layer (`layer_sizes`).
+
+    Returns:
+      `[B]` log p(x_target|z) - KL, z drawn from q(z|x_input) with `noise` (the true ELBO, without beta).
+    """
+    terms = self.single_layer_terms(x_input, training=False, noise=noise[0], target=x_target)
+    return terms["reconstruction"] - terms["kl"]
 
   def posterior(self, x, training=False):
     """q(z|x) as a TFP distribution with event shape `[D]`."""
@@ -113,12 +139,14 @@ class BaseVAE(keras.Model):
     return self.mean_image(self.decode(loc, training=training))
 
   # ---------------------------------------------------------------- objective terms
-  def single_layer_terms(self, x, training):
+  def single_layer_terms(self, x, training, noise=None, target=None):
     """Every term of the single-layer ELBO and its decomposition (paper eqs. 2-4) for one batch.
 
     Args:
       x: `[B, H, W, C]` images.
       training: whether BatchNorm uses batch statistics.
+      noise: optional fixed standard-normal `[B, D]` noise of the sample (default: the model's seed stream).
+      target: optional `[B, H, W, C]` images whose likelihood is scored instead of `x` (the output attack).
 
     Returns:
       dict with `[B]` tensors `reconstruction` (log p(x|z), one sample z ~ q(z|x)), `mi`, `tc`, `dim_kl`
@@ -126,9 +154,10 @@ class BaseVAE(keras.Model):
       `kl_units` (analytic KL per unit).
     """
     x = tf.cast(x, self.compute_dtype)
+    target = x if target is None else tf.cast(target, self.compute_dtype)
     loc, scale = self.encode(x, training=training)
-    z = self.sample(loc, scale)
-    reconstruction = self.log_likelihood(x, self.decode(z, training=training))
+    z = self.sample(loc, scale, noise)
+    reconstruction = self.log_likelihood(target, self.decode(z, training=training))
     kl_units = objectives.gaussian_kl(loc, scale)
     terms = objectives.decompose_kl(z, loc, scale, self.dataset_size, self.estimator)
     return {"reconstruction": reconstruction, "kl": tf.reduce_sum(kl_units, axis=1), "kl_units": kl_units,

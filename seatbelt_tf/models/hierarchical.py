@@ -50,7 +50,7 @@ class HierarchicalVAE(BaseVAE):
     self.z_sizes = z_sizes
     self.h_sizes = h_sizes
     first = len(z_sizes) - layers
-    self.layer_sizes = z_sizes[first:]  # widths of z^1..z^L
+    self._layer_sizes = z_sizes[first:]  # widths of z^1..z^L
     super().__init__(latent_dim=self.layer_sizes[0], **kwargs)
     hidden = h_sizes[first:first + layers - 1]
     # up[i]: q(z^{i+2}|z^{i+1}); down[i]: p(z^{i+1}|z^{i+2}) (0-based lists over the L - 1 links).
@@ -58,6 +58,10 @@ class HierarchicalVAE(BaseVAE):
                for i in range(layers - 1)]
     self.down = [GaussianMLP(self.layer_sizes[i], hidden[i], name=f"p_z{i + 1}_given_z{i + 2}")
                  for i in range(layers - 1)]
+
+  @property
+  def layer_sizes(self):
+    return self._layer_sizes
 
   @property
   def layer_kl_names(self):
@@ -101,12 +105,14 @@ class HierarchicalVAE(BaseVAE):
     locs = [loc for loc, _ in self.posterior_layers(x, training=training)]
     return self.mean_image(self.decode(self.decoder_input(locs), training=training))
 
-  def forward(self, x, training):
+  def forward(self, x, training, noise=None, target=None):
     """One ancestral sample through both chains and every term of eq. (9) for it.
 
     Args:
       x: `[B, H, W, C]` images.
       training: whether BatchNorm uses batch statistics.
+      noise: optional list of L fixed standard-normal `[B, d_i]` tensors for the samples (default: the seed stream).
+      target: optional `[B, H, W, C]` images whose likelihood is scored instead of `x` (the output attack).
 
     Returns:
       dict with the lists `z`, `q_loc`, `q_scale` (L entries), `p_loc`, `p_scale` (L - 1 entries), the decoder
@@ -114,13 +120,15 @@ class HierarchicalVAE(BaseVAE):
       `objectives.hierarchy_kl_terms` (`kl_units`, `kl`, `top_log_ratio`, `mi`, `tc`, `dim_kl`, ...).
     """
     x = tf.cast(x, self.compute_dtype)
+    target = x if target is None else tf.cast(target, self.compute_dtype)
+    noise = noise or [None] * self.layers_count
     loc, scale = self.encode(x, training=training)
-    q_loc, q_scale, z = [loc], [scale], [self.sample(loc, scale)]
-    for mlp in self.up:
+    q_loc, q_scale, z = [loc], [scale], [self.sample(loc, scale, noise[0])]
+    for i, mlp in enumerate(self.up):
       loc, scale = gaussian_params(mlp(z[-1], training=training))
       q_loc.append(loc)
       q_scale.append(scale)
-      z.append(self.sample(loc, scale))
+      z.append(self.sample(loc, scale, noise[i + 1]))
     p_loc, p_scale = [], []
     for i, mlp in enumerate(self.down):
       loc, scale = gaussian_params(mlp(z[i + 1], training=training))
@@ -129,7 +137,11 @@ class HierarchicalVAE(BaseVAE):
     params = self.decode(self.decoder_input(z), training=training)
     terms = objectives.hierarchy_kl_terms(z, q_loc, q_scale, p_loc, p_scale, self.dataset_size, self.estimator)
     return {"z": z, "q_loc": q_loc, "q_scale": q_scale, "p_loc": p_loc, "p_scale": p_scale, "params": params,
-            "reconstruction": self.log_likelihood(x, params), **terms}
+            "reconstruction": self.log_likelihood(target, params), **terms}
+
+  def attack_elbo(self, x_input, x_target, noise):
+    f = self.forward(x_input, training=False, noise=noise, target=x_target)
+    return f["reconstruction"] - tf.add_n(f["kl"])
 
   # ---------------------------------------------------------------- the objective
   def loss_terms(self, x, training):

@@ -1,0 +1,118 @@
+"""Attacks (paper Section 4): the objectives on live models, and the batched box-constrained L-BFGS driver against
+scipy's L-BFGS-B and closed-form optima."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from seatbelt_tf import attacks, data, models
+
+
+def _images(n, seed=0):
+  idx = np.random.default_rng(seed).choice(737280, n, replace=False)
+  return tf.constant(data.ProceduralDSprites().images(idx), tf.float32)
+
+
+def _model(name, **kw):
+  keras.utils.set_random_seed(0)
+  kw = {"network": "tiny_mlp", "dataset_size": 1000, **kw}
+  kw.update({"layers": 3, "z_sizes": (8, 6, 4), "h_sizes": (16, 12)} if models.is_hierarchical(name)
+            else {"latent_dim": 4})
+  model = models.build_model(name, **kw)
+  model.build()
+  return model
+
+
+# ------------------------------------------------------------------ objectives
+@pytest.mark.parametrize("name", ["vae", "seatbelt", "beta_tcdlgm"])
+def test_latent_objective_is_zero_on_the_target_and_counts_the_chosen_layers(name):
+  model = _model(name)
+  encode_fn, _ = attacks.model_fns(model)
+  x, x_t = _images(3), _images(3, seed=1)
+  target = encode_fn(x_t)
+  zero = attacks.latent_objective(encode_fn, x_t, x_t, target, tf.zeros(3), "all")
+  np.testing.assert_allclose(zero.numpy(), 0.0, atol=1e-4)
+  per_layer = [attacks.latent_divergence(encode_fn(x), target, layers).numpy() for layers in attacks.LAYER_SETS]
+  num_layers = len(model.layer_sizes)
+  if num_layers == 1:
+    np.testing.assert_allclose(per_layer[0], per_layer[1], rtol=1e-6)
+  else:
+    assert (per_layer[0] > per_layer[1]).all() and (per_layer[0] > per_layer[2]).all()
+  d = attacks.latent_objective(encode_fn, x, x_t, target, tf.fill([3], 2.0), "all")
+  norm = np.sqrt(((x.numpy() - x_t.numpy()) ** 2).reshape(3, -1).sum(1))
+  np.testing.assert_allclose(d.numpy(), per_layer[0] + 2.0 * norm, rtol=1e-5)
+  with pytest.raises(ValueError, match="all, first, top"):
+    attacks.select_layers(2, "middle")
+
+
+@pytest.mark.parametrize("name", ["beta_tcvae", "seatbelt"])
+def test_output_objective_is_the_negative_elbo_of_the_target(name):
+  """With x* = x^t and lambda = 0 the output objective is the model's own (beta-free) ELBO of x^t, negated."""
+  model = _model(name, beta=4.0)
+  _, elbo_fn = attacks.model_fns(model)
+  x_t = _images(4, seed=2)
+  noise = [tf.random.stateless_normal([4, d], seed=[1, i]) for i, d in enumerate(model.layer_sizes)]
+  value = attacks.output_objective(elbo_fn, x_t, x_t, x_t, noise, tf.zeros(4))
+  np.testing.assert_allclose(value.numpy(), -model.attack_elbo(x_t, x_t, noise).numpy(), rtol=1e-6)
+  again = attacks.output_objective(elbo_fn, x_t, x_t, x_t, noise, tf.zeros(4))
+  np.testing.assert_array_equal(value.numpy(), again.numpy())  # fixed noise: deterministic for the optimiser
+  if name == "beta_tcvae":  # single layer: log p(x|z) - KL with z = loc + scale * noise, written out
+    loc, scale = model.encode(x_t)
+    z = loc + scale * noise[0]
+    expected = model.log_likelihood(x_t, model.decode(z)) - tf.reduce_sum(
+        0.5 * (scale ** 2 + loc ** 2 - 1.0) - tf.math.log(scale), axis=1)
+    np.testing.assert_allclose(-value.numpy(), expected.numpy(), rtol=1e-5)
+
+
+# ------------------------------------------------------------------ the optimiser
+def _box_quadratic(n=12, dim=20, seed=0):
+  """min_{0 <= x <= 1} sum_j a_kj (x_j - c_kj)^2: the optimum is clip(c_k, 0, 1), often on a bound."""
+  rng = np.random.default_rng(seed)
+  a = tf.constant(rng.uniform(0.5, 5.0, size=(n, dim)), tf.float32)
+  c = tf.constant(rng.uniform(-0.5, 1.5, size=(n, dim)), tf.float32)
+
+  def objective(x, idx):
+    return tf.reduce_sum(tf.gather(a, idx) * tf.square(x - tf.gather(c, idx)), axis=1)
+  x0 = rng.integers(0, 2, size=(n, dim)).astype(np.float32)  # start on the corners, like binary images
+  return objective, x0, np.clip(c.numpy(), 0.0, 1.0)
+
+
+@pytest.mark.parametrize("optimizer", sorted(attacks.OPTIMIZERS))
+def test_box_constrained_optimum_is_reached_including_on_the_boundary(optimizer):
+  objective, x0, optimum = _box_quadratic()
+  result = attacks.OPTIMIZERS[optimizer](objective, x0, 0.0, 1.0, max_iterations=200)
+  assert result.x.min() >= 0.0 and result.x.max() <= 1.0
+  np.testing.assert_allclose(result.x, optimum, atol=2e-3)
+  assert (np.isclose(optimum, 0.0) | np.isclose(optimum, 1.0)).mean() > 0.3  # many optima sit on a bound
+  assert (result.evaluations > 0).all()
+  if optimizer == "lbfgs":  # (scipy may end with a line-search warning on float32 gradients, at the optimum)
+    assert result.converged.all()
+
+
+def test_problems_leave_the_batch_when_done():
+  """An easy problem (already optimal) stops costing evaluations while a hard one continues."""
+  objective, x0, optimum = _box_quadratic(n=4)
+  x0[0] = optimum[0]
+  result = attacks.minimize_batched(objective, x0, 0.0, 1.0, max_iterations=300, round_iterations=5)
+  assert result.evaluations[0] < result.evaluations[1:].max()
+  np.testing.assert_allclose(result.x, optimum, atol=2e-3)
+
+
+def test_latent_attack_stays_in_range_and_huge_lambda_leaves_the_input_alone():
+  model = _model("seatbelt")
+  encode_fn, _ = attacks.model_fns(model)
+  x, x_t = _images(2), _images(2, seed=5)
+  lam = tf.constant([2.0 ** -20, 2.0 ** 20])
+  target = encode_fn(x_t)
+
+  def objective(x_adv, idx):
+    return attacks.latent_objective(encode_fn, x_adv, tf.gather(x, idx),
+                                    [(tf.gather(l, idx), tf.gather(s, idx)) for l, s in target],
+                                    tf.gather(lam, idx))
+  result = attacks.minimize_batched(objective, x.numpy(), 0.0, 1.0, max_iterations=200)
+  assert result.x.min() >= 0.0 and result.x.max() <= 1.0  # inside the data range, exactly
+  distortion = np.sqrt(((result.x - x.numpy()) ** 2).reshape(2, -1).sum(1))
+  assert distortion[1] < 1e-2  # lambda = 2^20: d stays ~0 (only the start margin of 1e-4 per pixel)
+  start = objective(x, tf.range(2)).numpy()
+  assert result.objective[0] < 0.5 * start[0]  # lambda ~ 0: the attack moves the posterior towards the target
