@@ -116,3 +116,57 @@ def test_latent_attack_stays_in_range_and_huge_lambda_leaves_the_input_alone():
   assert distortion[1] < 1e-2  # lambda = 2^20: d stays ~0 (only the start margin of 1e-4 per pixel)
   start = objective(x, tf.range(2)).numpy()
   assert result.objective[0] < 0.5 * start[0]  # lambda ~ 0: the attack moves the posterior towards the target
+
+
+# ------------------------------------------------------------------ the protocol
+def test_lambda_grid_and_pairs():
+  grid = attacks.lambda_grid()
+  assert len(grid) == 50 and grid[0] == 2.0 ** -20 and grid[-1] == 2.0 ** 20
+  np.testing.assert_allclose(grid[1:] / grid[:-1], grid[1] / grid[0])
+  pairs = attacks.choose_pairs(np.arange(100, 200), 10, seed=3)
+  assert pairs.shape == (10, 2) and len(set(pairs.ravel())) == 20 and pairs.min() >= 100
+  np.testing.assert_array_equal(pairs, attacks.choose_pairs(np.arange(100, 200), 10, seed=3))
+  with pytest.raises(ValueError, match="need 8 distinct"):
+    attacks.choose_pairs(np.arange(5), 4, seed=0)
+
+
+@pytest.mark.parametrize("mode,layers", [("latent", "all"), ("latent", "first"), ("output", "all")])
+def test_sweep_records_are_complete_consistent_and_reproducible_from_the_saved_arrays(tmp_path, mode, layers):
+  from seatbelt_tf import io_utils
+  model = _model("seatbelt")
+  fns = attacks.ModelFns(model)
+  inputs, targets = _images(2).numpy(), _images(2, seed=7).numpy()
+  lambdas = attacks.lambda_grid(4)
+  records, arrays = attacks.run_attack(fns, inputs, targets, lambdas, mode, layers, max_iterations=30)
+  assert len(records) == 8 and all(set(attacks.ATTACK_RECORD_KEYS) <= set(r) for r in records)
+  assert [r["pair"] for r in records] == [0, 0, 0, 0, 1, 1, 1, 1]
+  assert sum(r["display"] for r in records) == 2  # one displayed lambda per pair
+  x_adv = arrays["inputs"] + arrays["distortions"]
+  assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0
+  np.testing.assert_allclose([r["distortion_l2"] for r in records],
+                             np.sqrt((arrays["distortions"] ** 2).reshape(8, -1).sum(1)), rtol=1e-5)
+  assert records[-1]["distortion_l2"] < 0.1  # lambda = 2^20
+  path = tmp_path / "adversarial_inputs.npz"
+  io_utils.atomic_save_npz(str(path), **arrays)
+  saved = np.load(path)
+  # Recompute the objective of every record from the saved arrays alone.
+  x, x_t = tf.constant(saved["inputs"]), tf.constant(saved["targets"])
+  lam = tf.constant([r["lambda"] for r in records], tf.float32)
+  x_adv = tf.clip_by_value(x + saved["distortions"], 0.0, 1.0)
+  if mode == "latent":
+    value = attacks.latent_objective(fns.encode_fn, x_adv, x, fns.encode_fn(x_t), lam, layers)
+  else:
+    noise = [tf.random.stateless_normal([8, d], seed=[0, i]) for i, d in enumerate(fns.layer_sizes)]
+    value = attacks.output_objective(fns.elbo_fn, x_adv, x, x_t, noise, lam)
+  np.testing.assert_allclose(value.numpy(), [r["objective"] for r in records], rtol=1e-4, atol=1e-3)
+
+
+def test_bad_attack_inputs_are_refused():
+  fns = attacks.ModelFns(_model("vae"))
+  x = _images(1).numpy()
+  with pytest.raises(ValueError, match="data range"):
+    attacks.run_attack(fns, x + 2.0, x, [1.0], "latent")
+  with pytest.raises(ValueError, match="Unknown attack mode"):
+    attacks.run_attack(fns, x, x, [1.0], "pixel")
+  with pytest.raises(ValueError, match="finite arrays of one shape"):
+    attacks.run_attack(fns, x, x[:, :32], [1.0], "latent")

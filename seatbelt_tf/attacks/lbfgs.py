@@ -109,9 +109,9 @@ def minimize_batched(objective, x0, lo, hi, max_iterations=500, round_iterations
     if steps == 0:
       break
   w = w_best
-  x = tf.reshape(to_box(tf.constant(w), lo_t, hi_t), (n,) + shape)
-  values = _evaluate(objective, x, n)
-  return Result(x=np.clip(x.numpy(), lo, hi), objective=values, iterations=iterations, evaluations=evaluations,
+  x = np.clip(tf.reshape(to_box(tf.constant(w), lo_t, hi_t), (n,) + shape).numpy(), lo, hi)
+  values = _evaluate(objective, tf.constant(x), n)
+  return Result(x=x, objective=values, iterations=iterations, evaluations=evaluations,
                 converged=converged, wall_time_s=time.perf_counter() - start)
 
 

@@ -12,9 +12,10 @@ d = x* - x:
   the adversarial input, each model with its own likelihood and KL terms (the true ELBO, without beta), estimated
   with fixed standard-normal noise so that the objective is a deterministic function of x* for the optimiser.
 
-The callables: `encode_fn(x) -> [(loc, scale), ...]` (one pair per layer, bottom first) and
-`elbo_fn(x_input, x_target, noise) -> [B]`. `model_fns(model)` builds them from a live model; a reloaded SavedModel
-provides the same two.
+The callables: `encode_fn(x) -> [(loc, scale), ...]` (one pair per layer, bottom first), `terms_fn(x_input,
+x_target, noise) -> {"reconstruction": [B], "kl": [B]}` (the ELBO of x_target under q(z|x_input) is their
+difference) and `recon_fn(x) -> [B, H, W, C]` (mean reconstruction). `model_fns(model)` builds them from a live
+model; a reloaded SavedModel provides the same three.
 
 ||d||_2 is smoothed as sqrt(sum d^2 + 1e-12) so that its gradient exists at d = 0 (where lambda = 2^20 puts the
 optimum); the smoothing moves the objective by at most lambda * 1e-6.
@@ -30,10 +31,24 @@ LAYER_SETS = ("all", "first", "top")
 NORM_EPSILON = 1e-12
 
 
+class ModelFns:
+  """The callables an attack needs, from a live model (inference mode)."""
+
+  def __init__(self, model):
+    self.layer_sizes = tuple(model.layer_sizes)
+    self.encode_fn = lambda x: model.posterior_layers(x, training=False)
+    self.terms_fn = model.attack_terms
+    self.recon_fn = lambda x: model(x, training=False)
+
+  def elbo_fn(self, x_input, x_target, noise):
+    terms = self.terms_fn(x_input, x_target, noise)
+    return terms["reconstruction"] - terms["kl"]
+
+
 def model_fns(model):
-  """(encode_fn, elbo_fn) of a live model (inference mode)."""
-  return (lambda x: model.posterior_layers(x, training=False),
-          lambda x_input, x_target, noise: model.attack_elbo(x_input, x_target, noise))
+  """(encode_fn, elbo_fn) of a live model (inference mode); `ModelFns` has the rest."""
+  fns = ModelFns(model)
+  return fns.encode_fn, fns.elbo_fn
 
 
 def distortion_norm(d):

@@ -100,8 +100,8 @@ class BaseVAE(keras.Model):
     """[(loc `[B, D]`, scale `[B, D]`)] of q(z|x): one entry per stochastic layer (see `HierarchicalVAE`)."""
     return [self.encode(tf.cast(x, self.compute_dtype), training=training)]
 
-  def attack_elbo(self, x_input, x_target, noise):
-    """ELBO of `x_target` under the posterior of `x_input`, with fixed noise (the output attack, paper eq. 12).
+  def attack_terms(self, x_input, x_target, noise):
+    """The ELBO terms of `x_target` under the posterior of `x_input`, with fixed noise (output attack, eq. 12).
 
     Args:
       x_input: `[B, H, W, C]` (adversarial) inputs that set the posterior.
@@ -109,9 +109,15 @@ class BaseVAE(keras.Model):
       noise: list of standard-normal `[B, d_i]` tensors, one per layer (`layer_sizes`).
 
     Returns:
-      `[B]` log p(x_target|z) - KL, z drawn from q(z|x_input) with `noise` (the true ELBO, without beta).
+      dict of `[B]` tensors: `reconstruction` log p(x_target|z~) with z~ drawn from q(z|x_input) by `noise`, and
+      `kl` (every layer's KL term, summed); their difference is the true ELBO, without beta.
     """
     terms = self.single_layer_terms(x_input, training=False, noise=noise[0], target=x_target)
+    return {"reconstruction": terms["reconstruction"], "kl": terms["kl"]}
+
+  def attack_elbo(self, x_input, x_target, noise):
+    """`[B]` reconstruction - kl of `attack_terms`."""
+    terms = self.attack_terms(x_input, x_target, noise)
     return terms["reconstruction"] - terms["kl"]
 
   def posterior(self, x, training=False):

@@ -139,9 +139,9 @@ class HierarchicalVAE(BaseVAE):
     return {"z": z, "q_loc": q_loc, "q_scale": q_scale, "p_loc": p_loc, "p_scale": p_scale, "params": params,
             "reconstruction": self.log_likelihood(target, params), **terms}
 
-  def attack_elbo(self, x_input, x_target, noise):
+  def attack_terms(self, x_input, x_target, noise):
     f = self.forward(x_input, training=False, noise=noise, target=x_target)
-    return f["reconstruction"] - tf.add_n(f["kl"])
+    return {"reconstruction": f["reconstruction"], "kl": tf.add_n(f["kl"])}
 
   # ---------------------------------------------------------------- the objective
   def loss_terms(self, x, training):

@@ -1,0 +1,156 @@
+"""The paper's attack protocol: input/target pairs x lambda values, one batch of problems per mode and layer set.
+
+For each of `num_pairs` seeded (input, target) pairs and each lambda of a geometric grid (50 values from 2^-20 to
+2^20 by default, Gondim-Ribeiro et al. 2018), the attack minimises Delta (objectives.py) over x* in the data range.
+All pairs x lambdas of one mode are one batch for `minimize_batched` (or, for fidelity checks, problems solved one
+by one with scipy). Every problem is started from the input x and, unless `starts=("input",)`, also from the target
+x^t (a strong attacker tries both: at small lambda the target itself is nearly optimal, which a descent from x
+alone can miss); the better end point is kept.
+
+Metrics per problem (`ATTACK_RECORD_KEYS`): the final objective, -log p(x^t|z~) with z~ ~ q(z|x*) averaged over
+`num_samples` fixed noise draws, ||d||_2, ||x^t - recon(x^t)||_2, ||x* - recon(x*)||_2, ||recon(x*) - x^t||_2, and
+the L-BFGS iterations used; `display` marks, per pair, the lambda whose objective is just better than the mean
+objective over all lambdas (Gondim-Ribeiro et al. 2018), the one the paper's figures show.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from seatbelt_tf.attacks import lbfgs
+from seatbelt_tf.attacks import objectives
+
+ATTACK_RECORD_KEYS = ("mode", "layers", "pair", "lambda", "objective", "target_nll", "distortion_l2",
+                      "target_recon_l2", "adversarial_recon_l2", "adversarial_to_target_l2", "iterations")
+STARTS = ("input", "target")
+
+
+def lambda_grid(num=50, low_exponent=-20.0, high_exponent=20.0):
+  """`num` lambdas, geometric from 2^low to 2^high (the paper's 50 values from 2^-20 to 2^20)."""
+  return 2.0 ** np.linspace(low_exponent, high_exponent, num)
+
+
+def choose_pairs(candidates, num_pairs, seed):
+  """`num_pairs` (input, target) pairs of distinct indices drawn from `candidates` with `seed`: int64 `[P, 2]`."""
+  candidates = np.asarray(candidates)
+  if len(candidates) < 2 * num_pairs:
+    raise ValueError(f"{num_pairs} attack pairs need {2 * num_pairs} distinct examples; {len(candidates)} given.")
+  chosen = np.random.default_rng(seed).choice(candidates, 2 * num_pairs, replace=False)
+  return chosen.reshape(num_pairs, 2)
+
+
+def _l2(a, b):
+  return np.sqrt(((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2).reshape(len(a), -1).sum(axis=1))
+
+
+def _noise(layer_sizes, n, seed, sample):
+  return [tf.random.stateless_normal([n, d], seed=[seed, 1000 * sample + i]) for i, d in enumerate(layer_sizes)]
+
+
+def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.0, 1.0), optimizer="lbfgs",
+               starts=STARTS, max_iterations=200, num_samples=8, seed=0):
+  """Attacks every (pair, lambda) problem of one mode and layer set.
+
+  Args:
+    fns: an `objectives.ModelFns` (live model) or any object with `layer_sizes`, `encode_fn`, `terms_fn`,
+      `recon_fn`, `elbo_fn` (e.g. a reloaded SavedModel).
+    inputs, targets: `[P, H, W, C]` float32 images in `data_range`.
+    lambdas: `[K]` penalty weights.
+    mode: "latent" or "output".
+    layers: for latent attacks, "all", "first" or "top".
+    data_range: (lo, hi) box for x*.
+    optimizer: "lbfgs" (batched) or "scipy" (reference).
+    starts: which starting points to try: "input" and/or "target".
+    max_iterations: L-BFGS iterations per problem and start.
+    num_samples: noise draws for -log p(x^t|z~).
+    seed: seed of the fixed noise.
+
+  Returns:
+    (records, arrays): a list of dicts with `ATTACK_RECORD_KEYS` plus `display` and `evaluations`, ordered pair by
+    pair and lambda by lambda; arrays `inputs`, `targets`, `distortions` `[P*K, H, W, C]` indexed like the records.
+  """
+  if mode not in objectives.MODES:
+    raise ValueError(f"Unknown attack mode {mode!r}: choose one of {', '.join(objectives.MODES)}.")
+  objectives.select_layers(len(fns.layer_sizes), layers)
+  if optimizer not in lbfgs.OPTIMIZERS or not starts or set(starts) - set(STARTS):
+    raise ValueError(f"optimizer must be one of {', '.join(lbfgs.OPTIMIZERS)} and starts a non-empty subset of "
+                     f"{STARTS}; got {optimizer!r}, {starts!r}.")
+  lo, hi = (float(v) for v in data_range)
+  inputs = np.asarray(inputs, np.float32)
+  targets = np.asarray(targets, np.float32)
+  if inputs.shape != targets.shape or np.isnan(inputs).any() or np.isnan(targets).any():
+    raise ValueError(f"inputs {inputs.shape} and targets {targets.shape} must be finite arrays of one shape.")
+  if inputs.min() < lo or inputs.max() > hi or targets.min() < lo or targets.max() > hi:
+    raise ValueError(f"inputs and targets must lie in the data range [{lo}, {hi}].")
+  num_pairs, lambdas = len(inputs), np.asarray(lambdas, np.float32)
+  pair = np.repeat(np.arange(num_pairs), len(lambdas))
+  x = tf.constant(inputs[pair])
+  x_t = tf.constant(targets[pair])
+  lam = tf.constant(np.tile(lambdas, num_pairs))
+  n = len(pair)
+  noise = _noise(fns.layer_sizes, n, seed, 0)
+  if mode == "latent":
+    target_params = [(tf.constant(l), tf.constant(s)) for l, s in _batched(fns.encode_fn, x_t)]
+
+    def objective(x_adv, idx):
+      params = [(tf.gather(l, idx), tf.gather(s, idx)) for l, s in target_params]
+      return objectives.latent_objective(fns.encode_fn, x_adv, tf.gather(x, idx), params, tf.gather(lam, idx),
+                                         layers)
+  else:
+    def objective(x_adv, idx):
+      return objectives.output_objective(fns.elbo_fn, x_adv, tf.gather(x, idx), tf.gather(x_t, idx),
+                                         [tf.gather(e, idx) for e in noise], tf.gather(lam, idx))
+
+  best = None
+  for start in starts:
+    x0 = (x if start == "input" else x_t).numpy()
+    result = lbfgs.OPTIMIZERS[optimizer](objective, x0, lo, hi, max_iterations=max_iterations)
+    if best is None:
+      best = dict(result)
+      best["evaluations"] = result.evaluations.copy()
+      continue
+    better = result.objective < best["objective"]
+    for key in ("x", "objective", "iterations", "converged"):
+      best[key] = np.where(better.reshape((-1,) + (1,) * (np.ndim(best[key]) - 1)), result[key], best[key])
+    best["evaluations"] = best["evaluations"] + result.evaluations
+  x_adv = best["x"].astype(np.float32)
+  metrics = _metrics(fns, x_adv, x.numpy(), x_t.numpy(), num_samples, seed)
+  records = []
+  for k in range(n):
+    records.append({"mode": mode, "layers": layers if mode == "latent" else "all", "pair": int(pair[k]),
+                    "lambda": float(lam[k]), "objective": float(best["objective"][k]),
+                    "iterations": int(best["iterations"][k]), "evaluations": int(best["evaluations"][k]),
+                    **{name: float(values[k]) for name, values in metrics.items()}})
+  mark_display(records)
+  arrays = {"inputs": x.numpy(), "targets": x_t.numpy(), "distortions": x_adv - x.numpy()}
+  return records, arrays
+
+
+def _batched(fn, x, chunk=500):
+  parts = [fn(x[s:s + chunk]) for s in range(0, int(x.shape[0]), chunk)]
+  return [tuple(np.concatenate([p[i][j].numpy() for p in parts]) for j in range(2)) for i in range(len(parts[0]))]
+
+
+def _metrics(fns, x_adv, x, x_t, num_samples, seed):
+  n = len(x_adv)
+  nll = np.zeros(n)
+  for sample in range(num_samples):
+    terms = fns.terms_fn(tf.constant(x_adv), tf.constant(x_t), _noise(fns.layer_sizes, n, seed + 1, sample))
+    nll -= terms["reconstruction"].numpy() / num_samples
+  recon_adv = fns.recon_fn(tf.constant(x_adv)).numpy()
+  recon_t = fns.recon_fn(tf.constant(x_t)).numpy()
+  return {"target_nll": nll, "distortion_l2": _l2(x_adv, x), "target_recon_l2": _l2(x_t, recon_t),
+          "adversarial_recon_l2": _l2(x_adv, recon_adv), "adversarial_to_target_l2": _l2(recon_adv, x_t)}
+
+
+def mark_display(records):
+  """Sets `display` on each record: per (mode, layers, pair), True for the lambda whose objective is the largest one
+  still below the mean objective over all lambdas (Gondim-Ribeiro et al. 2018)."""
+  groups = {}
+  for r in records:
+    groups.setdefault((r["mode"], r["layers"], r["pair"]), []).append(r)
+  for group in groups.values():
+    mean = np.mean([r["objective"] for r in group])
+    below = [r for r in group if r["objective"] < mean]
+    chosen = max(below, key=lambda r: r["objective"]) if below else min(group, key=lambda r: r["objective"])
+    for r in group:
+      r["display"] = r is chosen
