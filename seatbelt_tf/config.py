@@ -8,7 +8,11 @@ import dataclasses
 import json
 from typing import Optional
 
-MODES = ("train", "evaluate")
+MODES = ("train", "evaluate", "attack")
+ATTACK_MODES = ("latent", "output")  # paper eqs. 13-15 and 12
+ATTACK_LAYER_SETS = ("all", "first", "top")  # latent attacks: every layer (eq. 15), z^1 (eq. 14), z^L
+ATTACK_OPTIMIZERS = ("lbfgs", "scipy")
+ATTACK_STARTS = ("input", "target")
 JIT_CHOICES = ("auto", "true", "false")  # auto: XLA where benchmarks/train_throughput.py measured it faster
 
 
@@ -70,6 +74,25 @@ class TrainConfig:
   verbose: int = 1
 
 
+@dataclasses.dataclass(frozen=True)
+class AttackConfig:
+  """The attack protocol of the paper (Section 4): pairs x lambdas x modes x layer sets."""
+  attack_pairs: int = 10
+  attack_lambdas: int = 50
+  attack_modes: tuple = ATTACK_MODES
+  attack_layers: tuple = ("all",)
+  attack_optimizer: str = "lbfgs"
+  attack_starts: tuple = ATTACK_STARTS
+  attack_max_iterations: int = 200
+  attack_seed: int = 0
+
+  def __post_init__(self):
+    for name in ("attack_modes", "attack_layers", "attack_starts"):
+      value = getattr(self, name)
+      items = value.split(",") if isinstance(value, str) else list(value)
+      object.__setattr__(self, name, tuple(str(v).strip() for v in items if str(v).strip()))
+
+
 # Settings that define what a workdir holds: resuming with any other value would mix incompatible checkpoints.
 IDENTITY_FIELDS = ("dataset", "data_dir", "grayscale", "eval_examples", "model", "network", "latent_dim", "beta", "estimator",
                    "free_bits", "layers", "z_sizes", "h_sizes", "batch_size", "learning_rate", "seed")
@@ -82,11 +105,12 @@ class RunConfig:
   data: DataConfig = DataConfig()
   model: ModelConfig = ModelConfig()
   train: TrainConfig = TrainConfig()
+  attack: AttackConfig = AttackConfig()
 
   def flat(self):
     """All settings as one flat dict keyed by flag name."""
     out = {"mode": self.mode, "workdir": self.workdir}
-    for part in (self.data, self.model, self.train):
+    for part in (self.data, self.model, self.train, self.attack):
       out.update(dataclasses.asdict(part))
     return out
 
@@ -95,7 +119,8 @@ class RunConfig:
     """Builds a config from a flat dict keyed by flag name (unknown keys are an error)."""
     values = dict(values)
     parts = {}
-    for key, part_cls in (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig)):
+    for key, part_cls in (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig),
+                          ("attack", AttackConfig)):
       names = {f.name for f in dataclasses.fields(part_cls)}
       parts[key] = part_cls(**{k: values.pop(k) for k in list(values) if k in names})
     workdir = values.pop("workdir")
@@ -168,6 +193,17 @@ class RunConfig:
       problems.append(f"jit_compile={t.jit_compile!r} must be one of {', '.join(JIT_CHOICES)}")
     if t.verbose not in (0, 1, 2):
       problems.append(f"verbose={t.verbose} must be 0 (silent), 1 (progress bar) or 2 (one line per epoch)")
+    a = self.attack
+    for name in ("attack_pairs", "attack_lambdas", "attack_max_iterations"):
+      if getattr(a, name) < 1:
+        problems.append(f"{name}={getattr(a, name)} must be >= 1")
+    for name, allowed in (("attack_modes", ATTACK_MODES), ("attack_layers", ATTACK_LAYER_SETS),
+                          ("attack_starts", ATTACK_STARTS)):
+      values = getattr(a, name)
+      if not values or set(values) - set(allowed):
+        problems.append(f"{name}={','.join(values)} must be a non-empty list of {', '.join(allowed)}")
+    if a.attack_optimizer not in ATTACK_OPTIMIZERS:
+      problems.append(f"attack_optimizer={a.attack_optimizer!r} must be one of {', '.join(ATTACK_OPTIMIZERS)}")
     if problems:
       raise ValueError("Invalid settings:\n  - " + "\n  - ".join(problems))
     return self

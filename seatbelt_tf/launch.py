@@ -60,6 +60,21 @@ flags.DEFINE_enum("jit_compile", _T.jit_compile, config_lib.JIT_CHOICES,
 flags.DEFINE_integer("keep_checkpoints", _T.keep_checkpoints, "Checkpoints kept in the workdir.", lower_bound=1)
 flags.DEFINE_integer("verbose", _T.verbose, "0 silent, 1 progress bar, 2 one line per epoch.")
 
+# Attacks (--mode=attack).
+_A = config_lib.AttackConfig()
+flags.DEFINE_integer("attack_pairs", _A.attack_pairs, "Input/target pairs drawn from the held-out split.",
+                     lower_bound=1)
+flags.DEFINE_integer("attack_lambdas", _A.attack_lambdas, "Lambda values, geometric from 2^-20 to 2^20.",
+                     lower_bound=1)
+flags.DEFINE_list("attack_modes", list(_A.attack_modes), "Attack modes: latent (eqs. 13-15), output (eq. 12).")
+flags.DEFINE_list("attack_layers", list(_A.attack_layers), "Layer sets of latent attacks: all, first, top.")
+flags.DEFINE_enum("attack_optimizer", _A.attack_optimizer, config_lib.ATTACK_OPTIMIZERS,
+                  "lbfgs: batched box-constrained L-BFGS; scipy: L-BFGS-B one problem at a time (reference).")
+flags.DEFINE_list("attack_starts", list(_A.attack_starts), "Starting points tried per problem: input, target.")
+flags.DEFINE_integer("attack_max_iterations", _A.attack_max_iterations, "L-BFGS iterations per problem and start.",
+                     lower_bound=1)
+flags.DEFINE_integer("attack_seed", _A.attack_seed, "Seed of the pairs and of the fixed Monte Carlo noise.")
+
 FLAGS = flags.FLAGS
 
 
@@ -132,7 +147,8 @@ def main(argv):
   print(f"\nOutputs in {workdir}:\n  results.json  held-out metrics and per-unit KLs (kl_units)\n"
         "  checkpoints/  model and optimizer state\n"
         f"  tensorboard/  logs (tensorboard --logdir {os.path.join(workdir, 'tensorboard')})\n"
-        f"  flags.cfg     relaunch with --flagfile={os.path.join(workdir, 'flags.cfg')}")
+        f"  flags.cfg     relaunch with --flagfile={os.path.join(workdir, 'flags.cfg')}"
+        + ("\n  attacks/      attack_results.json, adversarial_inputs.npz" if config.mode == "attack" else ""))
   return 0
 
 

@@ -8,6 +8,8 @@ A workdir holds
   checkpoints/       model variables (BatchNorm statistics and sampling-seed state included) and optimizer state,
                      every `steps_per_epoch` steps and at the end
   tensorboard/       TensorBoard logs (train/ and validation/)
+  attacks/           --mode=attack: attack_results.json (one record per pair x lambda x mode x layer set) and
+                     adversarial_inputs.npz
   results.json       held-out metrics under the tracker names, `kl_units` (mean per-unit KL of each layer),
                      `num_examples_seen`, `step`, `wall_time_s`
 A re-run with the same workdir restores the latest checkpoint and continues from its step; since every training
@@ -20,6 +22,7 @@ import os
 import time
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from seatbelt_tf import config as config_lib
@@ -232,4 +235,51 @@ def evaluate(config):
   return _evaluate_and_record(config, model, source, start)
 
 
-MODE_FNS = {"train": train, "evaluate": evaluate}
+def attack(config):
+  """Attacks the workdir's latest checkpoint with the paper's protocol; writes `<workdir>/attacks/`.
+
+  Pairs are drawn from the held-out split. For each attack mode (and, for latent attacks, each layer set) all
+  pairs x lambdas run as one batch of problems (`seatbelt_tf.attacks.run_attack`). Writes, atomically,
+  `attacks/attack_results.json` (a list of records, `attacks.ATTACK_RECORD_KEYS` plus `display` and
+  `evaluations`) and `attacks/adversarial_inputs.npz` (`inputs`, `targets`, `distortions`, indexed like the
+  records), and returns a summary: the median objective and -log p(x^t|z~) per mode and layer set.
+  """
+  from seatbelt_tf import attacks as attacks_lib  # pylint: disable=g-import-not-at-top
+  start = time.time()
+  source, model, _, restored = _open_run(config, record=False)
+  if not restored:
+    raise FileNotFoundError(f"No checkpoint in {os.path.join(config.workdir, 'checkpoints')}: run --mode=train "
+                            "with this --workdir first.")
+  a = config.attack
+  candidates = data_lib.pipeline.eval_indices(source.num_examples, config.data.eval_examples,
+                                              config.train.seed).numpy()
+  pairs = attacks_lib.choose_pairs(candidates, a.attack_pairs, a.attack_seed)
+  inputs = source.tf_images(pairs[:, 0]).numpy()
+  targets = source.tf_images(pairs[:, 1]).numpy()
+  lambdas = attacks_lib.lambda_grid(a.attack_lambdas)
+  fns = attacks_lib.ModelFns(model)
+  records, arrays = [], {"inputs": [], "targets": [], "distortions": []}
+  summary = {}
+  for mode in a.attack_modes:
+    for layers in (a.attack_layers if mode == "latent" else ("all",)):
+      print(f"Attacking: {mode} attack on layers {layers}, {len(pairs)} pairs x {len(lambdas)} lambdas "
+            f"({a.attack_optimizer}, starts {', '.join(a.attack_starts)})...")
+      part, part_arrays = attacks_lib.run_attack(
+          fns, inputs, targets, lambdas, mode, layers, data_range=source.data_range,
+          optimizer=a.attack_optimizer, starts=a.attack_starts, max_iterations=a.attack_max_iterations,
+          seed=a.attack_seed)
+      records += part
+      for key in arrays:
+        arrays[key].append(part_arrays[key])
+      summary[f"{mode}_{layers}"] = {
+          "median_objective": float(np.median([r["objective"] for r in part])),
+          "median_target_nll": float(np.median([r["target_nll"] for r in part]))}
+  out = os.path.join(config.workdir, "attacks")
+  io_utils.atomic_save_npz(os.path.join(out, "adversarial_inputs.npz"),
+                           **{k: np.concatenate(v) for k, v in arrays.items()})
+  io_utils.atomic_write_json(os.path.join(out, "attack_results.json"), records)
+  return {"attacks": summary, "records": len(records), "step": int(model.optimizer.iterations.numpy()),
+          "wall_time_s": time.time() - start, "mode": "attack"}
+
+
+MODE_FNS = {"train": train, "evaluate": evaluate, "attack": attack}

@@ -170,3 +170,29 @@ def test_bad_attack_inputs_are_refused():
     attacks.run_attack(fns, x, x, [1.0], "pixel")
   with pytest.raises(ValueError, match="finite arrays of one shape"):
     attacks.run_attack(fns, x, x[:, :32], [1.0], "latent")
+
+
+def test_attack_mode_on_a_trained_workdir_writes_records_and_arrays(tmp_path):
+  import json
+  import os
+  from seatbelt_tf import config as config_lib
+  from seatbelt_tf import training
+  from conftest import tiny_config
+  config = tiny_config(tmp_path / "w", model="seatbelt", layers=2)
+  training.train(config)
+  attack = config_lib.RunConfig.from_flat({
+      **config.flat(), "mode": "attack", "attack_pairs": 2, "attack_lambdas": 3, "attack_max_iterations": 15,
+      "attack_layers": "all,first", "attack_starts": "input"}).validate()
+  summary = training.attack(attack)
+  assert set(summary["attacks"]) == {"latent_all", "latent_first", "output_all"} and summary["records"] == 18
+  folder = os.path.join(config.workdir, "attacks")
+  assert sorted(os.listdir(folder)) == ["adversarial_inputs.npz", "attack_results.json"]
+  records = json.load(open(os.path.join(folder, "attack_results.json")))
+  arrays = np.load(os.path.join(folder, "adversarial_inputs.npz"))
+  assert len(records) == 18 and arrays["inputs"].shape == arrays["distortions"].shape == (18, 64, 64, 1)
+  x_adv = arrays["inputs"] + arrays["distortions"]
+  assert x_adv.min() >= -1e-6 and x_adv.max() <= 1 + 1e-6
+  assert {(r["mode"], r["layers"]) for r in records} == {("latent", "all"), ("latent", "first"), ("output", "all")}
+  assert all(np.isfinite([r[k] for k in attacks.ATTACK_RECORD_KEYS[3:]]).all() for r in records)
+  with pytest.raises(ValueError, match="attack_layers=middle"):
+    config_lib.RunConfig.from_flat({**attack.flat(), "attack_layers": "middle"}).validate()

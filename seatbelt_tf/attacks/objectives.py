@@ -24,10 +24,12 @@ optimum); the smoothing moves the objective by at most lambda * 1e-6.
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from seatbelt_tf.config import ATTACK_LAYER_SETS as LAYER_SETS
+from seatbelt_tf.config import ATTACK_MODES as MODES
+
 tfd = tfp.distributions
 
-MODES = ("latent", "output")
-LAYER_SETS = ("all", "first", "top")
+
 NORM_EPSILON = 1e-12
 
 

@@ -16,12 +16,13 @@ objective over all lambdas (Gondim-Ribeiro et al. 2018), the one the paper's fig
 import numpy as np
 import tensorflow as tf
 
+from seatbelt_tf import config
 from seatbelt_tf.attacks import lbfgs
 from seatbelt_tf.attacks import objectives
 
 ATTACK_RECORD_KEYS = ("mode", "layers", "pair", "lambda", "objective", "target_nll", "distortion_l2",
                       "target_recon_l2", "adversarial_recon_l2", "adversarial_to_target_l2", "iterations")
-STARTS = ("input", "target")
+STARTS = config.ATTACK_STARTS
 
 
 def lambda_grid(num=50, low_exponent=-20.0, high_exponent=20.0):
