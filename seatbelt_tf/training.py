@@ -187,6 +187,16 @@ def _open_run(config, record):
   return source, model, manager, _restore(manager)
 
 
+def _open_trained_run(config):
+  """`_open_run` for the modes that read a trained workdir: (source, model), or FileNotFoundError."""
+  # record=False: the workdir's flags.cfg keeps relaunching the training run.
+  source, model, _, restored = _open_run(config, record=False)
+  if not restored:
+    raise FileNotFoundError(f"No checkpoint in {os.path.join(config.workdir, 'checkpoints')}: run --mode=train "
+                            "with this --workdir first.")
+  return source, model
+
+
 def _evaluate_and_record(config, model, source, start):
   """Evaluates on the held-out split and writes `results.json` (wall time counted from `start`)."""
   metrics = _evaluate_model(config, model, source)
@@ -227,11 +237,7 @@ def train(config):
 def evaluate(config):
   """Evaluates the latest checkpoint of the workdir on the held-out split; writes and returns results."""
   start = time.time()
-  # record=False: the workdir's flags.cfg keeps relaunching the training run.
-  source, model, _, restored = _open_run(config, record=False)
-  if not restored:
-    raise FileNotFoundError(f"No checkpoint in {os.path.join(config.workdir, 'checkpoints')}: run --mode=train "
-                            "with this --workdir first.")
+  source, model = _open_trained_run(config)
   return _evaluate_and_record(config, model, source, start)
 
 
@@ -246,10 +252,7 @@ def attack(config):
   """
   from seatbelt_tf import attacks as attacks_lib  # pylint: disable=g-import-not-at-top
   start = time.time()
-  source, model, _, restored = _open_run(config, record=False)
-  if not restored:
-    raise FileNotFoundError(f"No checkpoint in {os.path.join(config.workdir, 'checkpoints')}: run --mode=train "
-                            "with this --workdir first.")
+  source, model = _open_trained_run(config)
   a = config.attack
   candidates = data_lib.pipeline.eval_indices(source.num_examples, config.data.eval_examples,
                                               config.train.seed).numpy()
