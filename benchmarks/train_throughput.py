@@ -1,8 +1,8 @@
 """Training throughput of the beta-TCVAE (conv and MLP networks of Chen et al. 2018) against PyTorch and peak, and
 the cost of a hierarchical (Seatbelt-VAE / beta-TC DLGM, L = 4) step relative to the beta-TCVAE step.
 
-Table 1 (`--tables=backends`) prints, for each network: images/s of one full training step (forward, backward, Adam update) at the given batch
-size, in TensorFlow graph mode (the default `--jit_compile=false`) and with XLA, next to an equivalent PyTorch CPU
+Table 1 (`--tables=backends`) prints, for each network: images/s of one full training step (forward, backward,
+Adam update) at the given batch size, in TensorFlow graph mode (the default `--jit_compile=false`) and with XLA, next to an equivalent PyTorch CPU
 step of the same network and objective measured in the same process, alternating rounds so that machine noise
 hits both; the network's training FLOPs per image (3x the forward multiply-adds x 2); and the achieved fraction of
 this machine's measured float32 matmul peak (a 2048x2048 `tf.matmul` loop).
@@ -133,6 +133,18 @@ def images_per_second(step, batch_size, steps):
   return batch_size * steps / (time.perf_counter() - start)
 
 
+def alternating_rates(steps, args):
+  """{name: [images/s per round]} for named step functions, warmed up, measured in alternating rounds."""
+  for step in steps.values():  # warm-up: tracing, XLA compilation, allocator
+    for _ in range(2):
+      step()
+  rates = {name: [] for name in steps}
+  for _ in range(args.rounds):
+    for name, step in steps.items():
+      rates[name].append(images_per_second(step, args.batch_size, args.steps))
+  return rates
+
+
 def hierarchy_table(args, batch):
   """Table 2: hierarchical steps against the beta-TCVAE step on the same backbone."""
   variants = {"beta_tcvae (latent 10)": ("beta_tcvae", {}),
@@ -142,13 +154,7 @@ def hierarchy_table(args, batch):
   for network in args.networks.split(","):
     jit = network in nn.XLA_BY_DEFAULT
     steps = {label: tf_step_fn(network, batch, jit, name, **kw) for label, (name, kw) in variants.items()}
-    for step in steps.values():
-      for _ in range(2):
-        step()
-    rates = {label: [] for label in steps}
-    for _ in range(args.rounds):
-      for label, step in steps.items():
-        rates[label].append(images_per_second(step, args.batch_size, args.steps))
+    rates = alternating_rates(steps, args)
     base = statistics.median(rates["beta_tcvae (latent 10)"])
     for label, r in rates.items():
       rows.append((network, "xla" if jit else "graph", label, statistics.median(r), min(r), max(r),
@@ -187,13 +193,7 @@ def main():
     candidates = {"tf graph": tf_step_fn(network, batch, False), "tf xla": tf_step_fn(network, batch, True)}
     if not args.no_torch:
       candidates["torch"] = torch_step_fn(network, batch_np)
-    for step in candidates.values():  # warm-up: tracing, XLA compilation, allocator
-      for _ in range(2):
-        step()
-    rates = {name: [] for name in candidates}
-    for _ in range(args.rounds):
-      for name, step in candidates.items():
-        rates[name].append(images_per_second(step, args.batch_size, args.steps))
+    rates = alternating_rates(candidates, args)
     train_flops = 3 * forward_flops(network)
     for name, r in rates.items():
       median = statistics.median(r)

@@ -94,8 +94,8 @@ class AttackConfig:
 
 
 # Settings that define what a workdir holds: resuming with any other value would mix incompatible checkpoints.
-IDENTITY_FIELDS = ("dataset", "data_dir", "grayscale", "eval_examples", "model", "network", "latent_dim", "beta", "estimator",
-                   "free_bits", "layers", "z_sizes", "h_sizes", "batch_size", "learning_rate", "seed")
+IDENTITY_FIELDS = ("dataset", "data_dir", "grayscale", "eval_examples", "model", "network", "latent_dim", "beta",
+                   "estimator", "free_bits", "layers", "z_sizes", "h_sizes", "batch_size", "learning_rate", "seed")
 
 
 @dataclasses.dataclass(frozen=True)

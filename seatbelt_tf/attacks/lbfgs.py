@@ -10,10 +10,10 @@ but puts kinks on the bounds; on a box-constrained quadratic L-BFGS then stalled
 are pulled `margin` inside the box so that every coordinate starts with a gradient.
 
 The batch runs in rounds of `round_iterations` L-BFGS iterations. Each round restarts from the best point so far
-with a fresh curvature history, coordinates on a bound re-seated `RESEAT_MARGIN` inside it (this plays the part of
-L-BFGS-B releasing a bound). A problem leaves the batch - and stops costing
-compute - once a whole round no longer improves it. `minimize_scipy` runs scipy's L-BFGS-B one problem at a time on the same
-objective, bounds handled natively: the fidelity reference.
+with a fresh curvature history, coordinates on a bound re-seated `RESEAT_MARGIN` inside it (this plays the part
+of L-BFGS-B releasing a bound). A problem leaves the batch - and stops costing compute - once a whole round no
+longer improves it. `minimize_scipy` runs scipy's L-BFGS-B one problem at a time on the same objective, bounds
+handled natively: the fidelity reference.
 """
 
 import time
