@@ -26,6 +26,7 @@ class DataConfig:
 
 
 H_SIZES = (1024, 512, 256, 128, 64)  # hidden widths of the stochastic-layer MLPs, paper eq. C.8
+DEFAULT_Z_SIZES = (96, 48, 24, 12, 6)  # layer widths for dSprites, Chairs, 3D Faces, paper eqs. C.1-C.3
 
 
 def int_tuple(value, name):

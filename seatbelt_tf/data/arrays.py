@@ -12,8 +12,9 @@ likelihood; paper Appendix C), which is also the box the attacks keep their inpu
 import numpy as np
 import tensorflow as tf
 
+from seatbelt_tf.config import DEFAULT_Z_SIZES
+
 DATA_RANGES = {"bernoulli": (0.0, 1.0), "gaussian": (-1.0, 1.0)}
-DEFAULT_Z_SIZES = (96, 48, 24, 12, 6)  # paper eqs. C.1-C.3
 
 
 def as_indices(indices, num_examples):

@@ -26,6 +26,7 @@ import zipfile
 import numpy as np
 import tensorflow as tf
 
+from seatbelt_tf.config import DEFAULT_Z_SIZES
 from seatbelt_tf.data.arrays import ImageStore
 from seatbelt_tf.data.arrays import as_indices as _as_indices
 
@@ -129,7 +130,7 @@ class ProceduralDSprites:
   image_shape = (IMAGE_SIZE, IMAGE_SIZE, 1)
   data_range = (0.0, 1.0)
   likelihood = "bernoulli"
-  z_sizes = (96, 48, 24, 12, 6)  # layer widths of the hierarchical models on dSprites, paper eq. C.1
+  z_sizes = DEFAULT_Z_SIZES  # layer widths of the hierarchical models on dSprites, paper eq. C.1
 
   def tf_images(self, indices):
     """int `[n]` tensor of indices -> float32 `[n, 64, 64, 1]` images in {0, 1} (graph-safe)."""

@@ -22,7 +22,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from seatbelt_tf.data.arrays import DEFAULT_Z_SIZES, ArraySource, ImageStore
+from seatbelt_tf.config import DEFAULT_Z_SIZES
+from seatbelt_tf.data.arrays import ArraySource, ImageStore
 from seatbelt_tf.data.preprocess import square_resize
 
 

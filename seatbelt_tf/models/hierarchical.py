@@ -15,12 +15,11 @@ layer keeps its widths whatever L is). x is the encoder's input; q(z^1|x) comes 
 import tensorflow as tf
 
 from seatbelt_tf import objectives
-from seatbelt_tf.config import H_SIZES
+from seatbelt_tf.config import DEFAULT_Z_SIZES, H_SIZES
 from seatbelt_tf.models.base import BaseVAE, gaussian_params
 from seatbelt_tf.nn import GaussianMLP
 
-# Paper eqs. C.1-C.3 (dSprites, Chairs, 3D Faces); datasets may carry their own (`source.z_sizes`, eq. C.4).
-DEFAULT_Z_SIZES = (96, 48, 24, 12, 6)
+# DEFAULT_Z_SIZES: paper eqs. C.1-C.3 (dSprites, Chairs, 3D Faces); datasets may carry their own (`source.z_sizes`).
 
 
 class HierarchicalVAE(BaseVAE):
