@@ -148,7 +148,8 @@ def main(argv):
         "  checkpoints/  model and optimizer state\n"
         f"  tensorboard/  logs (tensorboard --logdir {os.path.join(workdir, 'tensorboard')})\n"
         f"  flags.cfg     relaunch with --flagfile={os.path.join(workdir, 'flags.cfg')}"
-        + ("\n  attacks/      attack_results.json, adversarial_inputs.npz" if config.mode == "attack" else ""))
+        + ("\n  attacks/      attack_results.json, adversarial_inputs.npz, grid_*.png, distortion_*.png"
+           if config.mode == "attack" else ""))
   return 0
 
 

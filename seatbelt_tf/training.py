@@ -8,8 +8,8 @@ A workdir holds
   checkpoints/       model variables (BatchNorm statistics and sampling-seed state included) and optimizer state,
                      every `steps_per_epoch` steps and at the end
   tensorboard/       TensorBoard logs (train/ and validation/)
-  attacks/           --mode=attack: attack_results.json (one record per pair x lambda x mode x layer set) and
-                     adversarial_inputs.npz
+  attacks/           --mode=attack: attack_results.json (one record per pair x lambda x mode x layer set),
+                     adversarial_inputs.npz, and per mode and layer set grid_*.png and distortion_*.png
   results.json       held-out metrics under the tracker names, `kl_units` (mean per-unit KL of each layer),
                      `num_examples_seen`, `step`, `wall_time_s`
 A re-run with the same workdir restores the latest checkpoint and continues from its step; since every training
@@ -274,6 +274,7 @@ def attack(config):
       records += part
       for key in arrays:
         arrays[key].append(part_arrays[key])
+      _attack_figures(config, fns, part, part_arrays, source.data_range, f"{mode}_{layers}")
       summary[f"{mode}_{layers}"] = {
           "median_objective": float(np.median([r["objective"] for r in part])),
           "median_target_nll": float(np.median([r["target_nll"] for r in part]))}
@@ -283,6 +284,20 @@ def attack(config):
   io_utils.atomic_write_json(os.path.join(out, "attack_results.json"), records)
   return {"attacks": summary, "records": len(records), "step": int(model.optimizer.iterations.numpy()),
           "wall_time_s": time.time() - start, "mode": "attack"}
+
+
+def _attack_figures(config, fns, records, arrays, data_range, name):
+  """attacks/grid_<mode>_<layers>.png and attacks/distortion_<mode>_<layers>.png for one part of a sweep."""
+  from seatbelt_tf.attacks import plots  # pylint: disable=g-import-not-at-top
+  lo, hi = data_range
+  adversarial = np.clip(arrays["inputs"] + arrays["distortions"], lo, hi)
+  shown = [i for i, r in enumerate(records) if r["display"]]
+  recons = np.zeros_like(adversarial)
+  recons[shown] = fns.recon_fn(tf.constant(adversarial[shown])).numpy()
+  title = f"{config.model.model} (beta={config.model.beta:g}, L={config.model.layers}): {name.replace('_', ' ')} attack"
+  out = os.path.join(config.workdir, "attacks")
+  plots.attack_grid(os.path.join(out, f"grid_{name}.png"), records, arrays, recons, data_range, title)
+  plots.distortion_curve(os.path.join(out, f"distortion_{name}.png"), records, title)
 
 
 MODE_FNS = {"train": train, "evaluate": evaluate, "attack": attack}

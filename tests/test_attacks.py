@@ -186,7 +186,11 @@ def test_attack_mode_on_a_trained_workdir_writes_records_and_arrays(tmp_path):
   summary = training.attack(attack)
   assert set(summary["attacks"]) == {"latent_all", "latent_first", "output_all"} and summary["records"] == 18
   folder = os.path.join(config.workdir, "attacks")
-  assert sorted(os.listdir(folder)) == ["adversarial_inputs.npz", "attack_results.json"]
+  figures = [f"{kind}_{part}.png" for kind in ("distortion", "grid") for part in ("latent_all", "latent_first",
+                                                                               "output_all")]
+  assert sorted(os.listdir(folder)) == sorted(["adversarial_inputs.npz", "attack_results.json", *figures])
+  for figure in figures:
+    assert os.path.getsize(os.path.join(folder, figure)) > 5000
   records = json.load(open(os.path.join(folder, "attack_results.json")))
   arrays = np.load(os.path.join(folder, "adversarial_inputs.npz"))
   assert len(records) == 18 and arrays["inputs"].shape == arrays["distortions"].shape == (18, 64, 64, 1)

@@ -1,0 +1,97 @@
+"""Figures of an attack sweep (paper Figure 1 and Appendix G): the attack grid and distortion against distance.
+
+Both take plain arrays and records (`run_attack` output), so they work the same for a live model or a reloaded one.
+Files are written atomically (a temporary PNG beside the target, then a rename).
+"""
+
+import os
+import tempfile
+
+import numpy as np
+
+
+def _pyplot():
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  return plt
+
+
+def _save(fig, path):
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".png", dir=directory)
+  os.close(fd)
+  try:
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
+def _show(ax, image, data_range, title=None, diverging=False):
+  image = np.asarray(image, np.float64)
+  lo, hi = data_range
+  if diverging:  # distortions: symmetric colour scale around 0
+    span = max(np.abs(image).max(), 1e-8)
+    ax.imshow(image.mean(axis=-1), cmap="RdBu_r", vmin=-span, vmax=span)
+  elif image.shape[-1] == 1:
+    ax.imshow(image[..., 0], cmap="gray", vmin=lo, vmax=hi)
+  else:
+    ax.imshow((image - lo) / (hi - lo))
+  ax.set_xticks([])
+  ax.set_yticks([])
+  if title:
+    ax.set_title(title, fontsize=9)
+
+
+def attack_grid(path, records, arrays, adversarial_recons, data_range, title):
+  """One row per pair at its displayed lambda: input, target, distortion, adversarial input, its reconstruction.
+
+  Args:
+    path: PNG to write.
+    records: records of one mode and layer set (`run_attack`), with `display` marks.
+    arrays: `inputs`, `targets`, `distortions` indexed like the records.
+    adversarial_recons: `[n, H, W, C]` mean reconstructions of the adversarial inputs, indexed like the records.
+    data_range: (lo, hi) of the data.
+    title: figure title.
+  """
+  plt = _pyplot()
+  rows = [i for i, r in enumerate(records) if r["display"]]
+  columns = ("input x", "target x^t", "distortion d", "adversarial x + d", "reconstruction")
+  fig, axes = plt.subplots(len(rows), 5, figsize=(8.5, 1.75 * len(rows) + 0.6), squeeze=False)
+  lo, hi = data_range
+  for row, i in enumerate(rows):
+    adversarial = np.clip(arrays["inputs"][i] + arrays["distortions"][i], lo, hi)
+    images = (arrays["inputs"][i], arrays["targets"][i], arrays["distortions"][i], adversarial,
+              adversarial_recons[i])
+    for col, image in enumerate(images):
+      _show(axes[row, col], image, data_range, columns[col] if row == 0 else None, diverging=col == 2)
+    axes[row, 0].set_ylabel(f"pair {records[i]['pair']}\nλ={records[i]['lambda']:.2g}", fontsize=8)
+  fig.suptitle(title, fontsize=10)
+  _save(fig, path)
+  plt.close(fig)
+
+
+def distortion_curve(path, records, title):
+  """||d||_2 against ||recon(x*) - x^t||_2 over lambda, one line per pair (log-scaled distortion)."""
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(5.5, 4))
+  for pair in sorted({r["pair"] for r in records}):
+    rs = sorted((r for r in records if r["pair"] == pair), key=lambda r: r["lambda"])
+    d = np.maximum([r["distortion_l2"] for r in rs], 1e-6)
+    ax.plot(d, [r["adversarial_to_target_l2"] for r in rs], marker=".", label=f"pair {pair}")
+    shown = [r for r in rs if r["display"]]
+    if shown:
+      ax.scatter([max(shown[0]["distortion_l2"], 1e-6)], [shown[0]["adversarial_to_target_l2"]], s=60,
+                 facecolors="none", edgecolors="k")
+  ax.set_xscale("log")
+  ax.set_xlabel("distortion ||d||₂ (log scale)")
+  ax.set_ylabel("||recon(x + d) − x^t||₂")
+  ax.set_title(title, fontsize=10)
+  if len({r["pair"] for r in records}) <= 10:
+    ax.legend(fontsize=7)
+  ax.grid(alpha=0.3)
+  _save(fig, path)
+  plt.close(fig)
