@@ -2,9 +2,9 @@
 the cost of a hierarchical (Seatbelt-VAE / beta-TC DLGM, L = 4) step relative to the beta-TCVAE step.
 
 Table 1 (`--tables=backends`) prints, for each network: images/s of one full training step (forward, backward,
-Adam update) at the given batch size, in TensorFlow graph mode (the default `--jit_compile=false`) and with XLA, next to an equivalent PyTorch CPU
-step of the same network and objective measured in the same process, alternating rounds so that machine noise
-hits both; the network's training FLOPs per image (3x the forward multiply-adds x 2); and the achieved fraction of
+Adam update) at the given batch size, in TensorFlow graph mode (the default `--jit_compile=false`) and with XLA,
+next to an equivalent PyTorch CPU step of the same network and objective measured in the same process,
+alternating rounds so that machine noise hits both; the network's training FLOPs per image (3x the forward multiply-adds x 2); and the achieved fraction of
 this machine's measured float32 matmul peak (a 2048x2048 `tf.matmul` loop).
 
 Table 2 (`--tables=hierarchy`) times, on each network and alternating rounds in one process, one training step of
