@@ -48,7 +48,7 @@ def _noise(layer_sizes, n, seed, sample):
 
 
 def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.0, 1.0), optimizer="lbfgs",
-               starts=STARTS, max_iterations=200, num_samples=8, seed=0):
+               starts=STARTS, max_iterations=200, num_samples=8, seed=0, verbose=False):
   """Attacks every (pair, lambda) problem of one mode and layer set.
 
   Args:
@@ -64,6 +64,7 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
     max_iterations: L-BFGS iterations per problem and start.
     num_samples: noise draws for -log p(x^t|z~).
     seed: seed of the fixed noise.
+    verbose: progress bars (one per starting point).
 
   Returns:
     (records, arrays): a list of dicts with `ATTACK_RECORD_KEYS` plus `display` and `evaluations`, ordered pair by
@@ -104,7 +105,7 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
   best = None
   for start in starts:
     x0 = (x if start == "input" else x_t).numpy()
-    result = lbfgs.OPTIMIZERS[optimizer](objective, x0, lo, hi, max_iterations=max_iterations)
+    result = lbfgs.OPTIMIZERS[optimizer](objective, x0, lo, hi, max_iterations=max_iterations, verbose=verbose)
     if best is None:
       best = dict(result)
       best["evaluations"] = result.evaluations.copy()
