@@ -29,13 +29,13 @@ H_SIZES = (1024, 512, 256, 128, 64)  # hidden widths of the stochastic-layer MLP
 DEFAULT_Z_SIZES = (96, 48, 24, 12, 6)  # layer widths for dSprites, Chairs, 3D Faces, paper eqs. C.1-C.3
 
 
-def int_tuple(value, name):
-  """A tuple of ints from a tuple/list of ints or strings, or a comma-separated string (None stays None)."""
+def as_tuple(value, name, cast=str):
+  """A tuple from a tuple/list or a comma-separated string (a flag's value), items cast; None stays None."""
   if value is None:
     return None
   items = value.split(",") if isinstance(value, str) else list(value)
   try:
-    return tuple(int(str(v).strip()) for v in items if str(v).strip())
+    return tuple(cast(str(v).strip()) for v in items if str(v).strip())
   except ValueError:
     shown = value if isinstance(value, str) else ",".join(str(v) for v in value)
     raise ValueError(f"{name}={shown!r} must be a comma-separated list of integers, e.g. 96,48,24,12,6") from None
@@ -57,8 +57,8 @@ class ModelConfig:
   h_sizes: tuple = H_SIZES
 
   def __post_init__(self):
-    object.__setattr__(self, "z_sizes", int_tuple(self.z_sizes, "z_sizes"))
-    object.__setattr__(self, "h_sizes", int_tuple(self.h_sizes, "h_sizes"))
+    object.__setattr__(self, "z_sizes", as_tuple(self.z_sizes, "z_sizes", int))
+    object.__setattr__(self, "h_sizes", as_tuple(self.h_sizes, "h_sizes", int))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,9 +89,7 @@ class AttackConfig:
 
   def __post_init__(self):
     for name in ("attack_modes", "attack_layers", "attack_starts"):
-      value = getattr(self, name)
-      items = value.split(",") if isinstance(value, str) else list(value)
-      object.__setattr__(self, name, tuple(str(v).strip() for v in items if str(v).strip()))
+      object.__setattr__(self, name, as_tuple(getattr(self, name), name))
 
 
 # Settings that define what a workdir holds: resuming with any other value would mix incompatible checkpoints.

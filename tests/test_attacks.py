@@ -28,7 +28,7 @@ def _model(name, **kw):
 @pytest.mark.parametrize("name", ["vae", "seatbelt", "beta_tcdlgm"])
 def test_latent_objective_is_zero_on_the_target_and_counts_the_chosen_layers(name):
   model = _model(name)
-  encode_fn, _ = attacks.model_fns(model)
+  encode_fn = attacks.ModelFns(model).encode_fn
   x, x_t = _images(3), _images(3, seed=1)
   target = encode_fn(x_t)
   zero = attacks.latent_objective(encode_fn, x_t, x_t, target, tf.zeros(3), "all")
@@ -50,7 +50,7 @@ def test_latent_objective_is_zero_on_the_target_and_counts_the_chosen_layers(nam
 def test_output_objective_is_the_negative_elbo_of_the_target(name):
   """With x* = x^t and lambda = 0 the output objective is the model's own (beta-free) ELBO of x^t, negated."""
   model = _model(name, beta=4.0)
-  _, elbo_fn = attacks.model_fns(model)
+  elbo_fn = attacks.ModelFns(model).elbo_fn
   x_t = _images(4, seed=2)
   noise = [tf.random.stateless_normal([4, d], seed=[1, i]) for i, d in enumerate(model.layer_sizes)]
   value = attacks.output_objective(elbo_fn, x_t, x_t, x_t, noise, tf.zeros(4))
@@ -101,7 +101,7 @@ def test_problems_leave_the_batch_when_done():
 
 def test_latent_attack_stays_in_range_and_huge_lambda_leaves_the_input_alone():
   model = _model("seatbelt")
-  encode_fn, _ = attacks.model_fns(model)
+  encode_fn = attacks.ModelFns(model).encode_fn
   x, x_t = _images(2), _images(2, seed=5)
   lam = tf.constant([2.0 ** -20, 2.0 ** 20])
   target = encode_fn(x_t)

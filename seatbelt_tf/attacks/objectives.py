@@ -14,8 +14,8 @@ d = x* - x:
 
 The callables: `encode_fn(x) -> [(loc, scale), ...]` (one pair per layer, bottom first), `terms_fn(x_input,
 x_target, noise) -> {"reconstruction": [B], "kl": [B]}` (the ELBO of x_target under q(z|x_input) is their
-difference) and `recon_fn(x) -> [B, H, W, C]` (mean reconstruction). `model_fns(model)` builds them from a live
-model; a reloaded SavedModel provides the same three.
+difference) and `recon_fn(x) -> [B, H, W, C]` (mean reconstruction). `ModelFns(model)` builds them (and `elbo_fn`) from a
+live model; a reloaded SavedModel provides the same.
 
 ||d||_2 is smoothed as sqrt(sum d^2 + 1e-12) so that its gradient exists at d = 0 (where lambda = 2^20 puts the
 optimum); the smoothing moves the objective by at most lambda * 1e-6.
@@ -40,17 +40,8 @@ class ModelFns:
     self.layer_sizes = tuple(model.layer_sizes)
     self.encode_fn = lambda x: model.posterior_layers(x, training=False)
     self.terms_fn = model.attack_terms
+    self.elbo_fn = model.attack_elbo
     self.recon_fn = lambda x: model(x, training=False)
-
-  def elbo_fn(self, x_input, x_target, noise):
-    terms = self.terms_fn(x_input, x_target, noise)
-    return terms["reconstruction"] - terms["kl"]
-
-
-def model_fns(model):
-  """(encode_fn, elbo_fn) of a live model (inference mode); `ModelFns` has the rest."""
-  fns = ModelFns(model)
-  return fns.encode_fn, fns.elbo_fn
 
 
 def distortion_norm(d):

@@ -82,8 +82,8 @@ class HierarchicalVAE(BaseVAE):
     self.decode(self.decoder_input(locs))
 
   # ---------------------------------------------------------------- the chains
-  def posterior_layers(self, x, training=False, sample=False):
-    """The inference chain (eq. 7), each layer conditioned on the previous one's mean (or, if `sample`, a draw).
+  def posterior_layers(self, x, training=False):
+    """The inference chain (eq. 7), each layer conditioned on the previous one's mean.
 
     Args:
       x: `[B, H, W, C]` images.
@@ -94,9 +94,7 @@ class HierarchicalVAE(BaseVAE):
     x = tf.cast(x, self.compute_dtype)
     params = [self.encode(x, training=training)]
     for mlp in self.up:
-      loc, scale = params[-1]
-      parent = self.sample(loc, scale) if sample else loc
-      params.append(gaussian_params(mlp(parent, training=training)))
+      params.append(gaussian_params(mlp(params[-1][0], training=training)))
     return params
 
   def call(self, x, training=False):
