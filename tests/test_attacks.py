@@ -94,7 +94,7 @@ def test_problems_leave_the_batch_when_done():
   """An easy problem (already optimal) stops costing evaluations while a hard one continues."""
   objective, x0, optimum = _box_quadratic(n=4)
   x0[0] = optimum[0]
-  result = attacks.minimize_batched(objective, x0, 0.0, 1.0, max_iterations=300, round_iterations=5)
+  result = attacks.minimize_batched(objective, x0, 0.0, 1.0, max_iterations=300)
   assert result.evaluations[0] < result.evaluations[1:].max()
   np.testing.assert_allclose(result.x, optimum, atol=2e-3)
 

@@ -64,7 +64,7 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
     max_iterations: L-BFGS iterations per problem and start.
     num_samples: noise draws for -log p(x^t|z~).
     seed: seed of the fixed noise.
-    verbose: progress bars (one per starting point).
+    verbose: a progress bar of finished problems.
 
   Returns:
     (records, arrays): a list of dicts with `ATTACK_RECORD_KEYS` plus `display` and `evaluations`, ordered pair by
@@ -102,18 +102,15 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
       return objectives.output_objective(fns.elbo_fn, x_adv, tf.gather(x, idx), tf.gather(x_t, idx),
                                          [tf.gather(e, idx) for e in noise], tf.gather(lam, idx))
 
-  best = None
-  for start in starts:
-    x0 = (x if start == "input" else x_t).numpy()
-    result = lbfgs.OPTIMIZERS[optimizer](objective, x0, lo, hi, max_iterations=max_iterations, verbose=verbose)
-    if best is None:
-      best = dict(result)
-      best["evaluations"] = result.evaluations.copy()
-      continue
-    better = result.objective < best["objective"]
-    for key in ("x", "objective", "iterations", "converged"):
-      best[key] = np.where(better.reshape((-1,) + (1,) * (np.ndim(best[key]) - 1)), result[key], best[key])
-    best["evaluations"] = best["evaluations"] + result.evaluations
+  # Every starting point of every problem is one row of a single batch (row j is problem j % n); each problem keeps
+  # its best end point and is charged the work of all its starts.
+  x0 = np.concatenate([(x if start == "input" else x_t).numpy() for start in starts])
+  result = lbfgs.OPTIMIZERS[optimizer](lambda x_adv, idx: objective(x_adv, idx % n), x0, lo, hi,
+                                       max_iterations=max_iterations, verbose=verbose)
+  best_start = np.argmin(result.objective.reshape(len(starts), n), axis=0)
+  chosen = best_start * n + np.arange(n)
+  best = {key: result[key][chosen] for key in ("x", "objective", "iterations")}
+  best["evaluations"] = result.evaluations.reshape(len(starts), n).sum(axis=0)
   x_adv = best["x"].astype(np.float32)
   metrics = _metrics(fns, x_adv, x.numpy(), x_t.numpy(), num_samples, seed)
   records = []
