@@ -86,9 +86,11 @@ class AttackConfig:
   attack_starts: tuple = ATTACK_STARTS
   attack_max_iterations: int = 200
   attack_seed: int = 0
+  attack_vary: str = ""  # single-factor attack (Appendix H.1): pairs that differ only in this factor
+  attack_fix: tuple = ()  # with attack_vary: factors held at a class in both images, "name=class" items
 
   def __post_init__(self):
-    for name in ("attack_modes", "attack_layers", "attack_starts"):
+    for name in ("attack_modes", "attack_layers", "attack_starts", "attack_fix"):
       object.__setattr__(self, name, as_tuple(getattr(self, name), name))
 
 
@@ -203,6 +205,12 @@ class RunConfig:
         problems.append(f"{name}={','.join(values)} must be a non-empty list of {', '.join(allowed)}")
     if a.attack_optimizer not in ATTACK_OPTIMIZERS:
       problems.append(f"attack_optimizer={a.attack_optimizer!r} must be one of {', '.join(ATTACK_OPTIMIZERS)}")
+    if a.attack_fix and not a.attack_vary:
+      problems.append(f"attack_fix={','.join(a.attack_fix)} needs --attack_vary (the factor the attack changes)")
+    for item in a.attack_fix:
+      name, _, value = item.partition("=")
+      if not name or not value.strip().isdigit():
+        problems.append(f"attack_fix item {item!r} must be name=class, e.g. shape=2")
     if problems:
       raise ValueError("Invalid settings:\n  - " + "\n  - ".join(problems))
     return self

@@ -74,6 +74,11 @@ flags.DEFINE_list("attack_starts", list(_A.attack_starts), "Starting points trie
 flags.DEFINE_integer("attack_max_iterations", _A.attack_max_iterations, "L-BFGS iterations per problem and start.",
                      lower_bound=1)
 flags.DEFINE_integer("attack_seed", _A.attack_seed, "Seed of the pairs and of the fixed Monte Carlo noise.")
+flags.DEFINE_string("attack_vary", _A.attack_vary,
+                    "Single-factor attack (paper Appendix H.1): draw pairs from the factor grid that differ only in "
+                    "this factor (e.g. orientation). Empty: random held-out pairs.")
+flags.DEFINE_list("attack_fix", list(_A.attack_fix),
+                  "With --attack_vary: factors held at one class in both images, e.g. shape=2 (a dSprites heart).")
 
 FLAGS = flags.FLAGS
 

@@ -244,11 +244,12 @@ def evaluate(config):
 def attack(config):
   """Attacks the workdir's latest checkpoint with the paper's protocol; writes `<workdir>/attacks/`.
 
-  Pairs are drawn from the held-out split. For each attack mode (and, for latent attacks, each layer set) all
+  Pairs are drawn from the held-out split, or, with --attack_vary, from the factor grid as pairs that differ only in
+  that factor (`attacks.choose_factor_pairs`). For each attack mode (and, for latent attacks, each layer set) all
   pairs x lambdas run as one batch of problems (`seatbelt_tf.attacks.run_attack`). Writes, atomically,
   `attacks/attack_results.json` (a list of records, `attacks.ATTACK_RECORD_KEYS` plus `display` and
-  `evaluations`) and `attacks/adversarial_inputs.npz` (`inputs`, `targets`, `distortions`, indexed like the
-  records), and returns a summary: the median objective and -log p(x^t|z~) per mode and layer set.
+  `evaluations`) and `attacks/adversarial_inputs.npz` (`inputs`, `targets`, `distortions`, `adversarial`,
+  indexed like the records), and returns a summary: the median objective and -log p(x^t|z~) per mode and layer set.
   """
   from seatbelt_tf import attacks as attacks_lib  # pylint: disable=g-import-not-at-top
   start = time.time()
@@ -256,12 +257,16 @@ def attack(config):
   a = config.attack
   candidates = data_lib.pipeline.eval_indices(source.num_examples, config.data.eval_examples,
                                               config.train.seed).numpy()
-  pairs = attacks_lib.choose_pairs(candidates, a.attack_pairs, a.attack_seed)
+  if a.attack_vary:  # single-factor attack (Appendix H.1)
+    fixed = {k: int(v) for k, v in (item.split("=", 1) for item in a.attack_fix)}
+    pairs = attacks_lib.choose_factor_pairs(source, a.attack_vary, fixed, a.attack_pairs, a.attack_seed)
+  else:
+    pairs = attacks_lib.choose_pairs(candidates, a.attack_pairs, a.attack_seed)
   inputs = source.tf_images(pairs[:, 0]).numpy()
   targets = source.tf_images(pairs[:, 1]).numpy()
   lambdas = attacks_lib.lambda_grid(a.attack_lambdas)
   fns = attacks_lib.ModelFns(model)
-  records, arrays = [], {"inputs": [], "targets": [], "distortions": []}
+  records, arrays = [], {"inputs": [], "targets": [], "distortions": [], "adversarial": []}
   summary = {}
   for mode in a.attack_modes:
     for layers in (a.attack_layers if mode == "latent" else ("all",)):
@@ -289,8 +294,7 @@ def attack(config):
 def _attack_figures(config, fns, records, arrays, data_range, name):
   """attacks/grid_<mode>_<layers>.png and attacks/distortion_<mode>_<layers>.png for one part of a sweep."""
   from seatbelt_tf.attacks import plots  # pylint: disable=g-import-not-at-top
-  lo, hi = data_range
-  adversarial = np.clip(arrays["inputs"] + arrays["distortions"], lo, hi)
+  adversarial = arrays["adversarial"]
   shown = [i for i, r in enumerate(records) if r["display"]]
   recons = np.zeros_like(adversarial)
   recons[shown] = fns.recon_fn(tf.constant(adversarial[shown])).numpy()

@@ -5,18 +5,19 @@ quasi-Newton method of Kim, Sra and Dhillon 2010) run on a whole batch of indepe
 min_{lo <= x <= hi} f_k(x). Every iteration, for every problem still running:
 
 1. the *binding* coordinates are those on a bound whose gradient points out of the box; they are held fixed;
-2. the two-loop recursion over the problem's last `num_correction_pairs` (s, y) pairs, restricted to the free
-   coordinates, gives the direction d (steepest descent when there is no history or d is not a descent direction);
+2. the two-loop recursion over the problem's last `num_correction_pairs` (s, y) pairs, each restricted to the free
+   coordinates (a pair whose reduced curvature s_F.y_F is not positive is skipped), gives the direction d: an
+   L-BFGS step of the reduced problem (steepest descent when no pair is usable or d is not a descent direction);
 3. a backtracking Armijo line search along the projected path x(t) = clip(x + t d, lo, hi) picks the step - so an
    optimum on the boundary (common here: dSprites pixels are 0 or 1, and a large lambda pins d to 0) is reached
    exactly, and a coordinate leaves a bound as soon as its gradient points inwards;
-4. the pair (s, y) is stored if s.y > 0 (curvature condition), else skipped.
+4. the pair (s, y) of the accepted step is stored.
 
 A problem stops on scipy's L-BFGS-B criteria: projected gradient max-norm <= `tolerance`, relative decrease
 (f_old - f_new) / max(|f_old|, |f_new|, 1) <= `f_relative_tolerance`, or `max_iterations`. The objective and its
 gradient are evaluated for all running problems in one call; a problem that has stopped leaves the batch at once
-(the per-problem state is compacted), and problems whose line search already accepted a step are not evaluated
-again, so finished work stops costing compute. The algebra runs in numpy on float32 state; the objective in TF.
+(its rows of the state are dropped once enough problems have stopped), and problems whose line search already
+accepted a step are not evaluated again, so finished work stops costing compute. The algebra runs in numpy on float32 state; the objective in TF.
 
 `minimize_scipy` runs scipy's L-BFGS-B one problem at a time on the same objective, bounds handled natively: the
 fidelity reference.
@@ -58,26 +59,43 @@ def _value_and_gradient_fn(objective, shape, dim, chunk):
   return call
 
 
-def lbfgs_direction(g, s_hist, y_hist, rho, gamma, order):
-  """The L-BFGS two-loop recursion (Nocedal and Wright, Algorithm 7.4) for a batch of problems: -H g, `[a, dim]`.
+def lbfgs_direction(g, s_hist, y_hist, stored, free, order):
+  """The L-BFGS two-loop recursion (Nocedal and Wright, Algorithm 7.4) on the free subspace: -H_F g_F, `[a, dim]`.
+
+  Every stored pair is restricted to the free coordinates (s_F, y_F), so the recursion builds the inverse Hessian
+  of the reduced problem; a pair whose reduced curvature s_F.y_F is not positive is skipped, and the initial scale
+  is s_F.y_F / y_F.y_F of the newest pair kept (1 when none is).
 
   Args:
-    g: `[a, dim]` gradients (binding coordinates already zeroed).
-    s_hist, y_hist: `[m, a, dim]` stored pairs, slot-major; rho `[m, a]` = 1 / s.y, 0 for empty or skipped slots
-      (which makes them no-ops).
-    gamma: `[a]` initial inverse-Hessian scale s.y / y.y of the newest stored pair.
+    g: `[a, dim]` gradients, zero on the binding coordinates.
+    s_hist, y_hist: `[m, a, dim]` stored pairs, slot-major.
+    stored: bool `[m, a]`, which slots hold a pair.
+    free: `[a, dim]` float 0/1 mask of the free coordinates.
     order: slot indices, newest first.
+
+  Returns:
+    (d `[a, dim]`, zero on the binding coordinates; has_pair `[a]`, whether any pair was used).
   """
+  rho, gamma = {}, np.zeros(len(g), np.float32)
+  for j in reversed(order):  # oldest to newest: gamma ends as the newest kept pair's
+    sy = np.einsum("ad,ad,ad->a", s_hist[j], y_hist[j], free)
+    yy = np.einsum("ad,ad,ad->a", y_hist[j], y_hist[j], free)
+    keep = stored[j] & np.isfinite(sy) & np.isfinite(yy) & (sy > 0) & (sy > CURVATURE_EPS * yy)
+    rho[j] = np.where(keep, 1.0 / np.where(keep, sy, 1.0), 0.0).astype(np.float32)
+    gamma = np.where(keep, sy / np.where(keep, yy, 1.0), gamma).astype(np.float32)
+  has_pair = gamma > 0
   q = g.copy()
   alphas = {}
   for j in order:
-    alphas[j] = rho[j] * np.einsum("ad,ad->a", s_hist[j], q)
+    alphas[j] = rho[j] * _rowdot(s_hist[j], q)
     q -= alphas[j][:, None] * y_hist[j]
-  q *= gamma[:, None]
+    q *= free
+  q *= np.where(has_pair, gamma, 1.0)[:, None]
   for j in reversed(order):
-    beta = rho[j] * np.einsum("ad,ad->a", y_hist[j], q)
+    beta = rho[j] * _rowdot(y_hist[j], q)
     q += (alphas[j] - beta)[:, None] * s_hist[j]
-  return np.negative(q, out=q)
+    q *= free
+  return np.negative(q, out=q), has_pair
 
 
 def _rowdot(a, b):
@@ -124,14 +142,13 @@ def minimize_batched(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, 
   converged = np.zeros(n, bool)
 
   # State per stored row: the problem id, x, f, g and the curvature history (a ring buffer whose slot all rows
-  # share; a row that stores no pair gets rho = 0 there). `running` marks rows still optimising.
+  # share; `stored` marks the slots that hold a pair). `running` marks rows still optimising.
   ids = np.arange(n)
   x = out_x.copy()
   f, g = evaluate(x, ids)
   s_hist = np.zeros((m, n, dim), np.float32)
   y_hist = np.zeros((m, n, dim), np.float32)
-  rho = np.zeros((m, n), np.float32)
-  gamma = np.zeros(n, np.float32)  # 0: no stored pair, take a steepest-descent step
+  stored = np.zeros((m, n), bool)
   running = np.isfinite(f) & (np.abs(x - np.clip(x - g, lo, hi)).max(axis=1) > tolerance)
   converged[~running] = np.isfinite(f[~running])
   slot = 0
@@ -143,29 +160,27 @@ def minimize_batched(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, 
       break
     if running.mean() < compact_below:  # drop the rows of stopped problems
       out_x[ids[~running]] = x[~running]
-      ids, x, f, g, gamma = ids[running], x[running], f[running], g[running], gamma[running]
-      s_hist, y_hist, rho = s_hist[:, running], y_hist[:, running], rho[:, running]
+      ids, x, f, g = ids[running], x[running], f[running], g[running]
+      s_hist, y_hist, stored = s_hist[:, running], y_hist[:, running], stored[:, running]
       running = running[running]
     # Direction on the free coordinates (binding ones: on a bound, gradient pointing out of the box).
-    free = ~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))
-    g_free = np.where(free, g, np.float32(0.0))
-    d = lbfgs_direction(g_free, s_hist, y_hist, rho, gamma, [(slot - 1 - k) % m for k in range(m)])
-    d *= free
+    free = (~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))).astype(np.float32)
+    g_free = g * free
+    d, has_pair = lbfgs_direction(g_free, s_hist, y_hist, stored, free, [(slot - 1 - k) % m for k in range(m)])
     slope = _rowdot(g_free, d)
-    steepest = running & ((gamma == 0) | ~(slope < 0))
+    steepest = running & (~has_pair | ~(slope < 0))
     if steepest.any():  # no history yet, or not a descent direction: a unit steepest-descent step, history dropped
       norm = np.sqrt(_rowdot(g_free[steepest], g_free[steepest]))
       d[steepest] = -g_free[steepest] / np.maximum(norm, 1e-30)[:, None]
       slope[steepest] = -norm
-      rho[:, steepest] = 0.0
-      gamma[steepest] = 0.0
+      stored[:, steepest] = False
     # Backtracking Armijo search along the projected path; rows that accepted a step are not evaluated again.
     rows = np.flatnonzero(running)
     iterations[ids[rows]] += 1
     accepted = np.zeros(len(ids), bool)
     f_previous = f.copy()
     t = np.ones(len(ids))
-    s_hist[slot], y_hist[slot], rho[slot] = 0.0, 0.0, 0.0
+    stored[slot] = False
     trial = rows
     for _ in range(max_line_search):
       x_try = np.clip(x[trial] + t[trial, None] * d[trial], lo, hi)
@@ -174,6 +189,7 @@ def minimize_batched(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, 
       step = x_try - x[trial]
       decrease = np.minimum(_rowdot(g[trial], step), 0.0)
       ok = np.isfinite(f_try) & (f_try <= f[trial] + ARMIJO * decrease) & (f_try < f[trial])
+      ok[ok] = np.isfinite(g_try[ok]).all(axis=1)  # (so that no stored pair is ever non-finite)
       done = trial[ok]
       s_hist[slot, done], y_hist[slot, done] = step[ok], g_try[ok] - g[done]
       x[done], f[done], g[done], accepted[done] = x_try[ok], f_try[ok], g_try[ok], True
@@ -186,18 +202,13 @@ def minimize_batched(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, 
         break
       t_new = np.where(np.isfinite(t_new), t_new, 0.5 * t[trial])
       t[trial] = np.clip(t_new, 0.01 * t[trial], 0.5 * t[trial])
-    sy = _rowdot(s_hist[slot], y_hist[slot])
-    yy = _rowdot(y_hist[slot], y_hist[slot])
-    store = accepted & np.isfinite(sy) & (sy > CURVATURE_EPS * yy)
-    rho[slot] = np.where(store, 1.0 / np.where(store, sy, 1.0), 0.0)
-    gamma = np.where(store, sy / np.where(store, yy, 1.0), gamma).astype(np.float32)
+    stored[slot] = accepted  # (the curvature test is made on the free subspace, in lbfgs_direction)
     slot = (slot + 1) % m
     relative = (f_previous - f) / np.maximum(np.maximum(np.abs(f_previous), np.abs(f)), 1.0)
     small = accepted & ((relative <= f_relative_tolerance)
                         | (np.abs(x - np.clip(x - g, lo, hi)).max(axis=1) <= tolerance))
-    failed = running & ~accepted & (gamma == 0)  # steepest descent found no decrease: a (numerical) optimum
-    rho[:, running & ~accepted] = 0.0  # a failed search with history: drop it, retry with steepest descent
-    gamma[running & ~accepted] = 0.0
+    failed = running & ~accepted & steepest  # steepest descent found no decrease: a (numerical) optimum
+    stored[:, running & ~accepted] = False  # a failed search with history: drop it, retry with steepest descent
     converged[ids[small | failed]] = True
     running &= ~(small | failed)
   out_x[ids] = x  # the rest stopped on the iteration limit

@@ -52,7 +52,7 @@ def attack_grid(path, records, arrays, adversarial_recons, data_range, title):
   Args:
     path: PNG to write.
     records: records of one mode and layer set (`run_attack`), with `display` marks.
-    arrays: `inputs`, `targets`, `distortions` indexed like the records.
+    arrays: `inputs`, `targets`, `distortions`, `adversarial` indexed like the records.
     adversarial_recons: `[n, H, W, C]` mean reconstructions of the adversarial inputs, indexed like the records.
     data_range: (lo, hi) of the data.
     title: figure title.
@@ -61,10 +61,8 @@ def attack_grid(path, records, arrays, adversarial_recons, data_range, title):
   rows = [i for i, r in enumerate(records) if r["display"]]
   columns = ("input x", "target x^t", "distortion d", "adversarial x + d", "reconstruction")
   fig, axes = plt.subplots(len(rows), 5, figsize=(8.5, 1.75 * len(rows) + 0.6), squeeze=False)
-  lo, hi = data_range
   for row, i in enumerate(rows):
-    adversarial = np.clip(arrays["inputs"][i] + arrays["distortions"][i], lo, hi)
-    images = (arrays["inputs"][i], arrays["targets"][i], arrays["distortions"][i], adversarial,
+    images = (arrays["inputs"][i], arrays["targets"][i], arrays["distortions"][i], arrays["adversarial"][i],
               adversarial_recons[i])
     for col, image in enumerate(images):
       _show(axes[row, col], image, data_range, columns[col] if row == 0 else None, diverging=col == 2)

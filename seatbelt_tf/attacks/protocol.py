@@ -39,6 +39,45 @@ def choose_pairs(candidates, num_pairs, seed):
   return chosen.reshape(num_pairs, 2)
 
 
+def choose_factor_pairs(source, vary, fixed, num_pairs, seed):
+  """Single-factor pairs (paper Appendix H.1): `[P, 2]` indices of images that differ only in factor `vary`.
+
+  Inputs are drawn uniformly from the factor grid with the `fixed` factors ({name: class}, e.g. {"shape": 2}: a
+  dSprites heart) held; each target is its input with `vary` redrawn to another class. The source must be the full
+  factor grid in mixed-radix order (dSprites, 3D Shapes); the drawn indices are checked against
+  `source.factors`. Pairs come from the whole grid, not only the held-out split (few held-out images share all
+  other factors).
+  """
+  names, sizes = tuple(source.factor_names), np.asarray(source.factor_sizes, np.int64)
+  if not names:
+    raise ValueError(f"A single-factor attack needs ground-truth factors; {source.name} has none. "
+                     "Use a dSprites or 3D Shapes dataset, or leave --attack_vary empty.")
+  unknown = sorted((set(fixed) | {vary}) - set(names))
+  if unknown:
+    raise ValueError(f"Unknown factor(s) {', '.join(unknown)} for {source.name}: choose from {', '.join(names)}.")
+  if vary in fixed or sizes[names.index(vary)] < 2:
+    raise ValueError(f"--attack_vary={vary} must be a factor with at least 2 classes that --attack_fix leaves free.")
+  for name, value in fixed.items():
+    if not 0 <= value < sizes[names.index(name)]:
+      raise ValueError(f"--attack_fix {name}={value} is out of range: {name} has {sizes[names.index(name)]} classes.")
+  if int(np.prod(sizes)) != source.num_examples:
+    raise ValueError(f"{source.name} is not a full factor grid ({source.num_examples} images, factor sizes "
+                     f"{tuple(sizes)}): single-factor pairs cannot be indexed.")
+  rng = np.random.default_rng(seed)
+  factors = rng.integers(0, sizes, size=(num_pairs, len(sizes)))
+  for name, value in fixed.items():
+    factors[:, names.index(name)] = value
+  k = names.index(vary)
+  targets = factors.copy()
+  targets[:, k] = (factors[:, k] + rng.integers(1, sizes[k], size=num_pairs)) % sizes[k]  # another class
+  strides = np.array([int(np.prod(sizes[i + 1:])) for i in range(len(sizes))], np.int64)
+  pairs = np.stack([factors @ strides, targets @ strides], axis=1)
+  drawn = np.concatenate([factors, targets], axis=1).reshape(-1, len(sizes))  # ordered like pairs.ravel()
+  if not np.array_equal(np.asarray(source.factors(pairs.ravel())), drawn):
+    raise ValueError(f"{source.name} is not indexed in mixed-radix factor order: single-factor pairs cannot be drawn.")
+  return pairs
+
+
 def _l2(a, b):
   return np.sqrt(((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2).reshape(len(a), -1).sum(axis=1))
 
@@ -68,7 +107,9 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
 
   Returns:
     (records, arrays): a list of dicts with `ATTACK_RECORD_KEYS` plus `display` and `evaluations`, ordered pair by
-    pair and lambda by lambda; arrays `inputs`, `targets`, `distortions` `[P*K, H, W, C]` indexed like the records.
+    pair and lambda by lambda; arrays `inputs`, `targets`, `distortions` and `adversarial` (x* itself, inside the
+    data range exactly; inputs + distortions equals it up to float32 rounding) `[P*K, H, W, C]`, indexed like the
+    records.
   """
   if mode not in objectives.MODES:
     raise ValueError(f"Unknown attack mode {mode!r}: choose one of {', '.join(objectives.MODES)}.")
@@ -120,7 +161,7 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
                     "iterations": int(best["iterations"][k]), "evaluations": int(best["evaluations"][k]),
                     **{name: float(values[k]) for name, values in metrics.items()}})
   mark_display(records)
-  arrays = {"inputs": x.numpy(), "targets": x_t.numpy(), "distortions": x_adv - x.numpy()}
+  arrays = {"inputs": x.numpy(), "targets": x_t.numpy(), "distortions": x_adv - x.numpy(), "adversarial": x_adv}
   return records, arrays
 
 
