@@ -8,7 +8,7 @@ import dataclasses
 import json
 from typing import Optional
 
-MODES = ("train", "evaluate", "attack")
+MODES = ("train", "evaluate", "attack", "export")
 ATTACK_MODES = ("latent", "output")  # paper eqs. 13-15 and 12
 ATTACK_LAYER_SETS = ("all", "first", "top")  # latent attacks: every layer (eq. 15), z^1 (eq. 14), z^L
 ATTACK_OPTIMIZERS = ("lbfgs", "scipy")
@@ -94,6 +94,13 @@ class AttackConfig:
       object.__setattr__(self, name, as_tuple(getattr(self, name), name))
 
 
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+  """SavedModel export (--mode=export): `<export_dir>/<model_name>/<version>/`."""
+  export_dir: str = ""  # empty: <workdir>/export
+  model_name: str = ""  # empty: the model family (--model)
+
+
 # Settings that define what a workdir holds: resuming with any other value would mix incompatible checkpoints.
 IDENTITY_FIELDS = ("dataset", "data_dir", "grayscale", "eval_examples", "model", "network", "latent_dim", "beta",
                    "estimator", "free_bits", "layers", "z_sizes", "h_sizes", "batch_size", "learning_rate", "seed")
@@ -107,11 +114,12 @@ class RunConfig:
   model: ModelConfig = ModelConfig()
   train: TrainConfig = TrainConfig()
   attack: AttackConfig = AttackConfig()
+  export: ExportConfig = ExportConfig()
 
   def flat(self):
     """All settings as one flat dict keyed by flag name."""
     out = {"mode": self.mode, "workdir": self.workdir}
-    for part in (self.data, self.model, self.train, self.attack):
+    for part in (self.data, self.model, self.train, self.attack, self.export):
       out.update(dataclasses.asdict(part))
     return out
 
@@ -121,7 +129,7 @@ class RunConfig:
     values = dict(values)
     parts = {}
     for key, part_cls in (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig),
-                          ("attack", AttackConfig)):
+                          ("attack", AttackConfig), ("export", ExportConfig)):
       names = {f.name for f in dataclasses.fields(part_cls)}
       parts[key] = part_cls(**{k: values.pop(k) for k in list(values) if k in names})
     workdir = values.pop("workdir")

@@ -80,6 +80,11 @@ flags.DEFINE_string("attack_vary", _A.attack_vary,
 flags.DEFINE_list("attack_fix", list(_A.attack_fix),
                   "With --attack_vary: factors held at one class in both images, e.g. shape=2 (a dSprites heart).")
 
+# SavedModel export (--mode=export).
+_E = config_lib.ExportConfig()
+flags.DEFINE_string("export_dir", _E.export_dir, "TF Serving model base folder (default: <workdir>/export).")
+flags.DEFINE_string("model_name", _E.model_name, "Model folder under --export_dir (default: the --model family).")
+
 FLAGS = flags.FLAGS
 
 
@@ -154,7 +159,9 @@ def main(argv):
         f"  tensorboard/  logs (tensorboard --logdir {os.path.join(workdir, 'tensorboard')})\n"
         f"  flags.cfg     relaunch with --flagfile={os.path.join(workdir, 'flags.cfg')}"
         + ("\n  attacks/      attack_results.json, adversarial_inputs.npz, grid_*.png, distortion_*.png"
-           if config.mode == "attack" else ""))
+           if config.mode == "attack" else "")
+        + (f"\n  SavedModel    {results['export_path']} (serve it: see README, 'Serving')"
+           if config.mode == "export" else ""))
   return 0
 
 
