@@ -99,6 +99,7 @@ class ExportConfig:
   """SavedModel export (--mode=export): `<export_dir>/<model_name>/<version>/`."""
   export_dir: str = ""  # empty: <workdir>/export
   model_name: str = ""  # empty: the model family (--model)
+  saved_model: str = ""  # --mode=attack on an export (<export_dir>/<model_name>/<version>) instead of a checkpoint
 
 
 # Settings that define what a workdir holds: resuming with any other value would mix incompatible checkpoints.

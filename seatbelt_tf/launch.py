@@ -84,6 +84,9 @@ flags.DEFINE_list("attack_fix", list(_A.attack_fix),
 _E = config_lib.ExportConfig()
 flags.DEFINE_string("export_dir", _E.export_dir, "TF Serving model base folder (default: <workdir>/export).")
 flags.DEFINE_string("model_name", _E.model_name, "Model folder under --export_dir (default: the --model family).")
+flags.DEFINE_string("saved_model", _E.saved_model,
+                    "--mode=attack on an exported SavedModel version folder instead of the workdir's checkpoint "
+                    "(results still go to <workdir>/attacks/).")
 
 FLAGS = flags.FLAGS
 

@@ -242,7 +242,8 @@ def evaluate(config):
 
 
 def attack(config):
-  """Attacks the workdir's latest checkpoint with the paper's protocol; writes `<workdir>/attacks/`.
+  """Attacks the workdir's latest checkpoint (or, with --saved_model, an export) with the paper's protocol; writes
+  `<workdir>/attacks/`.
 
   Pairs are drawn from the held-out split, or, with --attack_vary, from the factor grid as pairs that differ only in
   that factor (`attacks.choose_factor_pairs`). For each attack mode (and, for latent attacks, each layer set) all
@@ -253,10 +254,27 @@ def attack(config):
   """
   from seatbelt_tf import attacks as attacks_lib  # pylint: disable=g-import-not-at-top
   start = time.time()
-  source, model = _open_trained_run(config)
+  if config.export.saved_model:  # an export: the same callables from its signatures, no checkpoint needed
+    from seatbelt_tf import serving  # pylint: disable=g-import-not-at-top
+    config.validate()
+    source = build_source(config)
+    fns = serving.SavedModelFns(config.export.saved_model)
+    if fns.image_shape != tuple(source.image_shape) or fns.data_range != tuple(source.data_range):
+      raise ValueError(f"{config.export.saved_model} takes images {fns.image_shape} in {fns.data_range}; "
+                       f"--dataset={config.data.dataset} gives {tuple(source.image_shape)} in "
+                       f"{tuple(source.data_range)}. Pass the dataset the model was trained on.")
+    os.makedirs(config.workdir, exist_ok=True)
+    step, title = fns.card.get("step", 0), f"{fns.card.get('model_family', fns.card['model'])} (SavedModel)"
+  else:
+    source, model = _open_trained_run(config)
+    fns = attacks_lib.ModelFns(model)
+    step = int(model.optimizer.iterations.numpy())
+    title = f"{config.model.model} (beta={config.model.beta:g}, L={config.model.layers})"
   a = config.attack
-  candidates = data_lib.pipeline.eval_indices(source.num_examples, config.data.eval_examples,
-                                              config.train.seed).numpy()
+  # The held-out split of the training run (an export's card records its settings).
+  run = fns.card.get("config", {}) if config.export.saved_model else {}
+  candidates = data_lib.pipeline.eval_indices(source.num_examples, run.get("eval_examples", config.data.eval_examples),
+                                              run.get("seed", config.train.seed)).numpy()
   if a.attack_vary:  # single-factor attack (Appendix H.1)
     fixed = {k: int(v) for k, v in (item.split("=", 1) for item in a.attack_fix)}
     pairs = attacks_lib.choose_factor_pairs(source, a.attack_vary, fixed, a.attack_pairs, a.attack_seed)
@@ -265,7 +283,6 @@ def attack(config):
   inputs = source.tf_images(pairs[:, 0]).numpy()
   targets = source.tf_images(pairs[:, 1]).numpy()
   lambdas = attacks_lib.lambda_grid(a.attack_lambdas)
-  fns = attacks_lib.ModelFns(model)
   records, arrays = [], {"inputs": [], "targets": [], "distortions": [], "adversarial": []}
   summary = {}
   for mode in a.attack_modes:
@@ -279,7 +296,7 @@ def attack(config):
       records += part
       for key in arrays:
         arrays[key].append(part_arrays[key])
-      _attack_figures(config, fns, part, part_arrays, source.data_range, f"{mode}_{layers}")
+      _attack_figures(config.workdir, title, fns, part, part_arrays, source.data_range, f"{mode}_{layers}")
       summary[f"{mode}_{layers}"] = {
           "median_objective": float(np.median([r["objective"] for r in part])),
           "median_target_nll": float(np.median([r["target_nll"] for r in part]))}
@@ -287,19 +304,19 @@ def attack(config):
   io_utils.atomic_save_npz(os.path.join(out, "adversarial_inputs.npz"),
                            **{k: np.concatenate(v) for k, v in arrays.items()})
   io_utils.atomic_write_json(os.path.join(out, "attack_results.json"), records)
-  return {"attacks": summary, "records": len(records), "step": int(model.optimizer.iterations.numpy()),
+  return {"attacks": summary, "records": len(records), "step": step,
           "wall_time_s": time.time() - start, "mode": "attack"}
 
 
-def _attack_figures(config, fns, records, arrays, data_range, name):
+def _attack_figures(workdir, title, fns, records, arrays, data_range, name):
   """attacks/grid_<mode>_<layers>.png and attacks/distortion_<mode>_<layers>.png for one part of a sweep."""
   from seatbelt_tf.attacks import plots  # pylint: disable=g-import-not-at-top
   adversarial = arrays["adversarial"]
   shown = [i for i, r in enumerate(records) if r["display"]]
   recons = np.zeros_like(adversarial)
   recons[shown] = fns.recon_fn(tf.constant(adversarial[shown])).numpy()
-  title = f"{config.model.model} (beta={config.model.beta:g}, L={config.model.layers}): {name.replace('_', ' ')} attack"
-  out = os.path.join(config.workdir, "attacks")
+  title = f"{title}: {name.replace('_', ' ')} attack"
+  out = os.path.join(workdir, "attacks")
   plots.attack_grid(os.path.join(out, f"grid_{name}.png"), records, arrays, recons, data_range, title)
   plots.distortion_curve(os.path.join(out, f"distortion_{name}.png"), records, title)
 

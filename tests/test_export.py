@@ -166,6 +166,22 @@ def test_export_mode_on_a_trained_workdir(tmp_path):
   card = json.load(open(os.path.join(summary["export_path"], serving.CARD_NAME)))
   assert card["model_family"] == "seatbelt" and card["step"] == config.train.train_steps
   assert card["training_metrics"]["elbo"] < 0 and card["config"]["layers"] == 2
+  # --mode=attack on the export reproduces the attack on the checkpoint (same pairs, same numbers).
+  settings = {"mode": "attack", "attack_pairs": 2, "attack_lambdas": 3, "attack_max_iterations": 15,
+              "attack_modes": "latent,output", "attack_starts": "input"}
+  training.attack(config_lib.RunConfig.from_flat({**config.flat(), **settings}).validate())
+  other = str(tmp_path / "attack_of_export")
+  training.attack(config_lib.RunConfig.from_flat(
+      {**config.flat(), **settings, "workdir": other, "saved_model": summary["export_path"]}).validate())
+  live = json.load(open(os.path.join(config.workdir, "attacks", "attack_results.json")))
+  exported = json.load(open(os.path.join(other, "attacks", "attack_results.json")))
+  assert [(r["mode"], r["pair"], r["lambda"]) for r in live] == [(r["mode"], r["pair"], r["lambda"]) for r in exported]
+  np.testing.assert_allclose([r["objective"] for r in exported], [r["objective"] for r in live], rtol=1e-3, atol=1e-3)
+  arrays = [np.load(os.path.join(d, "attacks", "adversarial_inputs.npz")) for d in (config.workdir, other)]
+  np.testing.assert_array_equal(arrays[0]["inputs"], arrays[1]["inputs"])
+  with pytest.raises(ValueError, match="not a SavedModel directory"):
+    training.attack(config_lib.RunConfig.from_flat(
+        {**config.flat(), **settings, "workdir": other, "saved_model": str(tmp_path)}).validate())
   again = training.export(config_lib.RunConfig.from_flat(
       {**export.flat(), "export_dir": str(tmp_path / "serving"), "model_name": "robust"}).validate())
   assert again["export_path"] == str(tmp_path / "serving" / "robust" / "1")
