@@ -8,6 +8,7 @@ strength: the median and worst ratio of the batched driver's final objective to 
 meaningless), and how many problems each optimiser solved better by more than 1%.
 
 Usage: python benchmarks/attack_sweep.py --workdir=runs/elbo_vs_beta/seatbelt_L2_beta6 [--pairs=10] [--lambdas=50]
+       [--evaluation_cost] (also: ms per problem of one objective+gradient call at batch 1, 64 and 512)
 """
 
 import argparse
@@ -31,6 +32,9 @@ def main():
   parser.add_argument("--layers", default="all")
   parser.add_argument("--ratio_floor", type=float, default=1e-2)
   parser.add_argument("--optimizers", default="lbfgs,scipy", help="comma-separated; both for the comparison")
+  parser.add_argument("--evaluation_cost", action="store_true",
+                      help="also time one objective+gradient evaluation per problem at batch 1, 64 and 512: the "
+                           "floor of what batching can save on this machine")
   args = parser.parse_args()
   import json  # pylint: disable=g-import-not-at-top
   with open(os.path.join(args.workdir, "config.json")) as f:
@@ -41,6 +45,8 @@ def main():
   inputs, targets = source.tf_images(pairs[:, 0]).numpy(), source.tf_images(pairs[:, 1]).numpy()
   fns = attacks.ModelFns(model)
   lambdas = attacks.lambda_grid(args.lambdas)
+  if args.evaluation_cost:
+    _evaluation_cost(fns, inputs, targets)
   results = {}
   for optimizer in args.optimizers.split(","):
     start = time.perf_counter()
@@ -66,6 +72,39 @@ def main():
         f"with scipy objective >= {args.ratio_floor}: median {np.median(ratio):.4f}, worst {ratio.max():.3f}; "
         f"batched better by >1%: {(ob < 0.99 * os_).sum()}, scipy better by >1%: {(os_ < 0.99 * ob).sum()} "
         f"of {len(ob)}")
+
+
+def _evaluation_cost(fns, inputs, targets, rounds=5):
+  """Prints ms per problem of one latent-objective value-and-gradient call at batch 1, 64 and 512 (median of
+  `rounds`, after a warm-up call), the way the optimisers call it."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  x = np.concatenate([inputs] * (512 // len(inputs) + 1))[:512]
+  x_t = np.concatenate([targets] * (512 // len(targets) + 1))[:512]
+  target = fns.encode_fn(tf.constant(x_t))
+  dim = int(np.prod(x.shape[1:]))
+
+  @tf.function(autograph=False, input_signature=[tf.TensorSpec([None, dim], tf.float32)])
+  def value_and_gradient(flat):
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+      tape.watch(flat)
+      n = tf.shape(flat)[0]
+      value = attacks.latent_objective(fns.encode_fn, tf.reshape(flat, (-1,) + x.shape[1:]), tf.constant(x)[:n],
+                                       [(l[:n], s[:n]) for l, s in target], tf.ones([n]))
+    return value, tape.gradient(value, flat)
+  print("| batch | ms per call | ms per problem |")
+  print("|---|---|---|")
+  for batch in (1, 64, 512):
+    flat = tf.constant(x[:batch].reshape(batch, -1))
+    value_and_gradient(flat)[1].numpy()
+    times = []
+    for _ in range(rounds):
+      calls = max(1, 64 // batch)
+      start = time.perf_counter()
+      for _ in range(calls):
+        value_and_gradient(flat)[1].numpy()
+      times.append((time.perf_counter() - start) / calls)
+    t = float(np.median(times))
+    print(f"| {batch} | {1e3 * t:.2f} | {1e3 * t / batch:.3f} |")
 
 
 if __name__ == "__main__":
