@@ -8,7 +8,7 @@ import dataclasses
 import json
 from typing import Optional
 
-MODES = ("train", "evaluate", "attack", "export")
+MODES = ("train", "evaluate", "attack", "export", "report")
 ATTACK_MODES = ("latent", "output")  # paper eqs. 13-15 and 12
 ATTACK_LAYER_SETS = ("all", "first", "top")  # latent attacks: every layer (eq. 15), z^1 (eq. 14), z^L
 ATTACK_OPTIMIZERS = ("lbfgs", "scipy")
@@ -102,6 +102,27 @@ class ExportConfig:
   saved_model: str = ""  # --mode=attack on an export (<export_dir>/<model_name>/<version>) instead of a checkpoint
 
 
+MIG_METHODS = ("histogram", "exact")
+MIG_LAYERS = ("top", "all")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+  """The evaluation suite (--mode=evaluate) and reports (--mode=report)."""
+  eval_images: int = 1000  # held-out images for the fixed-noise ELBO, noise robustness and figures
+  mig_method: str = "histogram"  # histogram (disentanglement_lib) or exact (Chen et al. 2018)
+  mig_points: int = 10000  # points drawn from the factor grid; 0: the full grid
+  mig_bins: int = 20
+  mig_samples: int = 10000  # posterior samples of the exact protocol
+  mig_layers: str = "top"  # top (z^L) or all
+  noise_scales: tuple = (0.1, 0.3, 1.0)
+  workdirs: tuple = ()  # --mode=report: run workdirs, or folders of them
+
+  def __post_init__(self):
+    object.__setattr__(self, "noise_scales", as_tuple(self.noise_scales, "noise_scales", float))
+    object.__setattr__(self, "workdirs", as_tuple(self.workdirs, "workdirs"))
+
+
 # Settings that define what a workdir holds: resuming with any other value would mix incompatible checkpoints.
 IDENTITY_FIELDS = ("dataset", "data_dir", "grayscale", "eval_examples", "model", "network", "latent_dim", "beta",
                    "estimator", "free_bits", "layers", "z_sizes", "h_sizes", "batch_size", "learning_rate", "seed")
@@ -116,11 +137,12 @@ class RunConfig:
   train: TrainConfig = TrainConfig()
   attack: AttackConfig = AttackConfig()
   export: ExportConfig = ExportConfig()
+  evaluation: EvalConfig = EvalConfig()
 
   def flat(self):
     """All settings as one flat dict keyed by flag name."""
     out = {"mode": self.mode, "workdir": self.workdir}
-    for part in (self.data, self.model, self.train, self.attack, self.export):
+    for part in (self.data, self.model, self.train, self.attack, self.export, self.evaluation):
       out.update(dataclasses.asdict(part))
     return out
 
@@ -130,7 +152,7 @@ class RunConfig:
     values = dict(values)
     parts = {}
     for key, part_cls in (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig),
-                          ("attack", AttackConfig), ("export", ExportConfig)):
+                          ("attack", AttackConfig), ("export", ExportConfig), ("evaluation", EvalConfig)):
       names = {f.name for f in dataclasses.fields(part_cls)}
       parts[key] = part_cls(**{k: values.pop(k) for k in list(values) if k in names})
     workdir = values.pop("workdir")
@@ -220,6 +242,21 @@ class RunConfig:
       name, _, value = item.partition("=")
       if not name or not value.strip().isdigit():
         problems.append(f"attack_fix item {item!r} must be name=class, e.g. shape=2")
+    e = self.evaluation
+    for name in ("eval_images", "mig_bins", "mig_samples"):
+      if getattr(e, name) < 1:
+        problems.append(f"{name}={getattr(e, name)} must be >= 1")
+    if e.mig_points < 0:
+      problems.append(f"mig_points={e.mig_points} must be >= 0 (0: the full factor grid)")
+    if e.mig_method not in MIG_METHODS:
+      problems.append(f"mig_method={e.mig_method!r} must be one of {', '.join(MIG_METHODS)}")
+    if e.mig_layers not in MIG_LAYERS:
+      problems.append(f"mig_layers={e.mig_layers!r} must be one of {', '.join(MIG_LAYERS)}")
+    if any(v < 0 for v in e.noise_scales):
+      problems.append(f"noise_scales={','.join(map(str, e.noise_scales))} must be >= 0")
+    if self.mode == "report" and not e.workdirs:
+      problems.append("--mode=report needs --workdirs=<run workdir or folder of runs>,...; the report goes to "
+                      "--workdir")
     if problems:
       raise ValueError("Invalid settings:\n  - " + "\n  - ".join(problems))
     return self

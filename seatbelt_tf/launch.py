@@ -88,6 +88,22 @@ flags.DEFINE_string("saved_model", _E.saved_model,
                     "--mode=attack on an exported SavedModel version folder instead of the workdir's checkpoint "
                     "(results still go to <workdir>/attacks/).")
 
+# Evaluation (--mode=evaluate) and reports (--mode=report).
+_V = config_lib.EvalConfig()
+flags.DEFINE_integer("eval_images", _V.eval_images, "Held-out images for the fixed-noise ELBO, noise robustness "
+                     "and the figures of --mode=evaluate.", lower_bound=1)
+flags.DEFINE_enum("mig_method", _V.mig_method, config_lib.MIG_METHODS,
+                  "MIG protocol: histogram (disentanglement_lib, 20 bins) or exact (Chen et al. 2018).")
+flags.DEFINE_integer("mig_points", _V.mig_points, "Points drawn from the factor grid for MIG; 0: the full grid.",
+                     lower_bound=0)
+flags.DEFINE_integer("mig_bins", _V.mig_bins, "Bins per unit of the histogram MIG.", lower_bound=2)
+flags.DEFINE_integer("mig_samples", _V.mig_samples, "Posterior samples of the exact MIG.", lower_bound=1)
+flags.DEFINE_enum("mig_layers", _V.mig_layers, config_lib.MIG_LAYERS, "MIG of z^L only (top) or of every layer.")
+flags.DEFINE_list("noise_scales", [f"{v:g}" for v in _V.noise_scales],
+                  "Scales s of the input noise x + s*eps of the noise-robustness evaluation (Section 5.3).")
+flags.DEFINE_list("workdirs", list(_V.workdirs), "--mode=report: run workdirs, or folders holding them; the report "
+                  "is written to --workdir.")
+
 FLAGS = flags.FLAGS
 
 
@@ -157,10 +173,15 @@ def main(argv):
     return 1
   workdir = os.path.abspath(config.workdir)
   print(json.dumps({k: v for k, v in results.items() if k != "kl_units"}, indent=2, sort_keys=True))
+  if config.mode == "report":
+    print(f"\nReport: {results['report']} ({len(results['figures'])} figures beside it)")
+    return 0
   print(f"\nOutputs in {workdir}:\n  results.json  held-out metrics and per-unit KLs (kl_units)\n"
         "  checkpoints/  model and optimizer state\n"
         f"  tensorboard/  logs (tensorboard --logdir {os.path.join(workdir, 'tensorboard')})\n"
         f"  flags.cfg     relaunch with --flagfile={os.path.join(workdir, 'flags.cfg')}"
+        + ("\n  evaluation/   evaluation.json (ELBO, MIG, noise robustness, weight norms), noise.npz, figures"
+           if config.mode == "evaluate" else "")
         + ("\n  attacks/      attack_results.json, adversarial_inputs.npz, grid_*.png, distortion_*.png"
            if config.mode == "attack" else "")
         + (f"\n  SavedModel    {results['export_path']} (serve it: see README, 'Serving')"

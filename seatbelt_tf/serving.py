@@ -14,6 +14,9 @@ served) with these signatures, every one a graph of core TF ops (no Python funct
 * `attack_terms`: `images`, `targets`, `noise_1`, ..., `noise_L` -> `reconstruction` (log p(targets|z~), z~ drawn
   from q(z|images) by the standard-normal noise) and `kl` (the KL terms of the true ELBO, without beta): what the
   output attack (eq. 12) needs, so that attacks run on an export exactly as on the live model.
+* `generate`: `z_top` `[batch, d_L]`, `noise_1`, ..., `noise_{L-1}` -> `images`: decoder means of an ancestral
+  pass down the generative chain (eq. 6) from z^L, the layers below sampled from p(z^i|z^{i+1}) by the
+  standard-normal noise (zeros: their conditional means). Samples (z^L ~ N(0, I)) and latent traversals.
 
 Image inputs are checked inside the graph: rank 4, spatial size and channels as trained, finite values inside the
 data range; a violation raises `InvalidArgumentError` whose message says what was expected (the signature takes
@@ -38,7 +41,7 @@ import tensorflow as tf
 import seatbelt_tf
 
 CARD_NAME = "model_card.json"
-SIGNATURES = ("serving_default", "encode", "decode", "reconstruct", "attack_terms")
+SIGNATURES = ("serving_default", "encode", "decode", "reconstruct", "attack_terms", "generate")
 
 
 def _check_images(images, image_shape, data_range, name="images"):
@@ -86,6 +89,9 @@ class ServingModule(tf.Module):
     self.attack_terms = tf.function(
         self._attack_terms, input_signature=[any_images, tf.TensorSpec(None, tf.float32, name="targets")]
         + noise_specs)
+    self.generate = tf.function(
+        self._generate, input_signature=[tf.TensorSpec([None, self.layer_sizes[-1]], tf.float32, name="z_top")]
+        + noise_specs[:-1])
 
   def _images(self, images, name="images"):
     return _check_images(images, self.image_shape, self.data_range, name)
@@ -109,6 +115,9 @@ class ServingModule(tf.Module):
   def _attack_terms(self, images, targets, *noise):
     terms = self.model.attack_terms(self._images(images), self._images(targets, "targets"), list(noise))
     return {"reconstruction": terms["reconstruction"], "kl": terms["kl"]}
+
+  def _generate(self, z_top, *noise):
+    return {"images": self.model.generate(z_top, list(noise) if noise else None)}
 
   def signatures(self):
     return {name: getattr(self, name).get_concrete_function() for name in SIGNATURES}
@@ -223,6 +232,18 @@ class SavedModelFns:
     sig = self.loaded.signatures
     self.encode_fn = lambda x: _pairs(sig["encode"](images=tf.cast(x, tf.float32)), len(self.layer_sizes))
     self.recon_fn = lambda x: sig["reconstruct"](images=tf.cast(x, tf.float32))["reconstruction"]
+
+  def generate_fn(self, z_top, noise=None):
+    """Decoder means from top-layer codes (`model.generate`); noise: L - 1 `[B, d_i]` tensors, None = zeros."""
+    z_top = tf.cast(z_top, tf.float32)
+    batch = tf.shape(z_top)[0]
+    if noise is None:
+      noise = [tf.zeros([batch, d]) for d in self.layer_sizes[:-1]]
+    kwargs = {f"noise_{i + 1}": tf.cast(e, tf.float32) for i, e in enumerate(noise)}
+    if "generate" not in self.loaded.signatures:
+      raise ValueError(f"{self.path} has no 'generate' signature (exported by an older seatbelt_tf): export the "
+                       "checkpoint again to get samples and traversals from it.")
+    return self.loaded.signatures["generate"](z_top=z_top, **kwargs)["images"]
 
   def terms_fn(self, x_input, x_target, noise):
     kwargs = {f"noise_{i + 1}": tf.cast(e, tf.float32) for i, e in enumerate(noise)}

@@ -234,11 +234,59 @@ def train(config):
   return _evaluate_and_record(config, model, source, start)
 
 
+def _title(config):
+  m = config.model
+  return f"{m.model} (beta={m.beta:g}, L={m.layers})"
+
+
+def _heldout_indices(config, source, run):
+  """The held-out split of the training run (`run`: an export card's recorded settings, else this config's)."""
+  return data_lib.pipeline.eval_indices(source.num_examples, run.get("eval_examples", config.data.eval_examples),
+                                        run.get("seed", config.train.seed)).numpy()
+
+
+def _open_export(config):
+  """(source, `serving.SavedModelFns`, the export's recorded run settings) for --saved_model modes."""
+  from seatbelt_tf import serving  # pylint: disable=g-import-not-at-top
+  config.validate()
+  source = build_source(config)
+  fns = serving.SavedModelFns(config.export.saved_model)
+  if fns.image_shape != tuple(source.image_shape) or fns.data_range != tuple(source.data_range):
+    raise ValueError(f"{config.export.saved_model} takes images {fns.image_shape} in {fns.data_range}; "
+                     f"--dataset={config.data.dataset} gives {tuple(source.image_shape)} in "
+                     f"{tuple(source.data_range)}. Pass the dataset the model was trained on.")
+  os.makedirs(config.workdir, exist_ok=True)
+  return source, fns, fns.card.get("config", {})
+
+
 def evaluate(config):
-  """Evaluates the latest checkpoint of the workdir on the held-out split; writes and returns results."""
+  """Evaluates the workdir's latest checkpoint (or, with --saved_model, an export).
+
+  A checkpoint: held-out metrics to `results.json` (as after training), then the evaluation suite
+  (`evaluation.run_suite`) to `<workdir>/evaluation/`. An export: the suite alone (no weight norms or per-unit
+  KLs), on the same held-out images and seeds, so its numbers match the checkpoint's.
+  """
+  from seatbelt_tf import attacks as attacks_lib  # pylint: disable=g-import-not-at-top
+  from seatbelt_tf import evaluation  # pylint: disable=g-import-not-at-top
   start = time.time()
-  source, model = _open_trained_run(config)
-  return _evaluate_and_record(config, model, source, start)
+  if config.export.saved_model:
+    source, fns, run = _open_export(config)
+    model, title = None, f"{fns.card.get('model_family', fns.card['model'])} (SavedModel)"
+    results = {"mode": "evaluate", "saved_model": config.export.saved_model, "step": fns.card.get("step")}
+  else:
+    source, model = _open_trained_run(config)
+    fns, run, title = attacks_lib.ModelFns(model), {}, _title(config)
+    results = _evaluate_and_record(config, model, source, start)
+  suite = evaluation.run_suite(
+      fns, source, _heldout_indices(config, source, run), config.evaluation,
+      os.path.join(config.workdir, "evaluation"), title, model=model, kl_units=results.get("kl_units"),
+      seed=run.get("seed", config.train.seed), batch_size=config.train.eval_batch_size,
+      verbose=config.train.verbose > 0)
+  summary = {"elbo_fixed_noise": suite["elbo"]["elbo"],
+             "noise_median": {k: v["median"] for k, v in suite["noise"].items()}}
+  if "mig" in suite:
+    summary["mig"] = suite["mig"]["mig"]
+  return {**results, "evaluation": summary, "wall_time_s": time.time() - start}
 
 
 def attack(config):
@@ -255,26 +303,14 @@ def attack(config):
   from seatbelt_tf import attacks as attacks_lib  # pylint: disable=g-import-not-at-top
   start = time.time()
   if config.export.saved_model:  # an export: the same callables from its signatures, no checkpoint needed
-    from seatbelt_tf import serving  # pylint: disable=g-import-not-at-top
-    config.validate()
-    source = build_source(config)
-    fns = serving.SavedModelFns(config.export.saved_model)
-    if fns.image_shape != tuple(source.image_shape) or fns.data_range != tuple(source.data_range):
-      raise ValueError(f"{config.export.saved_model} takes images {fns.image_shape} in {fns.data_range}; "
-                       f"--dataset={config.data.dataset} gives {tuple(source.image_shape)} in "
-                       f"{tuple(source.data_range)}. Pass the dataset the model was trained on.")
-    os.makedirs(config.workdir, exist_ok=True)
+    source, fns, run = _open_export(config)
     step, title = fns.card.get("step", 0), f"{fns.card.get('model_family', fns.card['model'])} (SavedModel)"
   else:
     source, model = _open_trained_run(config)
     fns = attacks_lib.ModelFns(model)
-    step = int(model.optimizer.iterations.numpy())
-    title = f"{config.model.model} (beta={config.model.beta:g}, L={config.model.layers})"
+    step, title, run = int(model.optimizer.iterations.numpy()), _title(config), {}
   a = config.attack
-  # The held-out split of the training run (an export's card records its settings).
-  run = fns.card.get("config", {}) if config.export.saved_model else {}
-  candidates = data_lib.pipeline.eval_indices(source.num_examples, run.get("eval_examples", config.data.eval_examples),
-                                              run.get("seed", config.train.seed)).numpy()
+  candidates = _heldout_indices(config, source, run)
   if a.attack_vary:  # single-factor attack (Appendix H.1)
     fixed = {k: int(v) for k, v in (item.split("=", 1) for item in a.attack_fix)}
     pairs = attacks_lib.choose_factor_pairs(source, a.attack_vary, fixed, a.attack_pairs, a.attack_seed)
@@ -344,4 +380,13 @@ def export(config):
           "wall_time_s": time.time() - start, "mode": "export"}
 
 
-MODE_FNS = {"train": train, "evaluate": evaluate, "attack": attack, "export": export}
+def report(config):
+  """Aggregates the runs of --workdirs into `<workdir>/report.md` and figures (`evaluation.write_report`)."""
+  from seatbelt_tf import evaluation  # pylint: disable=g-import-not-at-top
+  config.validate()
+  start = time.time()
+  summary = evaluation.write_report(config.evaluation.workdirs, config.workdir)
+  return {**summary, "mode": "report", "wall_time_s": time.time() - start}
+
+
+MODE_FNS = {"train": train, "evaluate": evaluate, "attack": attack, "export": export, "report": report}

@@ -62,6 +62,12 @@ def test_every_endpoint_matches_the_live_model(tmp_path, name, layers):
   live_terms = model.attack_terms(x, x[::-1], noise)
   np.testing.assert_allclose(terms["reconstruction"], live_terms["reconstruction"], rtol=1e-5, atol=1e-4)
   np.testing.assert_allclose(terms["kl"], live_terms["kl"], rtol=1e-5, atol=1e-4)
+  z_top = tf.random.stateless_normal([5, model.layer_sizes[-1]], seed=[2, 0])
+  below = noise[:-1]
+  generated = loaded.signatures["generate"](z_top=z_top, **{f"noise_{i + 1}": e for i, e in enumerate(below)})
+  np.testing.assert_allclose(generated["images"], model.generate(z_top, below or None), atol=1e-5)
+  fns = serving.SavedModelFns(path)  # zero noise below z^L: the conditional means
+  np.testing.assert_allclose(fns.generate_fn(z_top), model.generate(z_top), atol=1e-5)
 
 
 def test_bad_inputs_give_the_documented_errors(tmp_path):

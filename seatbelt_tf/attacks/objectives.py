@@ -42,6 +42,7 @@ class ModelFns:
     self.terms_fn = model.attack_terms
     self.elbo_fn = model.attack_elbo
     self.recon_fn = lambda x: model(x, training=False)
+    self.generate_fn = model.generate
 
 
 def distortion_norm(d):

@@ -4,46 +4,11 @@ Both take plain arrays and records (`run_attack` output), so they work the same 
 Files are written atomically (a temporary PNG beside the target, then a rename).
 """
 
-import os
-import tempfile
-
 import numpy as np
 
-
-def _pyplot():
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  return plt
-
-
-def _save(fig, path):
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".png", dir=directory)
-  os.close(fd)
-  try:
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-
-
-def _show(ax, image, data_range, title=None, diverging=False):
-  image = np.asarray(image, np.float64)
-  lo, hi = data_range
-  if diverging:  # distortions: symmetric colour scale around 0
-    span = max(np.abs(image).max(), 1e-8)
-    ax.imshow(image.mean(axis=-1), cmap="RdBu_r", vmin=-span, vmax=span)
-  elif image.shape[-1] == 1:
-    ax.imshow(image[..., 0], cmap="gray", vmin=lo, vmax=hi)
-  else:
-    ax.imshow((image - lo) / (hi - lo))
-  ax.set_xticks([])
-  ax.set_yticks([])
-  if title:
-    ax.set_title(title, fontsize=9)
+from seatbelt_tf.plotting import pyplot as _pyplot
+from seatbelt_tf.plotting import save as _save
+from seatbelt_tf.plotting import show_image as _show
 
 
 def attack_grid(path, records, arrays, adversarial_recons, data_range, title):

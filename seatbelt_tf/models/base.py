@@ -139,6 +139,20 @@ class BaseVAE(keras.Model):
     """The mean of p(x|z): sigmoid(logits) or the Gaussian means."""
     return tf.sigmoid(params) if self.likelihood == "bernoulli" else params
 
+  def generate(self, z_top, noise=None):
+    """Decoder means from a top-layer code through the generative chain (ancestral sampling, Appendix I).
+
+    Args:
+      z_top: `[B, d_L]` codes of the top layer (z ~ p(z) = N(0, I) for samples, a traversal for Appendix I.34).
+      noise: optional list of L - 1 standard-normal `[B, d_i]` tensors (bottom first) that sample the layers below
+        z^L from p(z^i|z^{i+1}); None puts them at their conditional means. Unused here (one layer).
+
+    Returns:
+      `[B, H, W, C]` means of p(x|z).
+    """
+    del noise
+    return self.mean_image(self.decode(tf.cast(z_top, self.compute_dtype), training=False))
+
   def call(self, x, training=False):
     """Mean reconstruction of `x` through the posterior mean: `[B, H, W, C]` -> `[B, H, W, C]`."""
     loc, _ = self.encode(x, training=training)

@@ -102,6 +102,15 @@ class HierarchicalVAE(BaseVAE):
     locs = [loc for loc, _ in self.posterior_layers(x, training=training)]
     return self.mean_image(self.decode(self.decoder_input(locs), training=training))
 
+  def generate(self, z_top, noise=None):
+    """Ancestral pass down the generative chain (eq. 6): z^i = mean (or, with `noise`, a sample) of p(z^i|z^{i+1})
+    from z^L = `z_top` `[B, d_L]`, then the decoder means from `decoder_input` (see `BaseVAE.generate`)."""
+    z = [tf.cast(z_top, self.compute_dtype)]
+    for i in reversed(range(self.layers_count - 1)):
+      loc, scale = gaussian_params(self.down[i](z[0], training=False))
+      z.insert(0, loc if noise is None else self.sample(loc, scale, noise[i]))
+    return self.mean_image(self.decode(self.decoder_input(z), training=False))
+
   def forward(self, x, training, noise=None, target=None):
     """One ancestral sample through both chains and every term of eq. (9) for it.
 

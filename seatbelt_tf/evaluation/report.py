@@ -1,0 +1,280 @@
+"""Reports over many runs (--mode=report): the paper's figures and tables regenerated from workdirs.
+
+`write_report(workdirs, out_dir)` reads, from each run workdir, `config.json`, `results.json` (after training),
+`evaluation/evaluation.json` and `evaluation/noise.npz` (--mode=evaluate) and `attacks/attack_results.json`
+(--mode=attack), whichever exist, and writes to `out_dir`:
+
+  report.md                 tables and the figures below, with what each shows
+  elbo_vs_beta.png          held-out ELBO without beta against beta, per model family and depth (Figure 3)
+  attack_<mode>_<layers>.png  heat maps over beta x L of the median Delta and -log p(x^t|z~), one panel per model
+                            family (Figures 6-7)
+  mig_vs_latent_dim.png     beta-TCVAE MIG against |z|, per beta (Figure J.35), when runs differ in |z|
+  noise_<family>.png        smoothed histograms of log p(x|z*) under input noise, per beta and L (Figure 8)
+  grids/                    each run's attack grids (Figure 1)
+and tables of MIG at z^L (Table J.2) and of the relative change of the encoder and decoder weight norms from the
+smallest to the largest beta (Table 1). Runs missing a stage are listed with what they lack; a figure is only drawn
+when some run has its data.
+"""
+
+import collections
+import json
+import os
+import shutil
+
+import numpy as np
+
+from seatbelt_tf import io_utils
+from seatbelt_tf.evaluation import plots
+
+HIERARCHICAL = ("seatbelt", "beta_tcdlgm")
+FAMILY_NAMES = {"vae": "VAE", "beta_tcvae": "β-TCVAE", "beta_tcdlgm": "β-TC DLGM", "seatbelt": "Seatbelt-VAE"}
+
+
+def find_runs(paths):
+  """Run workdirs (folders with config.json) among `paths`, each a run or a folder of runs; sorted, unique."""
+  runs = []
+  for path in paths:
+    if os.path.isfile(os.path.join(path, "config.json")):
+      runs.append(os.path.abspath(path))
+    elif os.path.isdir(path):
+      runs += [os.path.abspath(os.path.join(path, n)) for n in sorted(os.listdir(path))
+               if os.path.isfile(os.path.join(path, n, "config.json"))]
+    else:
+      raise FileNotFoundError(f"--workdirs entry {path} does not exist.")
+  runs = sorted(set(runs))
+  if not runs:
+    raise FileNotFoundError(f"No run workdirs (folders with config.json) in {', '.join(paths)}: pass run workdirs "
+                            "or the folders that hold them.")
+  return runs
+
+
+def _read_json(path, default=None):
+  if not os.path.isfile(path):
+    return default
+  with open(path) as f:
+    return json.load(f)
+
+
+def load_run(workdir):
+  """Everything a report uses from one workdir (missing stages are None / empty)."""
+  config = _read_json(os.path.join(workdir, "config.json"))
+  family = config["model"]
+  depth = int(config["layers"]) if family in HIERARCHICAL else 1
+  noise_path = os.path.join(workdir, "evaluation", "noise.npz")
+  noise = None
+  if os.path.isfile(noise_path):
+    with np.load(noise_path) as f:
+      noise = {float(k): f[k] for k in f.files}
+  attacks_dir = os.path.join(workdir, "attacks")
+  grids = sorted(n for n in os.listdir(attacks_dir) if n.startswith("grid_")) if os.path.isdir(attacks_dir) else []
+  return {"name": os.path.basename(workdir), "workdir": workdir, "config": config, "family": family,
+          "depth": depth, "beta": float(config["beta"]),
+          "latent_dim": int(config["latent_dim"]) if family not in HIERARCHICAL else None,
+          "results": _read_json(os.path.join(workdir, "results.json")),
+          "evaluation": _read_json(os.path.join(workdir, "evaluation", "evaluation.json")),
+          "attacks": _read_json(os.path.join(attacks_dir, "attack_results.json"), []), "noise": noise,
+          "grids": [os.path.join(attacks_dir, n) for n in grids]}
+
+
+def _label(run, with_beta=True):
+  parts = [FAMILY_NAMES.get(run["family"], run["family"])]
+  if run["family"] in HIERARCHICAL:
+    parts.append(f"L={run['depth']}")
+  elif run["latent_dim"] is not None:
+    parts.append(f"|z|={run['latent_dim']}")
+  if with_beta:
+    parts.append(f"β={run['beta']:g}")
+  return ", ".join(parts)
+
+
+def attack_medians(records):
+  """{(mode, layers): {"delta": median objective, "target_nll": median -log p(x^t|z~), "problems": n}}."""
+  out = {}
+  for key in sorted({(r["mode"], r["layers"]) for r in records}):
+    part = [r for r in records if (r["mode"], r["layers"]) == key]
+    out[key] = {"delta": float(np.median([r["objective"] for r in part])),
+                "target_nll": float(np.median([r["target_nll"] for r in part])), "problems": len(part)}
+  return out
+
+
+def _fmt(value, spec=".3g"):
+  return "—" if value is None else format(value, spec)
+
+
+def write_report(workdirs, out_dir):
+  """Writes `out_dir/report.md` and its figures (module docstring); returns a summary dict."""
+  runs = [load_run(w) for w in find_runs(workdirs)]
+  os.makedirs(out_dir, exist_ok=True)
+  lines = ["# seatbelt_tf report", "",
+           f"{len(runs)} runs: " + ", ".join(f"`{r['name']}`" for r in runs) + ".", ""]
+  figures = []
+  lines += _runs_table(runs)
+  lines += _elbo_section(runs, out_dir, figures)
+  lines += _attack_section(runs, out_dir, figures)
+  lines += _mig_section(runs, out_dir, figures)
+  lines += _noise_section(runs, out_dir, figures)
+  lines += _weight_section(runs)
+  lines += _grid_section(runs, out_dir, figures)
+  io_utils.atomic_write_text(os.path.join(out_dir, "report.md"), "\n".join(lines).rstrip() + "\n")
+  return {"report": os.path.join(out_dir, "report.md"), "runs": len(runs), "figures": figures}
+
+
+def _runs_table(runs):
+  lines = ["## Runs", "",
+           "Held-out ELBO without β: from training (`results.json`, one sample per image from the run's seed "
+           "stream) and from the evaluation suite (`evaluation.json`, seeded noise; equal on an export).", "",
+           "| run | model | β | steps | ELBO | ELBO (fixed noise) | MIG z^L | evaluated | attacked |",
+           "|---|---|---|---|---|---|---|---|---|"]
+  for r in runs:
+    res, ev = r["results"] or {}, r["evaluation"] or {}
+    mig = ev.get("mig", {}).get("mig")
+    lines.append(f"| `{r['name']}` | {_label(r, False)} | {r['beta']:g} | {res.get('step', '—')} | "
+                 f"{_fmt(res.get('elbo'), '.2f')} | {_fmt(ev.get('elbo', {}).get('elbo'), '.2f')} | "
+                 f"{_fmt(mig, '.3f')} | {'yes' if r['evaluation'] else 'no'} | {'yes' if r['attacks'] else 'no'} |")
+  return lines + [""]
+
+
+def _elbo_section(runs, out_dir, figures):
+  groups = collections.defaultdict(list)
+  for r in runs:
+    if r["results"]:
+      groups[_label(r, False)].append((r["beta"], r["results"]["elbo"]))
+  if not groups:
+    return []
+  plots.lines_by_group(os.path.join(out_dir, "elbo_vs_beta.png"), groups, "β", "held-out ELBO without β (nats)",
+                       "ELBO against β (paper Figure 3)", log_x=True)
+  figures.append("elbo_vs_beta.png")
+  return ["## ELBO against β (Figure 3)", "",
+          "The true ELBO (β = 1, no free bits) on the held-out split. The paper's claim: it degrades much less with "
+          "β for Seatbelt-VAEs (and β-TC DLGMs) than for β-TCVAEs.", "", "![ELBO against beta](elbo_vs_beta.png)",
+          ""]
+
+
+def _attack_section(runs, out_dir, figures):
+  attacked = [r for r in runs if r["attacks"]]
+  if not attacked:
+    return []
+  lines = ["## Adversarial attacks (Figures 5-7)", "",
+           "Medians over all pairs × λ of each run's sweep (`--mode=attack`): Δ is the attack's final objective "
+           "(lower: a stronger attack, a less robust model); −log p(x^t|z̃), z̃ ~ q(z|x*), is how well the adversarial "
+           "input's posterior explains the target (higher: more robust).", "",
+           "| run | attack | problems | median Δ | median −log p(x^t\\|z̃) |", "|---|---|---|---|---|"]
+  medians = {r["name"]: attack_medians(r["attacks"]) for r in attacked}
+  for r in attacked:
+    for (mode, layers), m in medians[r["name"]].items():
+      lines.append(f"| `{r['name']}` | {mode} ({layers}) | {m['problems']} | {m['delta']:.4g} | "
+                   f"{m['target_nll']:.1f} |")
+  lines.append("")
+  keys = sorted({k for m in medians.values() for k in m})
+  for mode, layers in keys:
+    panels = []
+    for metric, name in (("delta", "median Δ"), ("target_nll", "median −log p(x^t|z̃)")):
+      for family in sorted({r["family"] for r in attacked}):
+        members = [r for r in attacked if r["family"] == family and (mode, layers) in medians[r["name"]]]
+        if not members:
+          continue
+        betas = sorted({r["beta"] for r in members})
+        depths = sorted({r["depth"] for r in members})
+        grid = np.full((len(betas), len(depths)), np.nan)
+        for r in members:
+          grid[betas.index(r["beta"]), depths.index(r["depth"])] = medians[r["name"]][(mode, layers)][metric]
+        panels.append((f"{FAMILY_NAMES.get(family, family)}: {name}", betas, depths, grid))
+    fname = f"attack_{mode}_{layers}.png"
+    plots.heat_maps(os.path.join(out_dir, fname), panels, "β", "L (stochastic layers)",
+                    f"{mode} attack ({layers} layers): medians over pairs × λ")
+    figures.append(fname)
+    lines += [f"![{mode} attack heat maps]({fname})", ""]
+  return lines
+
+
+def _mig_section(runs, out_dir, figures):
+  scored = [r for r in runs if r["evaluation"] and "mig" in r["evaluation"]]
+  if not scored:
+    return []
+  method = scored[0]["evaluation"]["mig"]["method"]
+  betas = sorted({r["beta"] for r in scored})
+  lines = ["## MIG at z^L (Table J.2)", "",
+           f"Protocol: `{method}` on {scored[0]['evaluation']['mig']['num_points']} points of the factor grid "
+           "(`seatbelt_tf.metrics.mig`; per-factor gaps in each run's `evaluation/evaluation.json`).", "",
+           "| model | " + " | ".join(f"β={b:g}" for b in betas) + " |", "|---|" + "---|" * len(betas)]
+  rows = collections.defaultdict(dict)
+  for r in scored:
+    rows[_label(r, False)][r["beta"]] = r["evaluation"]["mig"]["mig"]
+  for label in sorted(rows):
+    lines.append(f"| {label} | " + " | ".join(_fmt(rows[label].get(b), ".3f") for b in betas) + " |")
+  lines.append("")
+  tc = [r for r in scored if r["family"] == "beta_tcvae"]
+  if len({r["latent_dim"] for r in tc}) > 1:
+    groups = collections.defaultdict(list)
+    for r in tc:
+      groups[f"β={r['beta']:g}"].append((r["latent_dim"], r["evaluation"]["mig"]["mig"]))
+    plots.lines_by_group(os.path.join(out_dir, "mig_vs_latent_dim.png"), groups, "|z| (latent units)", "MIG",
+                         "β-TCVAE: MIG against |z| (Figure J.35)")
+    figures.append("mig_vs_latent_dim.png")
+    lines += ["![MIG against |z|](mig_vs_latent_dim.png)", ""]
+  return lines
+
+
+def _noise_section(runs, out_dir, figures):
+  noisy = [r for r in runs if r["noise"]]
+  if not noisy:
+    return []
+  lines = ["## Robustness to input noise (Figure 8)", "",
+           "log p(x|z*) of clean held-out images with z* ~ q(z|x + s·ε), ε ~ N(0, I), the noisy input clipped to the "
+           "data range; smoothed histograms per noise scale. Higher and narrower: a better denoiser.", "",
+           "| run | " + " | ".join(f"median, s={s:g}" for s in sorted(noisy[0]["noise"])) + " |",
+           "|---|" + "---|" * len(noisy[0]["noise"])]
+  for r in noisy:
+    lines.append(f"| `{r['name']}` | " + " | ".join(f"{np.median(r['noise'][s]):.1f}"
+                                                   for s in sorted(noisy[0]["noise"]) if s in r["noise"]) + " |")
+  lines.append("")
+  for family in sorted({r["family"] for r in noisy}):
+    curves = {_label(r): {s: v for s, v in r["noise"].items() if s > 0}
+              for r in sorted(noisy, key=lambda r: (r["depth"], r["beta"])) if r["family"] == family}
+    fname = f"noise_{family}.png"
+    plots.noise_histograms(os.path.join(out_dir, fname), curves,
+                           f"{FAMILY_NAMES.get(family, family)}: log p(x|z*) under input noise")
+    figures.append(fname)
+    lines += [f"![noise robustness, {family}]({fname})", ""]
+  return lines
+
+
+def _weight_section(runs):
+  normed = [r for r in runs if r["evaluation"] and "weight_norms" in r["evaluation"]]
+  if not normed:
+    return []
+  groups = collections.defaultdict(list)
+  for r in normed:
+    groups[_label(r, False)].append(r)
+  lines = ["## Weight norms (Table 1)", "",
+           "L2 norm of the encoder's and decoder's kernels (biases and BatchNorm excluded), and their relative change "
+           "from the smallest to the largest β of each model. The paper: the encoder norm grows and the decoder norm "
+           "shrinks with β.", "", "| model | β | encoder L2 | decoder L2 | encoder change | decoder change |",
+           "|---|---|---|---|---|---|"]
+  for label in sorted(groups):
+    members = sorted(groups[label], key=lambda r: r["beta"])
+    lo = members[0]["evaluation"]["weight_norms"]
+    for r in members:
+      w = r["evaluation"]["weight_norms"]
+      change = ("", "") if r is members[0] else tuple(f"{100 * (w[k] - lo[k]) / lo[k]:+.1f}%"
+                                                       for k in ("encoder", "decoder"))
+      lines.append(f"| {label} | {r['beta']:g} | {w['encoder']:.2f} | {w['decoder']:.2f} | {change[0]} | "
+                   f"{change[1]} |")
+  return lines + [""]
+
+
+def _grid_section(runs, out_dir, figures):
+  shown = [(r, g) for r in runs for g in r["grids"]]
+  if not shown:
+    return []
+  lines = ["## Attack grids (Figure 1)", "",
+           "Per run and attack, each pair at its displayed λ (the first whose objective beats the mean over λ): "
+           "input, target, distortion, adversarial input, its reconstruction.", ""]
+  for r, path in shown:
+    fname = os.path.join("grids", f"{r['name']}_{os.path.basename(path)[len('grid_'):]}")
+    os.makedirs(os.path.join(out_dir, "grids"), exist_ok=True)
+    shutil.copyfile(path, os.path.join(out_dir, fname))
+    figures.append(fname)
+    lines += [f"**{_label(r)}** ({os.path.basename(path)[len('grid_'):-4].replace('_', ' ')} attack)", "",
+              f"![attack grid {r['name']}]({fname})", ""]
+  return lines
