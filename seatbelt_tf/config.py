@@ -8,7 +8,7 @@ import dataclasses
 import json
 from typing import Optional
 
-MODES = ("train", "evaluate", "attack", "export", "report")
+MODES = ("train", "evaluate", "attack", "export", "report", "tune")
 ATTACK_MODES = ("latent", "output")  # paper eqs. 13-15 and 12
 ATTACK_LAYER_SETS = ("all", "first", "top")  # latent attacks: every layer (eq. 15), z^1 (eq. 14), z^L
 ATTACK_OPTIMIZERS = ("lbfgs", "scipy")
@@ -123,6 +123,34 @@ class EvalConfig:
     object.__setattr__(self, "workdirs", as_tuple(self.workdirs, "workdirs"))
 
 
+TUNERS = ("random", "bayesian", "hyperband")
+TUNE_OBJECTIVES = ("val_elbo", "robustness", "combined")
+
+
+@dataclasses.dataclass(frozen=True)
+class TuneConfig:
+  """Keras Tuner searches (--mode=tune; seatbelt_tf.tuning)."""
+  tuner: str = "random"
+  tune_objective: str = "val_elbo"
+  tune_max_trials: int = 10
+  tune_directory: str = ""  # empty: <workdir>/tuning
+  tune_project: str = "search"
+  tune_models: tuple = ("beta_tcvae", "seatbelt")
+  tune_betas: tuple = ("1:10",)  # values to choose from, or one lo:hi item for a log-uniform range
+  tune_max_layers: int = 5
+  tune_learning_rates: tuple = ("0.001",)
+  tune_free_bits: tuple = ("0",)
+  tune_estimators: tuple = ("mws",)
+  tune_elbo_floor: float = -1e9  # nats: the combined objective's ELBO floor (default: no floor)
+  tune_attack_pairs: int = 3
+  tune_attack_lambdas: int = 3
+  tune_attack_iterations: int = 30
+
+  def __post_init__(self):
+    for name in ("tune_models", "tune_betas", "tune_learning_rates", "tune_free_bits", "tune_estimators"):
+      object.__setattr__(self, name, as_tuple(getattr(self, name), name))
+
+
 # Settings that define what a workdir holds: resuming with any other value would mix incompatible checkpoints.
 IDENTITY_FIELDS = ("dataset", "data_dir", "grayscale", "eval_examples", "model", "network", "latent_dim", "beta",
                    "estimator", "free_bits", "layers", "z_sizes", "h_sizes", "batch_size", "learning_rate", "seed")
@@ -138,11 +166,12 @@ class RunConfig:
   attack: AttackConfig = AttackConfig()
   export: ExportConfig = ExportConfig()
   evaluation: EvalConfig = EvalConfig()
+  tune: TuneConfig = TuneConfig()
 
   def flat(self):
     """All settings as one flat dict keyed by flag name."""
     out = {"mode": self.mode, "workdir": self.workdir}
-    for part in (self.data, self.model, self.train, self.attack, self.export, self.evaluation):
+    for part in (self.data, self.model, self.train, self.attack, self.export, self.evaluation, self.tune):
       out.update(dataclasses.asdict(part))
     return out
 
@@ -152,7 +181,8 @@ class RunConfig:
     values = dict(values)
     parts = {}
     for key, part_cls in (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig),
-                          ("attack", AttackConfig), ("export", ExportConfig), ("evaluation", EvalConfig)):
+                          ("attack", AttackConfig), ("export", ExportConfig), ("evaluation", EvalConfig),
+                          ("tune", TuneConfig)):
       names = {f.name for f in dataclasses.fields(part_cls)}
       parts[key] = part_cls(**{k: values.pop(k) for k in list(values) if k in names})
     workdir = values.pop("workdir")
@@ -257,6 +287,33 @@ class RunConfig:
     if self.mode == "report" and not e.workdirs:
       problems.append("--mode=report needs --workdirs=<run workdir or folder of runs>,...; the report goes to "
                       "--workdir")
+    u = self.tune
+    if u.tuner not in TUNERS:
+      problems.append(f"tuner={u.tuner!r} must be one of {', '.join(TUNERS)}")
+    if u.tune_objective not in TUNE_OBJECTIVES:
+      problems.append(f"tune_objective={u.tune_objective!r} must be one of {', '.join(TUNE_OBJECTIVES)}")
+    for name in ("tune_max_trials", "tune_max_layers", "tune_attack_pairs", "tune_attack_lambdas",
+                 "tune_attack_iterations"):
+      if getattr(u, name) < 1:
+        problems.append(f"{name}={getattr(u, name)} must be >= 1")
+    if not u.tune_project or "/" in u.tune_project:
+      problems.append(f"tune_project={u.tune_project!r} must be a plain folder name")
+    if not u.tune_models:
+      problems.append("tune_models must name at least one model family")
+    if set(u.tune_estimators) - {"mws", "mss"} or not u.tune_estimators:
+      problems.append(f"tune_estimators={','.join(u.tune_estimators)} must be a non-empty list of mws, mss")
+    for name in ("tune_betas", "tune_learning_rates", "tune_free_bits"):
+      values = getattr(u, name)
+      try:
+        if len(values) == 1 and ":" in values[0]:
+          lo, hi = (float(v) for v in values[0].split(":", 1))
+          if not 0 < lo < hi:
+            raise ValueError
+        elif not values or any(float(v) < 0 for v in values):
+          raise ValueError
+      except ValueError:
+        problems.append(f"{name}={','.join(values)} must be non-negative numbers to choose from, or one lo:hi "
+                        "item (0 < lo < hi) for a log-uniform range")
     if problems:
       raise ValueError("Invalid settings:\n  - " + "\n  - ".join(problems))
     return self

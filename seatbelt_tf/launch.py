@@ -104,6 +104,30 @@ flags.DEFINE_list("noise_scales", [f"{v:g}" for v in _V.noise_scales],
 flags.DEFINE_list("workdirs", list(_V.workdirs), "--mode=report: run workdirs, or folders holding them; the report "
                   "is written to --workdir.")
 
+# Keras Tuner searches (--mode=tune).
+_U = config_lib.TuneConfig()
+flags.DEFINE_enum("tuner", _U.tuner, config_lib.TUNERS, "Keras Tuner algorithm.")
+flags.DEFINE_enum("tune_objective", _U.tune_objective, config_lib.TUNE_OBJECTIVES,
+                  "val_elbo (held-out ELBO without beta), robustness (median -log p(x^t|z~) of a small latent "
+                  "attack) or combined (robustness above --tune_elbo_floor); all maximised.")
+flags.DEFINE_integer("tune_max_trials", _U.tune_max_trials, "Trials of random/bayesian searches.", lower_bound=1)
+flags.DEFINE_string("tune_directory", _U.tune_directory, "Folder of the tuner state (default: <workdir>/tuning).")
+flags.DEFINE_string("tune_project", _U.tune_project, "Project (search) name under --tune_directory.")
+flags.DEFINE_list("tune_models", list(_U.tune_models), "Model families searched over.")
+flags.DEFINE_list("tune_betas", list(_U.tune_betas), "beta values to choose from, or lo:hi (log-uniform range).")
+flags.DEFINE_integer("tune_max_layers", _U.tune_max_layers, "L searched from 1 to this (hierarchical families).",
+                     lower_bound=1)
+flags.DEFINE_list("tune_learning_rates", list(_U.tune_learning_rates), "Learning rates to choose from, or lo:hi.")
+flags.DEFINE_list("tune_free_bits", list(_U.tune_free_bits), "Free-bits values to choose from.")
+flags.DEFINE_list("tune_estimators", list(_U.tune_estimators), "Estimators to choose from: mws, mss.")
+flags.DEFINE_float("tune_elbo_floor", _U.tune_elbo_floor, "ELBO floor (nats) of the combined objective.")
+flags.DEFINE_integer("tune_attack_pairs", _U.tune_attack_pairs, "Pairs of the robustness objective's attack.",
+                     lower_bound=1)
+flags.DEFINE_integer("tune_attack_lambdas", _U.tune_attack_lambdas, "Lambda values (2^-8 ... 2^0) of that attack.",
+                     lower_bound=1)
+flags.DEFINE_integer("tune_attack_iterations", _U.tune_attack_iterations, "L-BFGS iterations of that attack.",
+                     lower_bound=1)
+
 FLAGS = flags.FLAGS
 
 
@@ -173,6 +197,10 @@ def main(argv):
     return 1
   workdir = os.path.abspath(config.workdir)
   print(json.dumps({k: v for k, v in results.items() if k != "kl_units"}, indent=2, sort_keys=True))
+  if config.mode == "tune":
+    print(f"\nSearch: {results['project_dir']} (trials.md, trials.csv); train the best trial with\n"
+          f"  python -m seatbelt_tf.launch --flagfile={results['best_cfg']}")
+    return 0
   if config.mode == "report":
     print(f"\nReport: {results['report']} ({len(results['figures'])} figures beside it)")
     return 0

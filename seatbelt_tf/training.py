@@ -158,16 +158,17 @@ def mean_unit_kls(model, dataset):
   return {str(i + 1): (s / count).tolist() for i, s in enumerate(sums)}
 
 
-def _evaluate_model(config, model, source):
-  """Held-out metrics under the tracker names and the mean per-unit KLs (`kl_units`), with a fixed seed that
-  leaves the training stream untouched."""
+def _evaluate_model(config, model, source, unit_kls=True):
+  """Held-out metrics under the tracker names and (if `unit_kls`) the mean per-unit KLs (`kl_units`), with a fixed
+  seed that leaves the training stream untouched."""
   state = model.seed_generator.state
   saved = state.numpy()
   state.assign([config.train.seed + _EVAL_SEED_OFFSET, 0])
   try:
     ds = data_lib.eval_dataset(source, config.train.eval_batch_size, config.data.eval_examples, config.train.seed)
     metrics = {k: float(v) for k, v in model.evaluate(ds, verbose=0, return_dict=True).items()}
-    metrics["kl_units"] = mean_unit_kls(model, ds)
+    if unit_kls:
+      metrics["kl_units"] = mean_unit_kls(model, ds)
   finally:
     state.assign(saved)
   return metrics
@@ -389,4 +390,16 @@ def report(config):
   return {**summary, "mode": "report", "wall_time_s": time.time() - start}
 
 
-MODE_FNS = {"train": train, "evaluate": evaluate, "attack": attack, "export": export, "report": report}
+def tune(config):
+  """Runs (or resumes) a Keras Tuner search from the settings of `config` (`seatbelt_tf.tuning`)."""
+  from seatbelt_tf import tuning  # pylint: disable=g-import-not-at-top
+  start = time.time()
+  config.validate()
+  source = build_source(config)
+  os.makedirs(config.workdir, exist_ok=True)
+  summary = tuning.run_search(config, source)
+  return {**summary, "mode": "tune", "wall_time_s": time.time() - start}
+
+
+MODE_FNS = {"train": train, "evaluate": evaluate, "attack": attack, "export": export, "report": report,
+            "tune": tune}

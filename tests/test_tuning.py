@@ -1,0 +1,70 @@
+"""Keras Tuner searches (--mode=tune): a 2-trial search end to end, resumption without new trials, best.cfg, and
+the robustness objective."""
+
+import csv
+import os
+
+import numpy as np
+import pytest
+
+from seatbelt_tf import config as config_lib
+from seatbelt_tf import data, launch, training, tuning
+from conftest import tiny_config
+
+
+def _search(tmp_path, **overrides):
+  settings = {"mode": "tune", "tuner": "random", "tune_max_trials": 2, "tune_models": "beta_tcvae,seatbelt",
+              "tune_betas": "1:8", "tune_max_layers": 2, "tune_objective": "combined", "tune_attack_pairs": 2,
+              "tune_attack_lambdas": 2, "tune_attack_iterations": 5, **overrides}
+  return tiny_config(tmp_path / "search", **settings)
+
+
+def test_two_trial_search_resumes_without_new_trials_and_best_cfg_trains(tmp_path):
+  config = _search(tmp_path)
+  first = training.tune(config)
+  assert first["completed"] == 2 and first["new_trials"] == 2
+  project = os.path.join(config.workdir, "tuning", "search")
+  rows = list(csv.DictReader(open(os.path.join(project, "trials.csv"))))
+  assert len(rows) == 2 and all(r["status"] == "COMPLETED" for r in rows)
+  for row in rows:
+    assert np.isfinite([float(row[k]) for k in ("val_elbo", "robustness", "combined")]).all()
+    assert 1.0 <= float(row["beta"]) <= 8.0 and row["model"] in ("beta_tcvae", "seatbelt")
+  assert "(best)" in open(os.path.join(project, "trials.md")).read()
+  again = training.tune(config)  # the same command again: the search reloads and runs nothing new
+  assert again["new_trials"] == 0 and again["completed"] == 2 and again["best_trial"] == first["best_trial"]
+  # best.cfg relaunches training with the best trial's settings.
+  args = launch.expand_flagfiles([f"--flagfile={first['best_cfg']}"])
+  flat = dict(arg.lstrip("-").split("=", 1) for arg in args)
+  assert flat["mode"] == "train" and flat["workdir"] == os.path.join(config.workdir, "best")
+  assert flat["model"] == first["best_values"]["model"]
+  assert float(flat["beta"]) == pytest.approx(first["best_values"]["beta"])
+  launch.FLAGS.unparse_flags()
+  launch.FLAGS(["seatbelt-launch", *args, "--train_steps=3", "--verbose=0"])
+  results = training.train(launch.config_from_flags())
+  launch.FLAGS.unparse_flags()
+  assert results["step"] == 3 and np.isfinite(results["elbo"])
+
+
+def test_robustness_objective_is_finite_and_tells_models_apart(tmp_path):
+  source = data.ProceduralDSprites()
+  scores = {}
+  for name, overrides in {"vae": {"model": "vae", "beta": 1.0},
+                          "seatbelt": {"model": "seatbelt", "layers": 2, "beta": 8.0}}.items():
+    config = tiny_config(tmp_path / name, tune_attack_pairs=2, tune_attack_lambdas=2, tune_attack_iterations=10,
+                         train_steps=30, steps_per_epoch=15, **overrides)
+    training.train(config)
+    _, model = training._open_trained_run(config)  # pylint: disable=protected-access
+    scores[name] = tuning.robustness(config, model, source)
+  assert all(np.isfinite(v) and v > 0 for v in scores.values())
+  assert abs(scores["vae"] - scores["seatbelt"]) > 1.0
+
+
+def test_search_space_flags_are_validated(tmp_path):
+  with pytest.raises(ValueError, match="unknown families flow"):
+    tuning.run_search(_search(tmp_path, tune_models="seatbelt,flow"), data.ProceduralDSprites())
+  assert tuning.parse_space(["1:10"], "b") == ("range", 1.0, 10.0)
+  assert tuning.parse_space(["4", "1"], "b") == ("choice", [1.0, 4.0])
+  with pytest.raises(ValueError, match="tune_betas=10:1"):
+    config_lib.RunConfig(workdir="w", tune=config_lib.TuneConfig(tune_betas=("10:1",))).validate()
+  with pytest.raises(ValueError, match="tuner='grid'"):
+    config_lib.RunConfig(workdir="w", tune=config_lib.TuneConfig(tuner="grid")).validate()
