@@ -32,6 +32,12 @@ def test_two_trial_search_resumes_without_new_trials_and_best_cfg_trains(tmp_pat
   assert "(best)" in open(os.path.join(project, "trials.md")).read()
   again = training.tune(config)  # the same command again: the search reloads and runs nothing new
   assert again["new_trials"] == 0 and again["completed"] == 2 and again["best_trial"] == first["best_trial"]
+  # get_best_models() rebuilds the best trial's model and loads its trained weights.
+  tuner = tuning.build_tuner(config, tuning.SeatbeltHyperModel(config, data.ProceduralDSprites()))
+  best_model = tuner.get_best_models(1)[0]
+  fresh = tuner.hypermodel.build(tuner.oracle.get_best_trials(1)[0].hyperparameters)
+  assert type(best_model).__name__ == type(fresh).__name__
+  assert any(not np.allclose(a, b) for a, b in zip(best_model.get_weights(), fresh.get_weights()))
   # best.cfg relaunches training with the best trial's settings.
   args = launch.expand_flagfiles([f"--flagfile={first['best_cfg']}"])
   flat = dict(arg.lstrip("-").split("=", 1) for arg in args)
