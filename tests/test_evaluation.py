@@ -127,7 +127,7 @@ def test_report_over_runs_of_two_betas_with_attacks(tmp_path):
   for figure in summary["figures"]:
     assert os.path.getsize(os.path.join(out, figure)) > 5000 and f"]({figure})" in text
   assert {"elbo_vs_beta.png", "attack_latent_all.png", "noise_seatbelt.png"} <= set(summary["figures"])
-  assert "| `vae` | VAE, |z|=4 | 1 |" in text and "| no | no |" in text
+  assert "| `vae` | VAE, \\|z\\|=4 | 1 |" in text and "| no | no |" in text
   medians = report_lib.attack_medians(json.load(open(os.path.join(runs[0], "attacks", "attack_results.json"))))
   assert f"{medians[('latent', 'all')]['delta']:.4g}" in text
   with pytest.raises(FileNotFoundError, match="No run workdirs"):

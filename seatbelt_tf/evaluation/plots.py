@@ -91,9 +91,10 @@ def noise_histograms(path, curves, title):
     ax.set_xlabel("log p(x | z*)")
     ax.grid(alpha=0.3)
   axes[0, 0].set_ylabel("density")
-  axes[0, -1].legend(fontsize=7)
+  handles, labels = axes[0, 0].get_legend_handles_labels()
   fig.suptitle(title, fontsize=10)
   fig.tight_layout()
+  fig.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
   save(fig, path)
   plt.close(fig)
 
@@ -104,41 +105,57 @@ def lines_by_group(path, groups, xlabel, ylabel, title, log_x=False):
   fig, ax = plt.subplots(figsize=(5.5, 3.8))
   for i, (label, points) in enumerate(sorted(groups.items())):
     points = sorted(points)
-    ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", color=f"C{i}", label=label)
-  if log_x:
-    ax.set_xscale("symlog", linthresh=1.0)
+    ax.plot([p[0] for p in points], [p[1] for p in points], marker="osD^vP"[i % 6], markersize=8,
+            markerfacecolor="none", color=f"C{i}", label=label)  # hollow markers: coinciding runs stay visible
+  xs = sorted({p[0] for points in groups.values() for p in points})
+  if log_x and xs and min(xs) > 0:
+    ax.set_xscale("log")
+    ax.minorticks_off()
+  ax.set_xticks(xs, [f"{x:g}" for x in xs])
+  if len(xs) == 1:
+    ax.set_xlim(xs[0] * 0.5, xs[0] * 2.0)
   ax.set_xlabel(xlabel)
   ax.set_ylabel(ylabel)
   ax.set_title(title, fontsize=10)
   ax.grid(alpha=0.3)
-  ax.legend(fontsize=8)
+  ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
   fig.tight_layout()
   save(fig, path)
   plt.close(fig)
 
 
-def heat_maps(path, panels, row_label, col_label, title):
-  """Annotated heat maps over a grid (Figures 6-7: beta x L), one panel per entry.
+def heat_maps(path, panels, row_label, col_label, title, columns=None):
+  """Annotated heat maps over a grid (Figures 6-7: beta x L), one panel per entry, `columns` panels per row.
 
   Args:
     panels: list of (panel title, row values, column values, `[rows, cols]` array with NaN for missing cells).
   """
   plt = pyplot()
-  fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels) + 0.5, 3.2), squeeze=False)
-  for ax, (name, rows, cols, values) in zip(axes[0], panels):
+  columns = columns or len(panels)
+  rows = math.ceil(len(panels) / columns)
+  fig, axes = plt.subplots(rows, columns, figsize=(3.4 * columns + 0.5, 3.0 * rows + 0.4), squeeze=False)
+  for ax in axes.flat[len(panels):]:
+    ax.axis("off")
+  for ax, (name, row_values, col_values, values) in zip(axes.flat, panels):
     values = np.asarray(values, np.float64)
-    masked = np.ma.masked_invalid(values)
-    image = ax.imshow(masked, cmap="viridis", aspect="auto")
+    finite = values[np.isfinite(values)]
+    lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+    spread = hi > lo
+    image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", aspect="auto",
+                      vmin=lo if spread else lo - 1.0, vmax=hi if spread else lo + 1.0)
     for r in range(values.shape[0]):
       for c in range(values.shape[1]):
-        text = "—" if math.isnan(values[r, c]) else f"{values[r, c]:.3g}"
-        ax.text(c, r, text, ha="center", va="center", fontsize=8, color="w" if not math.isnan(values[r, c]) else "k")
-    ax.set_xticks(range(len(cols)), [str(c) for c in cols])
-    ax.set_yticks(range(len(rows)), [f"{v:g}" for v in rows])
+        v = values[r, c]
+        bright = not math.isnan(v) and hi > lo and (v - lo) / (hi - lo) > 0.6
+        ax.text(c, r, "—" if math.isnan(v) else f"{v:.3g}", ha="center", va="center", fontsize=9,
+                color="black" if bright or math.isnan(v) else "white")
+    ax.set_xticks(range(len(col_values)), [str(c) for c in col_values])
+    ax.set_yticks(range(len(row_values)), [f"{v:g}" for v in row_values])
     ax.set_xlabel(col_label)
     ax.set_ylabel(row_label)
     ax.set_title(name, fontsize=9)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    if spread:  # one value (a single cell, or all equal) needs no colour scale
+      fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
   fig.suptitle(title, fontsize=10)
   fig.tight_layout()
   save(fig, path)

@@ -97,6 +97,11 @@ def attack_medians(records):
   return out
 
 
+def _md(text):
+  """Text safe inside a markdown table cell."""
+  return str(text).replace("|", "\\|")
+
+
 def _fmt(value, spec=".3g"):
   return "—" if value is None else format(value, spec)
 
@@ -128,7 +133,7 @@ def _runs_table(runs):
   for r in runs:
     res, ev = r["results"] or {}, r["evaluation"] or {}
     mig = ev.get("mig", {}).get("mig")
-    lines.append(f"| `{r['name']}` | {_label(r, False)} | {r['beta']:g} | {res.get('step', '—')} | "
+    lines.append(f"| `{r['name']}` | {_md(_label(r, False))} | {r['beta']:g} | {res.get('step', '—')} | "
                  f"{_fmt(res.get('elbo'), '.2f')} | {_fmt(ev.get('elbo', {}).get('elbo'), '.2f')} | "
                  f"{_fmt(mig, '.3f')} | {'yes' if r['evaluation'] else 'no'} | {'yes' if r['attacks'] else 'no'} |")
   return lines + [""]
@@ -181,7 +186,7 @@ def _attack_section(runs, out_dir, figures):
         panels.append((f"{FAMILY_NAMES.get(family, family)}: {name}", betas, depths, grid))
     fname = f"attack_{mode}_{layers}.png"
     plots.heat_maps(os.path.join(out_dir, fname), panels, "β", "L (stochastic layers)",
-                    f"{mode} attack ({layers} layers): medians over pairs × λ")
+                    f"{mode} attack ({layers} layers): medians over pairs × λ", columns=len(panels) // 2)
     figures.append(fname)
     lines += [f"![{mode} attack heat maps]({fname})", ""]
   return lines
@@ -201,7 +206,7 @@ def _mig_section(runs, out_dir, figures):
   for r in scored:
     rows[_label(r, False)][r["beta"]] = r["evaluation"]["mig"]["mig"]
   for label in sorted(rows):
-    lines.append(f"| {label} | " + " | ".join(_fmt(rows[label].get(b), ".3f") for b in betas) + " |")
+    lines.append(f"| {_md(label)} | " + " | ".join(_fmt(rows[label].get(b), ".3f") for b in betas) + " |")
   lines.append("")
   tc = [r for r in scored if r["family"] == "beta_tcvae"]
   if len({r["latent_dim"] for r in tc}) > 1:
@@ -258,7 +263,7 @@ def _weight_section(runs):
       w = r["evaluation"]["weight_norms"]
       change = ("", "") if r is members[0] else tuple(f"{100 * (w[k] - lo[k]) / lo[k]:+.1f}%"
                                                        for k in ("encoder", "decoder"))
-      lines.append(f"| {label} | {r['beta']:g} | {w['encoder']:.2f} | {w['decoder']:.2f} | {change[0]} | "
+      lines.append(f"| {_md(label)} | {r['beta']:g} | {w['encoder']:.2f} | {w['decoder']:.2f} | {change[0]} | "
                    f"{change[1]} |")
   return lines + [""]
 
