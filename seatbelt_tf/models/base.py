@@ -15,6 +15,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from seatbelt_tf import distribute
 from seatbelt_tf import objectives
 from seatbelt_tf.nn import build_networks
 
@@ -87,9 +88,9 @@ class BaseVAE(keras.Model):
   def sample(self, loc, scale, noise=None):
     """One reparameterised draw from N(loc, diag scale^2): loc + scale * noise, the noise standard normal from
     the model's seed stream unless given (`[B, D]`, e.g. fixed noise that makes an attack objective deterministic)."""
-    if noise is not None:
-      return loc + scale * tf.cast(noise, loc.dtype)
-    return tfd.Normal(loc, scale).sample(seed=self.next_seed())
+    if noise is None:  # replicated: this replica's rows of the global batch's noise (seatbelt_tf.distribute)
+      noise = distribute.global_standard_normal(tf.shape(loc), self.next_seed(), loc.dtype)
+    return loc + scale * tf.cast(noise, loc.dtype)
 
   @property
   def layer_sizes(self):
@@ -179,7 +180,8 @@ class BaseVAE(keras.Model):
     z = self.sample(loc, scale, noise)
     reconstruction = self.log_likelihood(target, self.decode(z, training=training))
     kl_units = objectives.gaussian_kl(loc, scale)
-    terms = objectives.decompose_kl(z, loc, scale, self.dataset_size, self.estimator)
+    terms = objectives.decompose_kl(z, loc, scale, self.dataset_size, self.estimator,
+                                    global_params=distribute.gather_components(loc, scale))
     return {"reconstruction": reconstruction, "kl": tf.reduce_sum(kl_units, axis=1), "kl_units": kl_units,
             "mi": terms["mi"], "tc": terms["tc"], "dim_kl": terms["dim_kl"]}
 
@@ -210,7 +212,9 @@ class BaseVAE(keras.Model):
     x = self._images(data)
     with tf.GradientTape() as tape:
       terms = self.loss_terms(x, training=True)
-    gradients = tape.gradient(terms["loss"], self.trainable_variables)
+      # Each replica's loss is the mean over its rows; the optimizer sums the replicas' gradients.
+      loss = terms["loss"] / tf.cast(distribute.num_replicas(), terms["loss"].dtype)
+    gradients = tape.gradient(loss, self.trainable_variables)
     self.optimizer.apply(gradients, self.trainable_variables)
     return self._update_trackers(terms, tf.shape(x)[0])
 

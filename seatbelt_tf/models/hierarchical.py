@@ -14,6 +14,7 @@ layer keeps its widths whatever L is). x is the encoder's input; q(z^1|x) comes 
 
 import tensorflow as tf
 
+from seatbelt_tf import distribute
 from seatbelt_tf import objectives
 from seatbelt_tf.config import DEFAULT_Z_SIZES, H_SIZES
 from seatbelt_tf.models.base import BaseVAE, gaussian_params
@@ -141,7 +142,8 @@ class HierarchicalVAE(BaseVAE):
       p_loc.append(loc)
       p_scale.append(scale)
     params = self.decode(self.decoder_input(z), training=training)
-    terms = objectives.hierarchy_kl_terms(z, q_loc, q_scale, p_loc, p_scale, self.dataset_size, self.estimator)
+    terms = objectives.hierarchy_kl_terms(z, q_loc, q_scale, p_loc, p_scale, self.dataset_size, self.estimator,
+                                          global_params=distribute.gather_components(q_loc[-1], q_scale[-1]))
     return {"z": z, "q_loc": q_loc, "q_scale": q_scale, "p_loc": p_loc, "p_scale": p_scale, "params": params,
             "reconstruction": self.log_likelihood(target, params), **terms}
 

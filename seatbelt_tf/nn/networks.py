@@ -15,6 +15,14 @@ Encoders map `[batch, 64, 64, C]` images to `[batch, output_dim]` raw parameters
 import keras
 from keras import layers
 
+from seatbelt_tf import distribute
+
+
+def batch_norm(name):
+  """BatchNormalization (momentum 0.9) of every network here; synchronised across replicas (global batch moments)
+  when built under a tf.distribute strategy, so a replicated step normalises like one device."""
+  return layers.BatchNormalization(momentum=0.9, synchronized=distribute.in_strategy(), name=name)
+
 IMAGE_SIZE = 64
 
 
@@ -36,10 +44,10 @@ class ConvEncoder(layers.Layer):
     self.blocks = []
     for i, c in enumerate(self.channels):
       self.blocks += [layers.Conv2D(c, 4, strides=2, padding="same", name=f"conv{i + 1}"),
-                      layers.BatchNormalization(momentum=0.9, name=f"bn{i + 1}"), layers.ReLU()]
+                      batch_norm(f"bn{i + 1}"), layers.ReLU()]
     self.flatten = layers.Flatten()
     self.blocks_top = [layers.Dense(self.hidden, name="conv5_4x4_valid"),
-                       layers.BatchNormalization(momentum=0.9, name="bn5"), layers.ReLU()]
+                       batch_norm("bn5"), layers.ReLU()]
     self.head = layers.Dense(self.output_dim, name="conv_z_1x1")
 
   def call(self, x, training=False):
@@ -66,14 +74,14 @@ class ConvDecoder(layers.Layer):
     self.channels = tuple(int(c) for c in channels)
     self.hidden = int(hidden)
     self.stem = [layers.Dense(self.hidden, name="deconv1_1x1"),
-                 layers.BatchNormalization(momentum=0.9, name="bn1"), layers.ReLU(),
+                 batch_norm("bn1"), layers.ReLU(),
                  layers.Reshape((1, 1, self.hidden)),
                  layers.Conv2DTranspose(self.channels[0], 4, strides=1, padding="valid", name="deconv2"),
-                 layers.BatchNormalization(momentum=0.9, name="bn2"), layers.ReLU()]
+                 batch_norm("bn2"), layers.ReLU()]
     self.blocks = []
     for i, c in enumerate(self.channels[1:]):
       self.blocks += [layers.Conv2DTranspose(c, 4, strides=2, padding="same", name=f"deconv{i + 3}"),
-                      layers.BatchNormalization(momentum=0.9, name=f"bn{i + 3}"), layers.ReLU()]
+                      batch_norm(f"bn{i + 3}"), layers.ReLU()]
     self.head = layers.Conv2DTranspose(self.output_channels, 4, strides=2, padding="same", name="deconv_out")
 
   def call(self, z, training=False):

@@ -8,6 +8,8 @@ BatchNorm momentum 0.9, the PyTorch defaults of the paper's code base.
 import keras
 from keras import layers
 
+from seatbelt_tf.nn.networks import batch_norm
+
 
 @keras.saving.register_keras_serializable(package="seatbelt_tf")
 class GaussianMLP(layers.Layer):
@@ -29,7 +31,7 @@ class GaussianMLP(layers.Layer):
     self.blocks = []
     for i in range(self.num_hidden):
       self.blocks += [layers.Dense(self.hidden, name=f"fc{i + 1}"),
-                      layers.BatchNormalization(momentum=0.9, name=f"bn{i + 1}"),
+                      batch_norm(f"bn{i + 1}"),
                       layers.LeakyReLU(negative_slope=self.negative_slope)]
     self.head = layers.Dense(2 * self.output_dim, name="gaussian_params")
 

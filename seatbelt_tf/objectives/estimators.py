@@ -87,18 +87,27 @@ def log_qz_minibatch(z, loc, scale, dataset_size, method="mws"):
   Returns:
     `(log_qz, log_qz_product)`, each `[batch]`: the estimates of log q(z_i) and of sum_d log q(z_id).
   """
-  log_density, log_w = _log_density_and_weights(z, loc, scale, dataset_size, method)
+  log_density, log_w, _ = _log_density_and_weights(z, loc, scale, dataset_size, method)
   return _mixture_estimates(log_density, log_w)
 
 
-def _log_density_and_weights(z, loc, scale, dataset_size, method):
+def _log_density_and_weights(z, loc, scale, dataset_size, method, global_params=None):
+  """The `[B, M, D]` log densities of the samples under the mixture components and the `[B, M]` log-weights; the
+  components are the batch's own (M = B) or, with `global_params`, the whole global batch's (M = G), of which this
+  batch holds rows offset..offset+B (so its weight rows are those rows of the global weight matrix)."""
   _check_method(method)
   z = tf.convert_to_tensor(z)
-  loc = tf.convert_to_tensor(loc, dtype=z.dtype)
-  scale = tf.convert_to_tensor(scale, dtype=z.dtype)
-  log_density = gaussian_log_density_matrix(z, loc, scale)  # [i, j, d]
-  log_w = log_importance_weights(tf.shape(z)[0], dataset_size, method, dtype=z.dtype)  # [i, j]
-  return log_density, log_w
+  if global_params is None:
+    loc = tf.convert_to_tensor(loc, dtype=z.dtype)
+    scale = tf.convert_to_tensor(scale, dtype=z.dtype)
+    log_density = gaussian_log_density_matrix(z, loc, scale)  # [i, j, d]
+    log_w = log_importance_weights(tf.shape(z)[0], dataset_size, method, dtype=z.dtype)  # [i, j]
+    return log_density, log_w, tf.range(tf.shape(z)[0])
+  global_loc, global_scale, offset = global_params
+  log_density = gaussian_log_density_matrix(z, tf.cast(global_loc, z.dtype), tf.cast(global_scale, z.dtype))
+  own = tf.cast(offset, tf.int32) + tf.range(tf.shape(z)[0])
+  log_w = tf.gather(log_importance_weights(tf.shape(global_loc)[0], dataset_size, method, dtype=z.dtype), own)
+  return log_density, log_w, own
 
 
 def _mixture_estimates(log_density, log_w):
@@ -107,7 +116,7 @@ def _mixture_estimates(log_density, log_w):
   return log_qz, log_qz_product
 
 
-def decompose_kl(z, loc, scale, dataset_size, method="mws", log_pz=None):
+def decompose_kl(z, loc, scale, dataset_size, method="mws", log_pz=None, global_params=None):
   """Per-sample terms of the decomposition of the KL in eqs. (2)-(3) (Chen et al. 2018, eq. 2).
 
       log q(z|x) - log p(z) = [log q(z|x) - log q(z)]                 index-code MI (term 2 of eq. 2)
@@ -123,14 +132,17 @@ def decompose_kl(z, loc, scale, dataset_size, method="mws", log_pz=None):
     dataset_size: N.
     method: "mws" or "mss".
     log_pz: optional `[batch]` prior log density of `z`; defaults to the standard normal.
+    global_params: optional (loc `[G, D]`, scale `[G, D]`, offset) of the global batch this batch is rows
+      offset..offset+B of (tf.distribute replicas: `seatbelt_tf.distribute.gather_components`); the samples are
+      then scored against all G components, exactly as one device would on the global batch.
 
   Returns:
     dict of `[batch]` tensors: `mi`, `tc`, `dim_kl`, and the estimates `log_qz`, `log_qz_product`,
     `log_qz_given_x`, `log_pz`.
   """
-  log_density, log_w = _log_density_and_weights(z, loc, scale, dataset_size, method)
+  log_density, log_w, own = _log_density_and_weights(z, loc, scale, dataset_size, method, global_params)
   log_qz, log_qz_product = _mixture_estimates(log_density, log_w)
-  log_qz_given_x = tf.linalg.diag_part(tf.reduce_sum(log_density, axis=2))
+  log_qz_given_x = tf.gather(tf.reduce_sum(log_density, axis=2), own[:, None], axis=1, batch_dims=1)[:, 0]
   if log_pz is None:
     z = tf.convert_to_tensor(z)
     log_pz = tf.reduce_sum(-0.5 * tf.square(z) - tf.constant(0.5 * math.log(2.0 * math.pi), dtype=z.dtype), axis=1)

@@ -35,7 +35,7 @@ from seatbelt_tf.objectives.kl import as_dtype, free_bits_kl, gaussian_kl
 tfd = tfp.distributions
 
 
-def hierarchy_kl_terms(z, q_loc, q_scale, p_loc, p_scale, dataset_size, method="mws"):
+def hierarchy_kl_terms(z, q_loc, q_scale, p_loc, p_scale, dataset_size, method="mws", global_params=None):
   """Every KL term of eq. (9) for one ancestral sample per example, layer by layer and unit by unit.
 
   Args:
@@ -46,6 +46,7 @@ def hierarchy_kl_terms(z, q_loc, q_scale, p_loc, p_scale, dataset_size, method="
       sampled z^{i+1} (the generative chain, eqs. 6 and 8). The top prior p(z^L) is N(0, I).
     dataset_size: N, the number of training examples (the minibatch estimators' normaliser).
     method: "mws" (eq. B.15) or "mss".
+    global_params: optional global-batch components of the top layer for replicated runs (`decompose_kl`).
 
   Returns:
     dict with
@@ -65,7 +66,7 @@ def hierarchy_kl_terms(z, q_loc, q_scale, p_loc, p_scale, dataset_size, method="
   kl_units = [tfd.Normal(q_loc[i], q_scale[i]).log_prob(z[i]) - tfd.Normal(p_loc[i], p_scale[i]).log_prob(z[i])
               for i in range(num_layers - 1)]
   kl_units.append(gaussian_kl(q_loc[-1], q_scale[-1]))
-  top = decompose_kl(z[-1], q_loc[-1], q_scale[-1], dataset_size, method)
+  top = decompose_kl(z[-1], q_loc[-1], q_scale[-1], dataset_size, method, global_params=global_params)
   return {"kl_units": kl_units, "kl": [tf.reduce_sum(k, axis=-1) for k in kl_units],
           "top_log_ratio": top["log_qz_given_x"] - top["log_pz"], "mi": top["mi"], "tc": top["tc"],
           "dim_kl": top["dim_kl"], "log_qz": top["log_qz"], "log_qz_product": top["log_qz_product"]}

@@ -1,0 +1,59 @@
+"""tf.distribute: replicated training equals one device on the same global batch (the estimators see the global
+batch through an all-gather), and would not without it."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from seatbelt_tf import distribute, objectives
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@pytest.mark.parametrize("method", ["mws", "mss"])
+def test_global_components_reproduce_the_full_batch_rows(method):
+  rng = np.random.default_rng(0)
+  z, loc = rng.standard_normal((2, 6, 3))
+  scale = rng.uniform(0.3, 2.0, (6, 3))
+  full = objectives.decompose_kl(z, loc, scale, 1000, method)
+  for offset in (0, 2, 4):
+    rows = slice(offset, offset + 2)
+    part = objectives.decompose_kl(z[rows], loc[rows], scale[rows], 1000, method,
+                                   global_params=(loc, scale, offset))
+    for key in ("mi", "tc", "dim_kl", "log_qz", "log_qz_product", "log_qz_given_x"):
+      np.testing.assert_allclose(part[key], full[key][rows], rtol=1e-6, atol=1e-6)
+  alone = objectives.decompose_kl(z[:2], loc[:2], scale[:2], 1000, method)  # a replica without the gather
+  assert not np.allclose(alone["log_qz"], full["log_qz"][:2], rtol=1e-3)
+
+
+def test_outside_a_replicated_context_nothing_is_gathered():
+  loc = tf.zeros([4, 2])
+  assert distribute.gather_components(loc, loc) is None and distribute.num_replicas() == 1
+  noise = distribute.global_standard_normal(tf.constant([4, 2]), tf.constant([1, 2]), tf.float32)
+  np.testing.assert_array_equal(noise, tf.random.stateless_normal([4, 2], [1, 2]))
+  with pytest.raises(ValueError, match="needs TF_CONFIG"):
+    distribute.build_strategy("multi_worker")
+  with pytest.raises(ValueError, match="Unknown strategy"):
+    distribute.build_strategy("tpu_pod")
+
+
+def _probe(*args):
+  out = subprocess.run([sys.executable, os.path.join(HERE, "distribute_probe.py"), *args], capture_output=True,
+                       text=True, timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+  assert out.returncode == 0, out.stderr[-3000:]
+  return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("model", ["beta_tcvae", "seatbelt"])
+def test_two_replicas_equal_one_device_and_differ_without_the_all_gather(model):
+  replicated = _probe(model)
+  assert replicated["replicas"] == 2 and replicated["initial_weight_diff"] == 0.0
+  assert replicated["weight_diff"] <= 1e-5, replicated
+  assert replicated["metric_rel_diff"] <= 1e-5, replicated
+  local_only = _probe(model, "--no_gather")  # each replica's estimators see only its own half of the batch
+  assert local_only["weight_diff"] > 1e-5 and local_only["metric_rel_diff"] > 1e-3, local_only
