@@ -13,6 +13,7 @@ ATTACK_MODES = ("latent", "output")  # paper eqs. 13-15 and 12
 ATTACK_LAYER_SETS = ("all", "first", "top")  # latent attacks: every layer (eq. 15), z^1 (eq. 14), z^L
 ATTACK_OPTIMIZERS = ("lbfgs", "scipy")
 ATTACK_STARTS = ("input", "target")
+STRATEGIES = ("default", "mirrored", "multi_worker")
 JIT_CHOICES = ("auto", "true", "false")  # auto: XLA where benchmarks/train_throughput.py measured it faster
 
 
@@ -73,6 +74,11 @@ class TrainConfig:
   jit_compile: str = "auto"
   keep_checkpoints: int = 3
   verbose: int = 1
+  strategy: str = "default"  # tf.distribute: default, mirrored, multi_worker (seatbelt_tf.distribute)
+  devices: tuple = ()  # mirrored: devices to replicate over (default: every local GPU, else the CPU)
+
+  def __post_init__(self):
+    object.__setattr__(self, "devices", as_tuple(self.devices, "devices"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -253,6 +259,10 @@ class RunConfig:
                       f"steps_per_execution={t.steps_per_execution}")
     if t.jit_compile not in JIT_CHOICES:
       problems.append(f"jit_compile={t.jit_compile!r} must be one of {', '.join(JIT_CHOICES)}")
+    if t.strategy not in STRATEGIES:
+      problems.append(f"strategy={t.strategy!r} must be one of {', '.join(STRATEGIES)}")
+    if t.devices and t.strategy != "mirrored":
+      problems.append(f"devices={','.join(t.devices)} needs --strategy=mirrored")
     if t.verbose not in (0, 1, 2):
       problems.append(f"verbose={t.verbose} must be 0 (silent), 1 (progress bar) or 2 (one line per epoch)")
     a = self.attack

@@ -27,6 +27,7 @@ def build_strategy(name="default", devices=()):
   if name == "default":
     return tf.distribute.get_strategy()
   if name == "mirrored":
+    _ensure_cpu_devices(devices)
     return tf.distribute.MirroredStrategy(list(devices) or None)
   if name == "multi_worker":
     import json  # pylint: disable=g-import-not-at-top
@@ -36,6 +37,32 @@ def build_strategy(name="default", devices=()):
                        "launch/multi_worker.sh.")
     return tf.distribute.MultiWorkerMirroredStrategy()
   raise ValueError(f"Unknown strategy {name!r}: choose one of {', '.join(STRATEGIES)}.")
+
+
+def _ensure_cpu_devices(devices):
+  """Splits the CPU into logical devices when `devices` names more CPUs than exist (e.g. /cpu:0,/cpu:1 to
+  replicate on one CPU machine); TensorFlow allows this only before it initialises."""
+  wanted = sum(1 for d in devices if "cpu" in d.lower())
+  cpu = tf.config.list_physical_devices("CPU")[0]  # (listing logical devices would initialise the runtime)
+  if wanted <= max(1, len(tf.config.get_logical_device_configuration(cpu) or ())):
+    return
+  try:
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * wanted)
+  except RuntimeError as e:
+    raise ValueError(f"--devices={','.join(devices)} needs {wanted} logical CPUs, but TensorFlow was initialised "
+                     "before they could be created; pass --strategy first thing in a fresh process.") from e
+
+
+def worker_role(strategy):
+  """(is_chief, name) of this process: (True, "chief") except for the non-chief workers of a multi-worker
+  strategy, named "<task type>_<index>" (they write their collective checkpoint saves to their own folder)."""
+  resolver = getattr(strategy, "cluster_resolver", None)
+  if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
+    return True, "chief"
+  task_type, task_id = resolver.task_type, resolver.task_id
+  has_chief = "chief" in resolver.cluster_spec().as_dict()
+  chief = task_type == "chief" or (task_type == "worker" and task_id == 0 and not has_chief) or task_type is None
+  return chief, f"{task_type}_{task_id}"
 
 
 def replica_context():
@@ -54,6 +81,16 @@ def num_replicas():
 def in_strategy():
   """Whether code runs under a non-default strategy (e.g. networks built inside `strategy.scope()`)."""
   return tf.distribute.has_strategy()
+
+
+def rank1_logs():
+  """Whether step logs must be rank 1: Keras 3 reduces MultiWorkerMirroredStrategy logs with
+  `strategy.reduce("MEAN", v, axis=0)`, which fails on scalars ("Invalid reduction dimension 0 for input with 0
+  dimensions", tensorflow/tensorflow#72388). Logs of shape [1] reduce to the same value (every replica holds the
+  global metric result)."""
+  strategy = tf.distribute.get_strategy()
+  in_multi_worker = getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)
+  return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and in_multi_worker()
 
 
 def _offset_and_total(ctx, local_rows):

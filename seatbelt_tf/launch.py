@@ -59,6 +59,12 @@ flags.DEFINE_enum("jit_compile", _T.jit_compile, config_lib.JIT_CHOICES,
                   "Compile the train step with XLA; auto picks what measured faster for the network on CPU.")
 flags.DEFINE_integer("keep_checkpoints", _T.keep_checkpoints, "Checkpoints kept in the workdir.", lower_bound=1)
 flags.DEFINE_integer("verbose", _T.verbose, "0 silent, 1 progress bar, 2 one line per epoch.")
+flags.DEFINE_enum("strategy", _T.strategy, config_lib.STRATEGIES,
+                  "tf.distribute strategy of --mode=train: default (one device), mirrored (the devices of this "
+                  "machine), multi_worker (one process per worker, from TF_CONFIG; launch/multi_worker.sh). "
+                  "--batch_size is the global batch.")
+flags.DEFINE_list("devices", list(_T.devices), "--strategy=mirrored: devices, e.g. /gpu:0,/gpu:1 (default: all "
+                  "local GPUs, else the CPU).")
 
 # Attacks (--mode=attack).
 _A = config_lib.AttackConfig()

@@ -19,6 +19,7 @@ batch is a pure function of (seed, step), the resumed run sees the batches an un
 import json
 import math
 import os
+import shutil
 import time
 
 import keras
@@ -27,6 +28,7 @@ import tensorflow as tf
 
 from seatbelt_tf import config as config_lib
 from seatbelt_tf import data as data_lib
+from seatbelt_tf import distribute
 from seatbelt_tf import io_utils
 from seatbelt_tf import models as models_lib
 from seatbelt_tf import nn
@@ -69,8 +71,11 @@ def build_source(config):
   return source
 
 
-def build_model(config, source):
-  """The model of `config`, built (variables created) and compiled."""
+def build_model(config, source, strategy=None):
+  """The model of `config`, built (variables created) and compiled (under `strategy`'s scope when given)."""
+  if strategy is not None:
+    with strategy.scope():
+      return build_model(config, source)
   m, t = config.model, config.train
   keras.utils.set_random_seed(t.seed)  # weight initialisation follows the run's seed
   model = models_lib.build_model(
@@ -98,20 +103,20 @@ def _shape_kwargs(config, source):
   return {"latent_dim": m.latent_dim}
 
 
-def _checkpoint_manager(config, model):
+def _checkpoint_manager(config, model, directory=None):
   """Checkpoints every model variable (weights, BatchNorm statistics, sampling-seed state) and optimizer slot.
 
   Keras 3 models are not tf.train.Checkpoint children themselves, so the variables are listed in their (fixed)
   creation order; their paths are not stable (Keras numbers repeated names within a process).
   """
   checkpoint = tf.train.Checkpoint(model=list(model.variables), optimizer=list(model.optimizer.variables))
-  return tf.train.CheckpointManager(checkpoint, os.path.join(config.workdir, "checkpoints"),
+  return tf.train.CheckpointManager(checkpoint, directory or os.path.join(config.workdir, "checkpoints"),
                                     max_to_keep=config.train.keep_checkpoints)
 
 
-def _restore(manager):
-  """Restores the latest checkpoint; returns its path or None."""
-  path = manager.latest_checkpoint
+def _restore(manager, path=None):
+  """Restores the latest checkpoint of `manager` (or `path`); returns its path or None."""
+  path = path or manager.latest_checkpoint
   if path:
     manager.checkpoint.restore(path).assert_existing_objects_matched()
   return path
@@ -174,8 +179,13 @@ def _evaluate_model(config, model, source, unit_kls=True):
   return metrics
 
 
-def _open_run(config, record):
+def _open_run(config, record, strategy=None, output_dir=None):
   """Validates, checks (and if `record`, records) the workdir, builds data and model, restores the latest checkpoint.
+
+  Args:
+    strategy: build the model under this tf.distribute strategy.
+    output_dir: where this process writes checkpoints (a non-chief worker's own folder); it still restores the
+      workdir's (the chief's) latest checkpoint.
 
   Returns:
     (source, model, checkpoint manager, path of the restored checkpoint or None).
@@ -183,9 +193,10 @@ def _open_run(config, record):
   config.validate()
   source = build_source(config)
   prepare_workdir(config, record=record)
-  model = build_model(config, source)
-  manager = _checkpoint_manager(config, model)
-  return source, model, manager, _restore(manager)
+  model = build_model(config, source, strategy)
+  manager = _checkpoint_manager(config, model, output_dir and os.path.join(output_dir, "checkpoints"))
+  latest = tf.train.latest_checkpoint(os.path.join(config.workdir, "checkpoints"))
+  return source, model, manager, _restore(manager, latest)
 
 
 def _open_trained_run(config):
@@ -198,13 +209,14 @@ def _open_trained_run(config):
   return source, model
 
 
-def _evaluate_and_record(config, model, source, start):
-  """Evaluates on the held-out split and writes `results.json` (wall time counted from `start`)."""
+def _evaluate_and_record(config, model, source, start, record=True):
+  """Evaluates on the held-out split and (if `record`) writes `results.json` (wall time counted from `start`)."""
   metrics = _evaluate_model(config, model, source)
   step = int(model.optimizer.iterations.numpy())
   results = {**metrics, "step": step, "num_examples_seen": step * config.train.batch_size,
              "wall_time_s": time.time() - start, "mode": config.mode, "eval_examples": config.data.eval_examples}
-  io_utils.atomic_write_json(os.path.join(config.workdir, "results.json"), results)
+  if record:
+    io_utils.atomic_write_json(os.path.join(config.workdir, "results.json"), results)
   return results
 
 
@@ -215,7 +227,10 @@ def train(config):
     the results dict written to `<workdir>/results.json`.
   """
   start = time.time()
-  source, model, manager, restored = _open_run(config, record=True)
+  strategy = distribute.build_strategy(config.train.strategy, config.train.devices)  # before TF initialises
+  chief, output_dir = distribute.worker_role(strategy)
+  output_dir = None if chief else os.path.join(config.workdir, "workers", output_dir)
+  source, model, manager, restored = _open_run(config, record=chief, strategy=strategy, output_dir=output_dir)
   t = config.train
   start_step = int(model.optimizer.iterations.numpy())
   if restored:
@@ -228,11 +243,15 @@ def train(config):
         data_lib.train_dataset(source, t.batch_size, config.data.eval_examples, t.seed, start_step=start_step),
         steps_per_epoch=t.steps_per_epoch, initial_epoch=initial_epoch,
         epochs=initial_epoch + math.ceil(remaining / t.steps_per_epoch), shuffle=False, verbose=t.verbose,
-        callbacks=[checkpointer, keras.callbacks.TensorBoard(os.path.join(config.workdir, "tensorboard"))])
+        callbacks=[checkpointer,
+                   keras.callbacks.TensorBoard(os.path.join(output_dir or config.workdir, "tensorboard"))])
     checkpointer.save()  # normally a no-op: the last epoch end (also when stopped mid-epoch) saved already
   else:
     print(f"{config.workdir} is already trained to step {start_step} >= train_steps={t.train_steps}.")
-  return _evaluate_and_record(config, model, source, start)
+  results = _evaluate_and_record(config, model, source, start, record=chief)
+  if output_dir:  # a non-chief worker's checkpoints only served the collective saves
+    shutil.rmtree(output_dir, ignore_errors=True)
+  return results
 
 
 def _title(config):

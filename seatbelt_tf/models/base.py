@@ -202,7 +202,10 @@ class BaseVAE(keras.Model):
     weight = tf.cast(batch_size, self.compute_dtype)  # examples, so a short last batch counts for less
     for name, tracker in self._trackers.items():
       tracker.update_state(terms[name], sample_weight=weight)
-    return {name: tracker.result() for name, tracker in self._trackers.items()}
+    results = {name: tracker.result() for name, tracker in self._trackers.items()}
+    if distribute.rank1_logs():  # tensorflow/tensorflow#72388 (seatbelt_tf.distribute.rank1_logs)
+      results = {name: tf.reshape(value, [1]) for name, value in results.items()}
+    return results
 
   @staticmethod
   def _images(data):
