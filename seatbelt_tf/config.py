@@ -94,6 +94,9 @@ class AttackConfig:
   attack_seed: int = 0
   attack_vary: str = ""  # single-factor attack (Appendix H.1): pairs that differ only in this factor
   attack_fix: tuple = ()  # with attack_vary: factors held at a class in both images, "name=class" items
+  attack_shards: int = 1  # split the pairs over this many processes (launch/attack_shards.sh)
+  attack_shard_index: int = 0  # this process's shard: pairs index, index + shards, ...
+  attack_merge: bool = False  # assemble the shards' outputs into attack_results.json (and draw the figures)
 
   def __post_init__(self):
     for name in ("attack_modes", "attack_layers", "attack_starts", "attack_fix"):
@@ -276,6 +279,12 @@ class RunConfig:
         problems.append(f"{name}={','.join(values)} must be a non-empty list of {', '.join(allowed)}")
     if a.attack_optimizer not in ATTACK_OPTIMIZERS:
       problems.append(f"attack_optimizer={a.attack_optimizer!r} must be one of {', '.join(ATTACK_OPTIMIZERS)}")
+    if a.attack_shards < 1 or not 0 <= a.attack_shard_index < max(1, a.attack_shards):
+      problems.append(f"attack_shard_index={a.attack_shard_index} must be in 0..attack_shards-1 "
+                      f"(attack_shards={a.attack_shards})")
+    elif a.attack_shards > a.attack_pairs:
+      problems.append(f"attack_shards={a.attack_shards} exceeds attack_pairs={a.attack_pairs}: a shard would have "
+                      "no pair")
     if a.attack_fix and not a.attack_vary:
       problems.append(f"attack_fix={','.join(a.attack_fix)} needs --attack_vary (the factor the attack changes)")
     for item in a.attack_fix:

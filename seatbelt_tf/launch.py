@@ -86,6 +86,13 @@ flags.DEFINE_string("attack_vary", _A.attack_vary,
 flags.DEFINE_list("attack_fix", list(_A.attack_fix),
                   "With --attack_vary: factors held at one class in both images, e.g. shape=2 (a dSprites heart).")
 
+flags.DEFINE_integer("attack_shards", _A.attack_shards, "Split the sweep's pairs over this many processes, each "
+                     "run with its --attack_shard_index; then run once with --attack_merge.", lower_bound=1)
+flags.DEFINE_integer("attack_shard_index", _A.attack_shard_index, "This process's shard (0..attack_shards-1).",
+                     lower_bound=0)
+flags.DEFINE_bool("attack_merge", _A.attack_merge, "Merge the shards' outputs into attacks/attack_results.json and "
+                  "draw the figures (after every shard finished).")
+
 # SavedModel export (--mode=export).
 _E = config_lib.ExportConfig()
 flags.DEFINE_string("export_dir", _E.export_dir, "TF Serving model base folder (default: <workdir>/export).")

@@ -336,29 +336,43 @@ def attack(config):
     pairs = attacks_lib.choose_factor_pairs(source, a.attack_vary, fixed, a.attack_pairs, a.attack_seed)
   else:
     pairs = attacks_lib.choose_pairs(candidates, a.attack_pairs, a.attack_seed)
-  inputs = source.tf_images(pairs[:, 0]).numpy()
-  targets = source.tf_images(pairs[:, 1]).numpy()
   lambdas = attacks_lib.lambda_grid(a.attack_lambdas)
-  records, arrays = [], {"inputs": [], "targets": [], "distortions": [], "adversarial": []}
-  summary = {}
-  for mode in a.attack_modes:
-    for layers in (a.attack_layers if mode == "latent" else ("all",)):
-      print(f"Attacking: {mode} attack on layers {layers}, {len(pairs)} pairs x {len(lambdas)} lambdas "
+  out = os.path.join(config.workdir, "attacks")
+  parts = [(mode, layers) for mode in a.attack_modes for layers in (a.attack_layers if mode == "latent" else ("all",))]
+  if a.attack_merge:  # the shards' outputs (--attack_shards) -> one sweep, as one process would have written it
+    shard_dirs = [os.path.join(out, "shards", f"{i}_of_{a.attack_shards}") for i in range(a.attack_shards)]
+    records, arrays = attacks_lib.merge_shards(shard_dirs, parts, len(pairs))
+  else:
+    ids = np.arange(len(pairs))[a.attack_shard_index::a.attack_shards]  # this process's share of the pairs
+    records, arrays = [], {"inputs": [], "targets": [], "distortions": [], "adversarial": []}
+    inputs, targets = source.tf_images(pairs[ids, 0]).numpy(), source.tf_images(pairs[ids, 1]).numpy()
+    for mode, layers in parts:
+      shard = f" (shard {a.attack_shard_index} of {a.attack_shards})" if a.attack_shards > 1 else ""
+      print(f"Attacking: {mode} attack on layers {layers}, {len(ids)} pairs x {len(lambdas)} lambdas{shard} "
             f"({a.attack_optimizer}, starts {', '.join(a.attack_starts)})...")
       part, part_arrays = attacks_lib.run_attack(
           fns, inputs, targets, lambdas, mode, layers, data_range=source.data_range,
           optimizer=a.attack_optimizer, starts=a.attack_starts, max_iterations=a.attack_max_iterations,
-          seed=a.attack_seed, verbose=config.train.verbose > 0)
+          seed=a.attack_seed, verbose=config.train.verbose > 0, pair_ids=ids)
       records += part
       for key in arrays:
         arrays[key].append(part_arrays[key])
-      _attack_figures(config.workdir, title, fns, part, part_arrays, source.data_range, f"{mode}_{layers}")
-      summary[f"{mode}_{layers}"] = {
-          "median_objective": float(np.median([r["objective"] for r in part])),
-          "median_target_nll": float(np.median([r["target_nll"] for r in part]))}
-  out = os.path.join(config.workdir, "attacks")
-  io_utils.atomic_save_npz(os.path.join(out, "adversarial_inputs.npz"),
-                           **{k: np.concatenate(v) for k, v in arrays.items()})
+    arrays = {k: np.concatenate(v) for k, v in arrays.items()}
+    if a.attack_shards > 1:  # a shard writes its share; --attack_merge assembles the sweep and draws the figures
+      folder = os.path.join(out, "shards", f"{a.attack_shard_index}_of_{a.attack_shards}")
+      io_utils.atomic_save_npz(os.path.join(folder, "adversarial_inputs.npz"), **arrays)
+      io_utils.atomic_write_json(os.path.join(folder, "attack_results.json"), records)
+      return {"records": len(records), "shard": folder, "step": step, "wall_time_s": time.time() - start,
+              "mode": "attack"}
+  summary = {}
+  for mode, layers in parts:
+    chosen = [i for i, r in enumerate(records) if (r["mode"], r["layers"]) == (mode, layers)]
+    part = [records[i] for i in chosen]
+    _attack_figures(config.workdir, title, fns, part, {k: v[chosen] for k, v in arrays.items()},
+                    source.data_range, f"{mode}_{layers}")
+    summary[f"{mode}_{layers}"] = {"median_objective": float(np.median([r["objective"] for r in part])),
+                                   "median_target_nll": float(np.median([r["target_nll"] for r in part]))}
+  io_utils.atomic_save_npz(os.path.join(out, "adversarial_inputs.npz"), **arrays)
   io_utils.atomic_write_json(os.path.join(out, "attack_results.json"), records)
   return {"attacks": summary, "records": len(records), "step": step,
           "wall_time_s": time.time() - start, "mode": "attack"}

@@ -115,3 +115,43 @@ def test_training_with_mirrored_and_multi_worker_strategies_matches_one_device(t
     _finish(process)
   _assert_same_results(_results(multi), _results(single))
   assert not os.path.exists(os.path.join(multi, "workers", "worker_1"))  # the non-chief cleaned up after itself
+
+
+def test_a_sweep_sharded_over_two_processes_equals_the_single_process_sweep(tmp_path):
+  from seatbelt_tf import config as config_lib
+  from seatbelt_tf import training
+  from conftest import tiny_config
+  config = tiny_config(tmp_path / "w", model="seatbelt", layers=2)
+  training.train(config)
+  settings = {"mode": "attack", "attack_pairs": 3, "attack_lambdas": 2, "attack_max_iterations": 10,
+              "attack_modes": "latent,output", "attack_starts": "input"}
+  single = config_lib.RunConfig.from_flat({**config.flat(), **settings}).validate()
+  training.attack(single)
+  folder = os.path.join(config.workdir, "attacks")
+  expected = json.load(open(os.path.join(folder, "attack_results.json")))
+  expected_arrays = dict(np.load(os.path.join(folder, "adversarial_inputs.npz")))
+  for name in ("attack_results.json", "adversarial_inputs.npz"):
+    os.remove(os.path.join(folder, name))
+  flags = [f"--flagfile={os.path.join(config.workdir, 'flags.cfg')}", "--mode=attack", "--attack_pairs=3",
+           "--attack_lambdas=2", "--attack_max_iterations=10", "--attack_modes=latent,output",
+           "--attack_starts=input", "--attack_shards=2", "--verbose=0"]
+  shards = [subprocess.Popen([sys.executable, "-m", "seatbelt_tf.launch", *flags, f"--attack_shard_index={i}"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+  for shard in shards:
+    _finish(shard)
+  sharded = config_lib.RunConfig.from_flat({**single.flat(), "attack_shards": 2, "attack_merge": True}).validate()
+  summary = training.attack(sharded)
+  assert summary["records"] == len(expected) == 3 * 2 * 2
+  merged = json.load(open(os.path.join(folder, "attack_results.json")))
+  assert [(r["mode"], r["pair"], r["lambda"], r["display"]) for r in merged] == \
+      [(r["mode"], r["pair"], r["lambda"], r["display"]) for r in expected]
+  for key in ("objective", "target_nll", "distortion_l2", "adversarial_to_target_l2"):
+    np.testing.assert_allclose([r[key] for r in merged], [r[key] for r in expected], rtol=1e-4, atol=1e-4)
+  merged_arrays = np.load(os.path.join(folder, "adversarial_inputs.npz"))
+  np.testing.assert_array_equal(merged_arrays["inputs"], expected_arrays["inputs"])
+  np.testing.assert_allclose(merged_arrays["adversarial"], expected_arrays["adversarial"], atol=1e-4)
+  assert os.path.isfile(os.path.join(folder, "grid_output_all.png"))
+  # A merge before every shard has finished is refused, naming the missing output.
+  os.remove(os.path.join(folder, "shards", "1_of_2", "attack_results.json"))
+  with pytest.raises(FileNotFoundError, match="1_of_2"):
+    training.attack(sharded)

@@ -4,8 +4,8 @@ from seatbelt_tf.attacks.lbfgs import OPTIMIZERS, minimize_batched, minimize_sci
 from seatbelt_tf.attacks.objectives import (LAYER_SETS, MODES, ModelFns, distortion_norm, latent_divergence,
                                             latent_objective, output_objective, select_layers)
 from seatbelt_tf.attacks.protocol import (ATTACK_RECORD_KEYS, choose_factor_pairs, choose_pairs, lambda_grid,
-                                          mark_display, run_attack)
+                                          mark_display, merge_shards, run_attack)
 
 __all__ = ["ATTACK_RECORD_KEYS", "LAYER_SETS", "MODES", "ModelFns", "OPTIMIZERS", "choose_factor_pairs", "choose_pairs", "lambda_grid",
-           "mark_display", "run_attack", "distortion_norm", "latent_divergence", "latent_objective",
+           "mark_display", "merge_shards", "run_attack", "distortion_norm", "latent_divergence", "latent_objective",
            "minimize_batched", "minimize_scipy", "output_objective", "select_layers"]

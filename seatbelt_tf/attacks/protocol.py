@@ -82,12 +82,17 @@ def _l2(a, b):
   return np.sqrt(((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2).reshape(len(a), -1).sum(axis=1))
 
 
-def _noise(layer_sizes, n, seed, sample):
-  return [tf.random.stateless_normal([n, d], seed=[seed, 1000 * sample + i]) for i, d in enumerate(layer_sizes)]
+def _noise(layer_sizes, n, seed, sample, rows=None):
+  """Fixed standard-normal noise `[n, d_i]` per layer; with `rows`, those rows of the draw for max(rows) + 1
+  problems (a shard of a sweep gets exactly the noise its problems get in the whole sweep)."""
+  if rows is None:
+    return [tf.random.stateless_normal([n, d], seed=[seed, 1000 * sample + i]) for i, d in enumerate(layer_sizes)]
+  total = int(np.max(rows)) + 1
+  return [tf.gather(e, rows) for e in _noise(layer_sizes, total, seed, sample)]
 
 
 def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.0, 1.0), optimizer="lbfgs",
-               starts=STARTS, max_iterations=200, num_samples=8, seed=0, verbose=False):
+               starts=STARTS, max_iterations=200, num_samples=8, seed=0, verbose=False, pair_ids=None):
   """Attacks every (pair, lambda) problem of one mode and layer set.
 
   Args:
@@ -104,6 +109,8 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
     num_samples: noise draws for -log p(x^t|z~).
     seed: seed of the fixed noise.
     verbose: a progress bar of finished problems.
+    pair_ids: the pairs' indices in the whole sweep when this call attacks a shard of it (default 0..P-1): records
+      carry them as `pair`, and each problem gets the noise it gets in the whole sweep.
 
   Returns:
     (records, arrays): a list of dicts with `ATTACK_RECORD_KEYS` plus `display` and `evaluations`, ordered pair by
@@ -125,12 +132,16 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
   if inputs.min() < lo or inputs.max() > hi or targets.min() < lo or targets.max() > hi:
     raise ValueError(f"inputs and targets must lie in the data range [{lo}, {hi}].")
   num_pairs, lambdas = len(inputs), np.asarray(lambdas, np.float32)
+  pair_ids = np.arange(num_pairs) if pair_ids is None else np.asarray(pair_ids, np.int64)
+  if pair_ids.shape != (num_pairs,):
+    raise ValueError(f"pair_ids must give one index per pair ({num_pairs}); got shape {pair_ids.shape}.")
   pair = np.repeat(np.arange(num_pairs), len(lambdas))
+  rows = (np.repeat(pair_ids, len(lambdas)) * len(lambdas) + np.tile(np.arange(len(lambdas)), num_pairs))
   x = tf.constant(inputs[pair])
   x_t = tf.constant(targets[pair])
   lam = tf.constant(np.tile(lambdas, num_pairs))
   n = len(pair)
-  noise = _noise(fns.layer_sizes, n, seed, 0)
+  noise = _noise(fns.layer_sizes, n, seed, 0, rows)
   if mode == "latent":
     target_params = [(tf.constant(l), tf.constant(s)) for l, s in _batched(fns.encode_fn, x_t)]
 
@@ -153,10 +164,10 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
   best = {key: result[key][chosen] for key in ("x", "objective", "iterations")}
   best["evaluations"] = result.evaluations.reshape(len(starts), n).sum(axis=0)
   x_adv = best["x"].astype(np.float32)
-  metrics = _metrics(fns, x_adv, x.numpy(), x_t.numpy(), num_samples, seed)
+  metrics = _metrics(fns, x_adv, x.numpy(), x_t.numpy(), num_samples, seed, rows)
   records = []
   for k in range(n):
-    records.append({"mode": mode, "layers": layers if mode == "latent" else "all", "pair": int(pair[k]),
+    records.append({"mode": mode, "layers": layers if mode == "latent" else "all", "pair": int(pair_ids[pair[k]]),
                     "lambda": float(lam[k]), "objective": float(best["objective"][k]),
                     "iterations": int(best["iterations"][k]), "evaluations": int(best["evaluations"][k]),
                     **{name: float(values[k]) for name, values in metrics.items()}})
@@ -170,11 +181,11 @@ def _batched(fn, x, chunk=500):
   return [tuple(np.concatenate([p[i][j].numpy() for p in parts]) for j in range(2)) for i in range(len(parts[0]))]
 
 
-def _metrics(fns, x_adv, x, x_t, num_samples, seed):
+def _metrics(fns, x_adv, x, x_t, num_samples, seed, rows=None):
   n = len(x_adv)
   nll = np.zeros(n)
   for sample in range(num_samples):
-    terms = fns.terms_fn(tf.constant(x_adv), tf.constant(x_t), _noise(fns.layer_sizes, n, seed + 1, sample))
+    terms = fns.terms_fn(tf.constant(x_adv), tf.constant(x_t), _noise(fns.layer_sizes, n, seed + 1, sample, rows))
     nll -= terms["reconstruction"].numpy() / num_samples
   recon_adv = fns.recon_fn(tf.constant(x_adv)).numpy()
   recon_t = fns.recon_fn(tf.constant(x_t)).numpy()
@@ -194,3 +205,38 @@ def mark_display(records):
     chosen = max(below, key=lambda r: r["objective"]) if below else min(group, key=lambda r: r["objective"])
     for r in group:
       r["display"] = r is chosen
+
+
+def merge_shards(shard_dirs, parts, num_pairs):
+  """Merges the outputs of a sweep run in shards (each a folder with attack_results.json and
+  adversarial_inputs.npz, its records carrying the sweep's pair indices) into the records and arrays one process
+  would have written: per (mode, layers) in `parts` order, pair by pair, lambda by lambda.
+
+  Raises:
+    FileNotFoundError: a shard has not finished; ValueError: the shards do not cover each pair exactly once.
+  """
+  import json  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  records, arrays = [], []
+  for folder in shard_dirs:
+    paths = [os.path.join(folder, "attack_results.json"), os.path.join(folder, "adversarial_inputs.npz")]
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+      raise FileNotFoundError(f"Shard output missing: {', '.join(missing)}; run that shard (--attack_shard_index) "
+                              "before --attack_merge.")
+    with open(paths[0]) as f:
+      records += json.load(f)
+    with np.load(paths[1]) as f:
+      arrays.append({k: f[k] for k in f.files})
+  arrays = {k: np.concatenate([a[k] for a in arrays]) for k in arrays[0]}
+  order = {part: i for i, part in enumerate(parts)}
+  for (mode, layers) in parts:
+    pairs = sorted(r["pair"] for r in records if (r["mode"], r["layers"]) == (mode, layers))
+    lambdas = len(pairs) // max(1, len(set(pairs)))
+    if sorted(set(pairs)) != list(range(num_pairs)) or len(pairs) != num_pairs * lambdas:
+      raise ValueError(f"The shards in {os.path.dirname(shard_dirs[0])} do not cover pairs 0..{num_pairs - 1} "
+                       f"exactly once for the {mode} attack on layers {layers}: run every shard with the same "
+                       "settings (and --attack_shards).")
+  rank = sorted(range(len(records)), key=lambda i: (order[(records[i]["mode"], records[i]["layers"])],
+                                                    records[i]["pair"], records[i]["lambda"]))
+  return [records[i] for i in rank], {k: v[rank] for k, v in arrays.items()}
