@@ -1,8 +1,8 @@
 """Subprocess helper of test_distribute.py: a few training steps of a tiny model on one device and under
-MirroredStrategy over 2 logical CPUs, from the same initial weights and global batches; prints JSON with the largest
-weight and metric differences.
+MirroredStrategy over 2 logical CPUs (with the all-gather, and without it), from the same initial weights and global
+batches; prints JSON with the largest weight and metric differences of each replicated run from the one-device run.
 
-  python tests/distribute_probe.py MODEL [--no_gather]
+  python tests/distribute_probe.py MODEL
 """
 
 import json
@@ -39,24 +39,34 @@ def _build(name, strategy):
   return model
 
 
+def _train(model, dataset, gather=True):
+  original = distribute.gather_components
+  if not gather:  # what would happen without the all-gather: each replica's estimators see only its own rows
+    distribute.gather_components = lambda loc, scale: None
+  try:
+    history = model.fit(dataset, epochs=1, steps_per_epoch=3, shuffle=False, verbose=0)
+  finally:
+    distribute.gather_components = original
+  return {k: float(v[-1]) for k, v in history.history.items()}
+
+
+def _compare(a, b, logs_a, logs_b):
+  return {"weight_diff": max(float(np.max(np.abs(x - y))) for x, y in zip(a.get_weights(), b.get_weights())),
+          "metric_rel_diff": max(abs(logs_a[k] - logs_b[k]) / max(1.0, abs(logs_a[k])) for k in logs_a)}
+
+
 def main(argv):
   name = argv[1]
-  if "--no_gather" in argv:  # what the test shows would happen without the all-gather
-    distribute.gather_components = lambda loc, scale: None
   images = data.ProceduralDSprites().images(np.arange(0, 737280, 737280 // 48)[:48]).astype("float32")
   dataset = tf.data.Dataset.from_tensor_slices(images).batch(16, drop_remainder=True)
-  single = _build(name, tf.distribute.get_strategy())
-  mirrored = _build(name, tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
-  initial = max(float(np.max(np.abs(a - b))) for a, b in zip(single.get_weights(), mirrored.get_weights()))
-  logs = {}
-  for key, model in (("single", single), ("mirrored", mirrored)):
-    history = model.fit(dataset, epochs=1, steps_per_epoch=3, shuffle=False, verbose=0)
-    logs[key] = {k: float(v[-1]) for k, v in history.history.items()}
-  weights = max(float(np.max(np.abs(a - b))) for a, b in zip(single.get_weights(), mirrored.get_weights()))
-  metrics = max(abs(logs["single"][k] - logs["mirrored"][k]) / max(1.0, abs(logs["single"][k]))
-                for k in logs["single"])
-  print(json.dumps({"replicas": mirrored.distribute_strategy.num_replicas_in_sync, "initial_weight_diff": initial,
-                    "weight_diff": weights, "metric_rel_diff": metrics, "logs": logs}))
+  mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+  single, exact, local = (_build(name, tf.distribute.get_strategy()), _build(name, mirrored), _build(name, mirrored))
+  initial = _compare(single, exact, {"x": 0.0}, {"x": 0.0})["weight_diff"]
+  logs = {"single": _train(single, dataset), "gather": _train(exact, dataset),
+          "no_gather": _train(local, dataset, gather=False)}
+  print(json.dumps({"replicas": mirrored.num_replicas_in_sync, "initial_weight_diff": initial,
+                    "gather": _compare(single, exact, logs["single"], logs["gather"]),
+                    "no_gather": _compare(single, local, logs["single"], logs["no_gather"]), "logs": logs}))
 
 
 if __name__ == "__main__":
