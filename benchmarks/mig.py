@@ -56,7 +56,7 @@ def main():
   for method in args.methods.split(","):
     start = time.perf_counter()
     result = metrics.mig(loc, factors, method=method, scales=scale, num_samples=args.exact_samples,
-                         factor_names=source.factor_names)
+                         factor_names=source.factor_names, verbose=method == "exact")
     rows.append((f"MIG {method}" + (f" ({args.exact_samples} samples)" if method == "exact" else " (20 bins)"),
                  time.perf_counter() - start, f"{result['mig']:.3f}"))
   print(f"\nMIG on {len(indices)} procedural dSprites points, {what}")

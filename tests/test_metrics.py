@@ -153,3 +153,14 @@ def test_compute_mig_runs_through_an_encode_fn():
   assert result["best_unit"]["posX"] == 0 and result["best_unit"]["posY"] == 1 and result["best_unit"]["scale"] == 2
   exact = metrics.compute_mig(encode_fn, source, method="exact", num_points=1000, num_samples=300)
   assert exact["per_factor"]["posX"] > 0.3
+
+
+def test_exact_protocol_progress_bar_counts_every_pair(capsys):
+  factors = _grid((3, 4))
+  loc = factors.astype(float)
+  metrics.mig(loc, factors, method="exact", scales=np.full_like(loc, 0.5), num_samples=5, verbose=True)
+  # 5 samples x 12 points for the marginals, plus per factor sum over classes of (samples x points) in the class.
+  chosen = np.sort(np.random.default_rng(0).choice(12, size=5, replace=False))
+  total = 5 * 12 + sum(int(np.sum(np.bincount(factors[chosen, k], minlength=s) * np.bincount(factors[:, k])))
+                       for k, s in enumerate((3, 4)))
+  assert f"{total}/{total}" in capsys.readouterr().out

@@ -101,10 +101,11 @@ def _block_log_density(z, loc, scale):
   return tf.reduce_logsumexp(log_prob, axis=1)
 
 
-def log_mixture_density(z, loc, scale, block_elements=1 << 22):
+def log_mixture_density(z, loc, scale, block_elements=1 << 22, progress=None):
   """log (1/N) sum_n N(z_sj; loc_nj, scale_nj) per unit: z `[S, D]`, loc/scale `[N, D]` -> float64 `[S, D]`.
 
-  Computed in blocks of about `block_elements` [s, n, d] entries, so the full dSprites grid fits in memory.
+  Computed in blocks of about `block_elements` [s, n, d] entries, so the full dSprites grid fits in memory;
+  `progress` (a `keras.utils.Progbar` counting sample-component pairs) advances block by block.
   """
   z = np.asarray(z, np.float32)
   loc, scale = np.asarray(loc, np.float32), np.asarray(scale, np.float32)
@@ -119,11 +120,13 @@ def log_mixture_density(z, loc, scale, block_elements=1 << 22):
     for n0 in range(0, n_count, n_block):
       part = _block_log_density(zs, tf.constant(loc[n0:n0 + n_block]), tf.constant(scale[n0:n0 + n_block]))
       acc = np.logaddexp(acc, part.numpy().astype(np.float64))
+      if progress is not None:
+        progress.add(int(zs.shape[0]) * min(n_block, n_count - n0))
     out[s0:s0 + s_block] = acc
   return out - math.log(n_count)
 
 
-def gaussian_mutual_info(loc, scale, factors, num_samples=10000, seed=0):
+def gaussian_mutual_info(loc, scale, factors, num_samples=10000, seed=0, verbose=False):
   """I(z_j; v_k) in nats for Gaussian posteriors (the `exact` protocol, module docstring): `[D, K]`.
 
   Args:
@@ -131,6 +134,7 @@ def gaussian_mutual_info(loc, scale, factors, num_samples=10000, seed=0):
     factors: `[N, K]` discrete factor classes of the same points.
     num_samples: points whose posterior sample estimates the entropies (all N when N is smaller).
     seed: seeds the choice of points and the posterior samples.
+    verbose: a progress bar over the sample-component pairs (the full grid takes minutes).
   """
   loc = np.asarray(loc, np.float64)
   scale = np.asarray(scale, np.float64)
@@ -142,7 +146,14 @@ def gaussian_mutual_info(loc, scale, factors, num_samples=10000, seed=0):
   n = loc.shape[0]
   chosen = np.sort(rng.choice(n, size=min(num_samples, n), replace=False))
   z = loc[chosen] + scale[chosen] * rng.standard_normal((len(chosen), loc.shape[1]))
-  marginal = -log_mixture_density(z, loc, scale).mean(axis=0)  # H(z_j), [D]
+  progress = None
+  if verbose:  # exact count: marginal pairs S*N plus, per factor and class, (samples in it) x (points in it)
+    import keras  # pylint: disable=g-import-not-at-top
+    labels = [_labels(factors[:, k])[0] for k in range(factors.shape[1])]
+    total = len(chosen) * n + sum(int(np.sum(np.bincount(lab[chosen], minlength=lab.max() + 1) * np.bincount(lab)))
+                                  for lab in labels)
+    progress = keras.utils.Progbar(total, unit_name="pair")
+  marginal = -log_mixture_density(z, loc, scale, progress=progress).mean(axis=0)  # H(z_j), [D]
   out = np.zeros((loc.shape[1], factors.shape[1]))
   for k in range(factors.shape[1]):
     labels, num_values = _labels(factors[:, k])
@@ -152,13 +163,13 @@ def gaussian_mutual_info(loc, scale, factors, num_samples=10000, seed=0):
       samples = members[chosen]
       if not samples.any():
         continue
-      conditional -= log_mixture_density(z[samples], loc[members], scale[members]).sum(axis=0)
+      conditional -= log_mixture_density(z[samples], loc[members], scale[members], progress=progress).sum(axis=0)
     out[:, k] = marginal - conditional / len(chosen)  # H(z_j) - H(z_j | v_k)
   return np.maximum(out, 0.0)
 
 
 def mig(codes, factors, method="histogram", num_bins=20, scales=None, num_samples=10000, seed=0,
-        factor_names=None):
+        factor_names=None, verbose=False):
   """MIG (eq. J.1) of codes against ground-truth factors.
 
   Args:
@@ -170,6 +181,7 @@ def mig(codes, factors, method="histogram", num_bins=20, scales=None, num_sample
     num_samples: posterior samples that estimate the entropies for "exact".
     seed: seeds the "exact" samples.
     factor_names: K names for `per_factor` (default "factor_0", ...).
+    verbose: a progress bar for the "exact" protocol.
 
   Returns:
     dict: `mig` (mean normalised gap over the factors that vary), `per_factor` {name: gap / H(v_k)},
@@ -189,7 +201,7 @@ def mig(codes, factors, method="histogram", num_bins=20, scales=None, num_sample
   else:
     if scales is None:
       raise ValueError("method='exact' needs scales: the [N, D] posterior standard deviations of the codes.")
-    info = gaussian_mutual_info(codes, scales, factors, num_samples=num_samples, seed=seed)
+    info = gaussian_mutual_info(codes, scales, factors, num_samples=num_samples, seed=seed, verbose=verbose)
   entropy = discrete_entropy(factors)
   per_factor, best, constant = {}, {}, []
   for k, name in enumerate(names):

@@ -68,7 +68,7 @@ def compute_mig(encode_fn, source, method="histogram", num_points=10000, num_bin
   def one(i):
     loc, scale = params[i]
     out = mig_lib.mig(loc, factors, method=method, num_bins=num_bins, scales=scale, num_samples=num_samples,
-                      seed=seed, factor_names=names)
+                      seed=seed, factor_names=names, verbose=verbose)
     return {**out, "layer": i + 1}
 
   per_layer = [one(i) for i in range(len(params))] if layers == "all" else [one(len(params) - 1)]
