@@ -205,7 +205,7 @@ def main(argv):
   from seatbelt_tf import training  # pylint: disable=g-import-not-at-top
   try:
     results = training.MODE_FNS[config.mode](config)
-  except (ValueError, FileNotFoundError) as e:
+  except (ValueError, FileNotFoundError, FloatingPointError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
   workdir = os.path.abspath(config.workdir)

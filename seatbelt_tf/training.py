@@ -122,29 +122,39 @@ def _restore(manager, path=None):
   return path
 
 
+class NonFiniteLossError(FloatingPointError):
+  """Training produced a NaN or infinite loss; the state after it was not checkpointed."""
+
+
 class _CheckpointAndStop(keras.callbacks.Callback):
-  """Saves a checkpoint at every epoch end; stops exactly at `train_steps`."""
+  """Saves a checkpoint at every epoch end; stops exactly at `train_steps`; stops at the first non-finite loss
+  and from then on saves nothing, so the last good checkpoint is never replaced by a NaN state."""
 
   def __init__(self, manager, train_steps):
     super().__init__()
     self.manager = manager
     self.train_steps = train_steps
     self.saved_step = None
+    self.nonfinite_step = None
 
   def _step(self):
     return int(self.model.optimizer.iterations.numpy())
 
   def on_train_batch_end(self, batch, logs=None):
-    if self._step() >= self.train_steps:
+    loss = (logs or {}).get("loss")
+    if loss is not None and not np.all(np.isfinite(np.asarray(loss, np.float64))):
+      self.nonfinite_step = self._step()
+      self.model.stop_training = True
+    elif self._step() >= self.train_steps:
       self.model.stop_training = True
 
   def on_epoch_end(self, epoch, logs=None):
     self.save()
 
   def save(self):
-    """Checkpoints the current step unless it is already saved."""
+    """Checkpoints the current step unless it is already saved or training diverged."""
     step = self._step()
-    if step != self.saved_step:
+    if self.nonfinite_step is None and step != self.saved_step:
       self.manager.save(checkpoint_number=step)
       self.saved_step = step
 
@@ -246,6 +256,13 @@ def train(config):
         callbacks=[checkpointer,
                    keras.callbacks.TensorBoard(os.path.join(output_dir or config.workdir, "tensorboard"))])
     checkpointer.save()  # normally a no-op: the last epoch end (also when stopped mid-epoch) saved already
+    if checkpointer.nonfinite_step is not None:
+      last = manager.latest_checkpoint
+      raise NonFiniteLossError(
+          f"The training loss became NaN or infinite by step {checkpointer.nonfinite_step}; training stopped and "
+          "that state was not saved. The last good checkpoint is "
+          + (f"{last}: re-running resumes from it" if last else "none (it diverged in the first epoch)")
+          + ". Lower --learning_rate, or use free bits (--free_bits) or a smaller --beta if it recurs.")
   else:
     print(f"{config.workdir} is already trained to step {start_step} >= train_steps={t.train_steps}.")
   results = _evaluate_and_record(config, model, source, start, record=chief)
