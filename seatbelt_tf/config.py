@@ -24,8 +24,11 @@ class DataConfig:
   manual_dir: Optional[str] = None
   grayscale: bool = False
   eval_examples: int = 10000
+  bad_images: str = "fail"  # image_folder: a file that does not decode fails the load, or is skipped and counted
 
 
+NONFINITE_CHOICES = ("stop", "skip")
+BAD_IMAGE_CHOICES = ("fail", "skip")
 H_SIZES = (1024, 512, 256, 128, 64)  # hidden widths of the stochastic-layer MLPs, paper eq. C.8
 DEFAULT_Z_SIZES = (96, 48, 24, 12, 6)  # layer widths for dSprites, Chairs, 3D Faces, paper eqs. C.1-C.3
 
@@ -76,6 +79,7 @@ class TrainConfig:
   verbose: int = 1
   strategy: str = "default"  # tf.distribute: default, mirrored, multi_worker (seatbelt_tf.distribute)
   devices: tuple = ()  # mirrored: devices to replicate over (default: every local GPU, else the CPU)
+  on_nonfinite: str = "stop"  # a NaN/Inf loss: stop (NonFiniteLossError) or skip the batch and count it
 
   def __post_init__(self):
     object.__setattr__(self, "devices", as_tuple(self.devices, "devices"))
@@ -264,6 +268,12 @@ class RunConfig:
       problems.append(f"jit_compile={t.jit_compile!r} must be one of {', '.join(JIT_CHOICES)}")
     if t.strategy not in STRATEGIES:
       problems.append(f"strategy={t.strategy!r} must be one of {', '.join(STRATEGIES)}")
+    if t.on_nonfinite not in NONFINITE_CHOICES:
+      problems.append(f"on_nonfinite={t.on_nonfinite!r} must be one of {', '.join(NONFINITE_CHOICES)}")
+    elif t.on_nonfinite == "skip" and t.strategy != "default":
+      problems.append(f"on_nonfinite=skip needs --strategy=default (one device); got strategy={t.strategy}")
+    if self.data.bad_images not in BAD_IMAGE_CHOICES:
+      problems.append(f"bad_images={self.data.bad_images!r} must be one of {', '.join(BAD_IMAGE_CHOICES)}")
     if t.devices and t.strategy != "mirrored":
       problems.append(f"devices={','.join(t.devices)} needs --strategy=mirrored")
     if t.verbose not in (0, 1, 2):

@@ -32,5 +32,12 @@ def atomic_save_npz(path, **arrays):
   _atomic_write(path, lambda f: np.savez_compressed(f, **arrays), "wb")
 
 
+def atomic_copy(source, path):
+  """Copies the file `source` to `path`, atomically."""
+  import shutil  # pylint: disable=g-import-not-at-top
+  with open(source, "rb") as src:
+    _atomic_write(path, lambda f: shutil.copyfileobj(src, f), "wb")
+
+
 def atomic_write_json(path, obj):
   atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")

@@ -30,6 +30,9 @@ flags.DEFINE_string("data_dir", _D.data_dir, "Folder of the data: the dSprites n
 flags.DEFINE_string("manual_dir", _D.manual_dir, "Folder of manually downloaded files TFDS prepares offline "
                     "(e.g. 3dshapes.h5); the error for missing data lists them.")
 flags.DEFINE_bool("grayscale", _D.grayscale, "Convert colour images to one channel.")
+flags.DEFINE_enum("bad_images", _D.bad_images, config_lib.BAD_IMAGE_CHOICES,
+                  "--dataset=image_folder: a file that does not decode stops the load naming it (fail), or is "
+                  "skipped and counted (skip).")
 flags.DEFINE_integer("eval_examples", _D.eval_examples, "Examples held out for evaluation.", lower_bound=1)
 # Model.
 flags.DEFINE_string("model", _M.model, "Model family (see seatbelt_tf.models.MODELS).")
@@ -63,6 +66,9 @@ flags.DEFINE_enum("strategy", _T.strategy, config_lib.STRATEGIES,
                   "tf.distribute strategy of --mode=train: default (one device), mirrored (the devices of this "
                   "machine), multi_worker (one process per worker, from TF_CONFIG; launch/multi_worker.sh). "
                   "--batch_size is the global batch.")
+flags.DEFINE_enum("on_nonfinite", _T.on_nonfinite, config_lib.NONFINITE_CHOICES,
+                  "A NaN or infinite training loss: stop with an error naming the step and the last good "
+                  "checkpoint, or skip the batch (no update; counted in results.json as skipped_batches).")
 flags.DEFINE_list("devices", list(_T.devices), "--strategy=mirrored: devices, e.g. /gpu:0,/gpu:1 (default: all "
                   "local GPUs, else the CPU).")
 
@@ -168,8 +174,12 @@ def expand_flagfiles(argv, _seen=None):
       found = os.path.abspath(found)
       if found in seen:
         raise app.UsageError(f"Flagfile {found} includes itself (through {' -> '.join(seen)}).")
-      with open(found) as f:
-        lines = [ln.strip() for ln in f if ln.strip() and not ln.strip().startswith(("#", "//"))]
+      try:
+        with open(found, encoding="utf-8") as f:
+          lines = [ln.strip() for ln in f if ln.strip() and not ln.strip().startswith(("#", "//"))]
+      except (UnicodeDecodeError, OSError) as e:
+        raise app.UsageError(f"Flagfile {found} cannot be read as text ({type(e).__name__}: {e}); a flagfile "
+                             "holds one --name=value per line.") from None
       for line in lines:
         if not line.startswith("-"):
           raise app.UsageError(f"{found}: malformed line {line!r}; every line must look like --name=value.")

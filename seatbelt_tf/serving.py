@@ -172,6 +172,31 @@ def next_version(model_dir):
   return max(versions, default=0) + 1
 
 
+TMP_PREFIX = ".export-"
+
+
+def remove_stale_exports(model_dir):
+  """Deletes the temporary folders of exports whose process is gone (killed mid-export); returns their paths."""
+  removed = []
+  for name in os.listdir(model_dir) if os.path.isdir(model_dir) else []:
+    pid = name[len(TMP_PREFIX):].split("-", 1)[0]
+    if not name.startswith(TMP_PREFIX) or not pid.isdigit() or _process_alive(int(pid)):
+      continue
+    shutil.rmtree(os.path.join(model_dir, name), ignore_errors=True)
+    removed.append(os.path.join(model_dir, name))
+  return removed
+
+
+def _process_alive(pid):
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:  # another user's process
+    return True
+  return True
+
+
 def export_model(model, data_range, export_dir, model_name, card=None):
   """Writes a new version `<export_dir>/<model_name>/<version>/` atomically and returns its path.
 
@@ -188,7 +213,10 @@ def export_model(model, data_range, export_dir, model_name, card=None):
   os.makedirs(model_dir, exist_ok=True)
   module = ServingModule(model, data_range)
   card = card if card is not None else model_card(model, data_range)
-  tmp = tempfile.mkdtemp(prefix=".export-", dir=model_dir)  # hidden: TF Serving ignores non-integer names
+  remove_stale_exports(model_dir)
+  # Hidden (TF Serving ignores non-integer names) and named by this process, so a later export can tell a folder
+  # left by a killed exporter from one still being written.
+  tmp = tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", dir=model_dir)
   try:
     tf.saved_model.save(module, tmp, signatures=module.signatures())
     with open(os.path.join(tmp, CARD_NAME), "w") as f:
@@ -222,10 +250,18 @@ class SavedModelFns:
     card_path = os.path.join(path, CARD_NAME)
     if not os.path.isfile(card_path):
       raise ValueError(f"{path} has no {CARD_NAME}: it was not written by seatbelt_tf's --mode=export.")
-    with open(card_path) as f:
-      self.card = json.load(f)
+    try:
+      with open(card_path) as f:
+        self.card = json.load(f)
+      self.loaded = tf.saved_model.load(path)
+    except (ValueError, OSError, tf.errors.OpError) as e:  # (a truncated card or graph, missing variables, ...)
+      raise ValueError(f"{path} looks like an export but cannot be loaded ({type(e).__name__}: "
+                       f"{str(e).splitlines()[0][:300]}); export the model again (--mode=export).") from None
+    except Exception as e:  # protobuf's DecodeError on a corrupt saved_model.pb is not an OSError
+      if type(e).__name__ != "DecodeError":
+        raise
+      raise ValueError(f"{path}/saved_model.pb is corrupt ({e}); export the model again (--mode=export).") from None
     self.path = path
-    self.loaded = tf.saved_model.load(path)
     self.layer_sizes = tuple(self.card["layer_sizes"])
     self.data_range = tuple(self.card["data_range"])
     self.image_shape = tuple(self.card["image_shape"])

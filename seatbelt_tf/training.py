@@ -21,6 +21,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 
 import keras
 import numpy as np
@@ -66,7 +67,8 @@ def prepare_workdir(config, record=True):
 
 def build_source(config):
   d = config.data
-  source = data_lib.build_dataset(d.dataset, data_dir=d.data_dir, manual_dir=d.manual_dir, grayscale=d.grayscale)
+  source = data_lib.build_dataset(d.dataset, data_dir=d.data_dir, manual_dir=d.manual_dir, grayscale=d.grayscale,
+                                  bad_images=d.bad_images)
   data_lib.pipeline.check_split(source.num_examples, config.data.eval_examples, config.train.batch_size)
   return source
 
@@ -114,12 +116,55 @@ def _checkpoint_manager(config, model, directory=None):
                                     max_to_keep=config.train.keep_checkpoints)
 
 
-def _restore(manager, path=None):
-  """Restores the latest checkpoint of `manager` (or `path`); returns its path or None."""
-  path = path or manager.latest_checkpoint
-  if path:
-    manager.checkpoint.restore(path).assert_existing_objects_matched()
-  return path
+class CorruptCheckpointError(ValueError):
+  """No checkpoint in a workdir's folder could be read back."""
+
+
+def checkpoint_candidates(folder):
+  """Checkpoint prefixes in `folder`, newest first: those the `checkpoint` state file lists, and any other
+  `ckpt-N.index` on disk (so a lost or damaged state file does not hide them)."""
+  paths = set()
+  try:
+    state = tf.train.get_checkpoint_state(folder)
+  except (tf.errors.OpError, ValueError):  # an unparsable state file: fall back to the files themselves
+    state = None
+  if state is not None:
+    paths.update(os.path.join(folder, os.path.basename(p)) for p in state.all_model_checkpoint_paths)
+  if os.path.isdir(folder):
+    paths.update(os.path.join(folder, f[:-len(".index")]) for f in os.listdir(folder)
+                 if f.startswith("ckpt-") and f.endswith(".index"))
+
+  def number(path):
+    tail = os.path.basename(path)[len("ckpt-"):]
+    return int(tail) if tail.isdigit() else -1
+  return sorted(paths, key=number, reverse=True)
+
+
+def _restore(manager, folder):
+  """Restores the newest readable checkpoint in `folder` into `manager`'s objects; returns its path or None.
+
+  A checkpoint that cannot be read back (truncated or corrupt files, e.g. from a full disk or a copy cut short)
+  is skipped with a warning naming it, and the previous one is tried; if checkpoints exist but none is readable,
+  `CorruptCheckpointError` says so rather than silently training from scratch.
+  """
+  candidates = checkpoint_candidates(folder)
+  failures = []
+  for path in candidates:
+    try:
+      manager.checkpoint.restore(path).assert_existing_objects_matched()
+    except (tf.errors.OpError, AssertionError, ValueError) as e:
+      failures.append(f"{os.path.basename(path)} ({type(e).__name__}: {str(e).splitlines()[0][:200]})")
+      continue
+    if failures:
+      warnings.warn(f"Checkpoint(s) {', '.join(failures)} in {folder} could not be read; restored the previous "
+                    f"one, {os.path.basename(path)}. The unreadable files are left in place and the next save "
+                    "replaces them.", RuntimeWarning, stacklevel=2)
+    return path
+  if failures:
+    raise CorruptCheckpointError(
+        f"No checkpoint in {folder} can be read: {'; '.join(failures)}. Restore the folder from a backup, or move "
+        "it away to train from scratch.")
+  return None
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -136,6 +181,7 @@ class _CheckpointAndStop(keras.callbacks.Callback):
     self.train_steps = train_steps
     self.saved_step = None
     self.nonfinite_step = None
+    self.skipped_batches = 0  # --on_nonfinite=skip: batches skipped in this process
 
   def _step(self):
     return int(self.model.optimizer.iterations.numpy())
@@ -149,6 +195,7 @@ class _CheckpointAndStop(keras.callbacks.Callback):
       self.model.stop_training = True
 
   def on_epoch_end(self, epoch, logs=None):
+    self.skipped_batches += int(round(float(np.ravel((logs or {}).get("skipped_batches", 0))[0])))
     self.save()
 
   def save(self):
@@ -205,8 +252,7 @@ def _open_run(config, record, strategy=None, output_dir=None):
   prepare_workdir(config, record=record)
   model = build_model(config, source, strategy)
   manager = _checkpoint_manager(config, model, output_dir and os.path.join(output_dir, "checkpoints"))
-  latest = tf.train.latest_checkpoint(os.path.join(config.workdir, "checkpoints"))
-  return source, model, manager, _restore(manager, latest)
+  return source, model, manager, _restore(manager, os.path.join(config.workdir, "checkpoints"))
 
 
 def _open_trained_run(config):
@@ -219,9 +265,11 @@ def _open_trained_run(config):
   return source, model
 
 
-def _evaluate_and_record(config, model, source, start, record=True):
-  """Evaluates on the held-out split and (if `record`) writes `results.json` (wall time counted from `start`)."""
-  metrics = _evaluate_model(config, model, source)
+def _evaluate_and_record(config, model, source, start, record=True, extra=None):
+  """Evaluates on the held-out split and (if `record`) writes `results.json` (wall time counted from `start`;
+  `extra` entries added)."""
+  model.skip_nonfinite = False  # (evaluation logs only the trackers)
+  metrics = {**_evaluate_model(config, model, source), **(extra or {})}
   step = int(model.optimizer.iterations.numpy())
   results = {**metrics, "step": step, "num_examples_seen": step * config.train.batch_size,
              "wall_time_s": time.time() - start, "mode": config.mode, "eval_examples": config.data.eval_examples}
@@ -248,6 +296,7 @@ def train(config):
   remaining = t.train_steps - start_step
   if remaining > 0:
     initial_epoch = start_step // t.steps_per_epoch
+    model.skip_nonfinite = t.on_nonfinite == "skip"
     checkpointer = _CheckpointAndStop(manager, t.train_steps)
     model.fit(
         data_lib.train_dataset(source, t.batch_size, config.data.eval_examples, t.seed, start_step=start_step),
@@ -263,9 +312,15 @@ def train(config):
           "that state was not saved. The last good checkpoint is "
           + (f"{last}: re-running resumes from it" if last else "none (it diverged in the first epoch)")
           + ". Lower --learning_rate, or use free bits (--free_bits) or a smaller --beta if it recurs.")
+    if checkpointer.skipped_batches:
+      warnings.warn(f"{checkpointer.skipped_batches} training batch(es) had a NaN or infinite loss or gradient "
+                    "and were skipped (--on_nonfinite=skip); results.json counts them as skipped_batches.",
+                    RuntimeWarning, stacklevel=2)
+    extra = {"skipped_batches": checkpointer.skipped_batches} if model.skip_nonfinite else {}
   else:
     print(f"{config.workdir} is already trained to step {start_step} >= train_steps={t.train_steps}.")
-  results = _evaluate_and_record(config, model, source, start, record=chief)
+    extra = {}
+  results = _evaluate_and_record(config, model, source, start, record=chief, extra=extra)
   if output_dir:  # a non-chief worker's checkpoints only served the collective saves
     shutil.rmtree(output_dir, ignore_errors=True)
   return results

@@ -66,6 +66,10 @@ def lbfgs_direction(g, s_hist, y_hist, stored, free, order):
   of the reduced problem; a pair whose reduced curvature s_F.y_F is not positive is skipped, and the initial scale
   is s_F.y_F / y_F.y_F of the newest pair kept (1 when none is).
 
+  The arrays are large (`a` problems x `dim` pixels x 2m pairs), so the recursion is written to touch memory as
+  few times as it can: each y is masked once (y_F), q stays on the free coordinates through the first loop because
+  g_F and every y_F do, and the second loop's dot products use y_F, so q is masked once, at the end.
+
   Args:
     g: `[a, dim]` gradients, zero on the binding coordinates.
     s_hist, y_hist: `[m, a, dim]` stored pairs, slot-major.
@@ -76,25 +80,30 @@ def lbfgs_direction(g, s_hist, y_hist, stored, free, order):
   Returns:
     (d `[a, dim]`, zero on the binding coordinates; has_pair `[a]`, whether any pair was used).
   """
-  rho, gamma = {}, np.zeros(len(g), np.float32)
+  y_free, rho = {}, {}
+  gamma = np.zeros(len(g), np.float32)
   for j in reversed(order):  # oldest to newest: gamma ends as the newest kept pair's
-    sy = np.einsum("ad,ad,ad->a", s_hist[j], y_hist[j], free)
-    yy = np.einsum("ad,ad,ad->a", y_hist[j], y_hist[j], free)
+    if not stored[j].any():
+      continue
+    y_j = np.multiply(y_hist[j], free)
+    sy, yy = _rowdot(s_hist[j], y_j), _rowdot(y_j, y_j)
     keep = stored[j] & np.isfinite(sy) & np.isfinite(yy) & (sy > 0) & (sy > CURVATURE_EPS * yy)
+    if not keep.any():
+      continue
+    y_free[j] = y_j
     rho[j] = np.where(keep, 1.0 / np.where(keep, sy, 1.0), 0.0).astype(np.float32)
     gamma = np.where(keep, sy / np.where(keep, yy, 1.0), gamma).astype(np.float32)
   has_pair = gamma > 0
-  q = g.copy()
-  alphas = {}
-  for j in order:
+  used = [j for j in order if j in y_free]
+  q, scratch, alphas = g.copy(), np.empty_like(g), {}
+  for j in used:
     alphas[j] = rho[j] * _rowdot(s_hist[j], q)
-    q -= alphas[j][:, None] * y_hist[j]
-    q *= free
+    q -= np.multiply(y_free[j], alphas[j][:, None], out=scratch)
   q *= np.where(has_pair, gamma, 1.0)[:, None]
-  for j in reversed(order):
-    beta = rho[j] * _rowdot(y_hist[j], q)
-    q += (alphas[j] - beta)[:, None] * s_hist[j]
-    q *= free
+  for j in reversed(used):
+    beta = rho[j] * _rowdot(y_free[j], q)
+    q += np.multiply(s_hist[j], (alphas[j] - beta)[:, None], out=scratch)
+  q *= free
   return np.negative(q, out=q), has_pair
 
 
@@ -104,7 +113,7 @@ def _rowdot(a, b):
 
 def minimize_batched(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, f_relative_tolerance=2.2e-9,
                      num_correction_pairs=10, max_line_search=20, chunk=1024, compact_below=0.75,
-                     verbose=False):
+                     verbose=False, callback=None):
   """Minimises n independent objectives over boxes with batched projected L-BFGS (see the module docstring).
 
   Args:
@@ -123,6 +132,8 @@ def minimize_batched(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, 
     compact_below: stopped problems are not evaluated again at once; their rows of the state (history included)
       are dropped once fewer than this fraction of the stored rows still run.
     verbose: show a progress bar of finished problems.
+    callback: called as callback(iteration, objective) after every iteration, objective `[n]` the current value of
+      every problem (its final value once it has stopped); e.g. to trace strength against wall time.
 
   Returns:
     `Result` with the solutions `x`, their `objective`, per-problem `iterations` and `evaluations` (objective and
@@ -151,9 +162,10 @@ def minimize_batched(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, 
   stored = np.zeros((m, n), bool)
   running = np.isfinite(f) & (np.abs(x - np.clip(x - g, lo, hi)).max(axis=1) > tolerance)
   converged[~running] = np.isfinite(f[~running])
+  current = f.copy()  # every problem's objective now (for the callback)
   slot = 0
   progress = _progress(n, verbose)
-  for _ in range(max_iterations):
+  for iteration in range(1, max_iterations + 1):
     if progress:
       progress.update(n - int(running.sum()))
     if not running.any():
@@ -211,6 +223,9 @@ def minimize_batched(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, 
     stored[:, running & ~accepted] = False  # a failed search with history: drop it, retry with steepest descent
     converged[ids[small | failed]] = True
     running &= ~(small | failed)
+    if callback is not None:
+      current[ids] = f
+      callback(iteration, current)
   out_x[ids] = x  # the rest stopped on the iteration limit
   if progress:
     progress.update(n)
@@ -234,8 +249,10 @@ def _evaluate(objective, x, n, chunk=512):
   return np.concatenate(out).astype(np.float64)
 
 
-def minimize_scipy(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, ftol=2.2e-9, verbose=False):
-  """The reference: scipy's L-BFGS-B, one problem at a time, with native bounds (same `objective` contract)."""
+def minimize_scipy(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, ftol=2.2e-9, verbose=False,
+                   callback=None):
+  """The reference: scipy's L-BFGS-B, one problem at a time, with native bounds (same `objective` contract;
+  `callback(k, objective)` after each problem k, unsolved problems at +inf)."""
   start = time.perf_counter()
   x0 = np.asarray(x0, np.float32)
   n, shape = x0.shape[0], x0.shape[1:]
@@ -254,6 +271,7 @@ def minimize_scipy(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, ft
   converged = np.zeros(n, bool)
   progress = _progress(n, verbose)
   bounds = scipy.optimize.Bounds(np.full(dim, lo), np.full(dim, hi))
+  current = np.full(n, np.inf)
   for k in range(n):
     def fun(v, k=k):
       value, grad = value_and_gradient(tf.constant(v, tf.float32), tf.constant(k, tf.int32))
@@ -263,6 +281,9 @@ def minimize_scipy(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, ft
                                   options={"maxiter": max_iterations, "gtol": tolerance, "ftol": ftol})
     xs[k] = np.clip(res.x, lo, hi).reshape(shape)
     iterations[k], evaluations[k], converged[k] = res.nit, res.nfev, res.success
+    if callback is not None:
+      current[k] = res.fun
+      callback(k + 1, current)
     if progress:
       progress.update(k + 1)
   values = _evaluate(objective, tf.constant(xs), n)

@@ -38,6 +38,7 @@ class ModelFns:
 
   def __init__(self, model):
     self.layer_sizes = tuple(model.layer_sizes)
+    self.image_shape = tuple(model.image_shape)
     self.encode_fn = lambda x: model.posterior_layers(x, training=False)
     self.terms_fn = model.attack_terms
     self.elbo_fn = model.attack_elbo

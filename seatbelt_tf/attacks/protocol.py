@@ -92,7 +92,8 @@ def _noise(layer_sizes, n, seed, sample, rows=None):
 
 
 def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.0, 1.0), optimizer="lbfgs",
-               starts=STARTS, max_iterations=200, num_samples=8, seed=0, verbose=False, pair_ids=None):
+               starts=STARTS, max_iterations=200, num_samples=8, seed=0, verbose=False, pair_ids=None,
+               callback=None):
   """Attacks every (pair, lambda) problem of one mode and layer set.
 
   Args:
@@ -111,6 +112,8 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
     verbose: a progress bar of finished problems.
     pair_ids: the pairs' indices in the whole sweep when this call attacks a shard of it (default 0..P-1): records
       carry them as `pair`, and each problem gets the noise it gets in the whole sweep.
+    callback: passed to the optimizer: callback(step, objective `[S*P*K]`), the objective of every start of every
+      problem so far (start-major: row j is start j // (P*K) of problem j % (P*K)).
 
   Returns:
     (records, arrays): a list of dicts with `ATTACK_RECORD_KEYS` plus `display` and `evaluations`, ordered pair by
@@ -127,8 +130,13 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
   lo, hi = (float(v) for v in data_range)
   inputs = np.asarray(inputs, np.float32)
   targets = np.asarray(targets, np.float32)
-  if inputs.shape != targets.shape or np.isnan(inputs).any() or np.isnan(targets).any():
-    raise ValueError(f"inputs {inputs.shape} and targets {targets.shape} must be finite arrays of one shape.")
+  if inputs.shape != targets.shape or not np.isfinite(inputs).all() or not np.isfinite(targets).all():
+    raise ValueError(f"inputs {inputs.shape} and targets {targets.shape} must be finite (no NaN or Inf) arrays of "
+                     "one shape.")
+  expected = tuple(getattr(fns, "image_shape", inputs.shape[1:]))
+  if inputs.ndim != 4 or inputs.shape[1:] != expected:
+    raise ValueError(f"inputs and targets must be batches of the model's images [P, {', '.join(map(str, expected))}]"
+                     f"; got shape {inputs.shape}.")
   if inputs.min() < lo or inputs.max() > hi or targets.min() < lo or targets.max() > hi:
     raise ValueError(f"inputs and targets must lie in the data range [{lo}, {hi}].")
   num_pairs, lambdas = len(inputs), np.asarray(lambdas, np.float32)
@@ -158,7 +166,7 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
   # its best end point and is charged the work of all its starts.
   x0 = np.concatenate([(x if start == "input" else x_t).numpy() for start in starts])
   result = lbfgs.OPTIMIZERS[optimizer](lambda x_adv, idx: objective(x_adv, idx % n), x0, lo, hi,
-                                       max_iterations=max_iterations, verbose=verbose)
+                                       max_iterations=max_iterations, verbose=verbose, callback=callback)
   best_start = np.argmin(result.objective.reshape(len(starts), n), axis=0)
   chosen = best_start * n + np.arange(n)
   best = {key: result[key][chosen] for key in ("x", "objective", "iterations")}

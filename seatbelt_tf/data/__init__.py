@@ -25,7 +25,7 @@ from seatbelt_tf.data.pipeline import eval_dataset, train_dataset
 from seatbelt_tf.data.tfds_sources import TFDS_SPECS, load_tfds
 
 
-def _build_dsprites(data_dir=None, manual_dir=None, grayscale=False):
+def _build_dsprites(data_dir=None, manual_dir=None, grayscale=False, **_):
   """The original npz when `data_dir` holds it, else the TFDS builder (prepared data or --manual_dir)."""
   if data_dir and os.path.isfile(os.path.join(os.path.expanduser(data_dir), NPZ_FILENAME)):
     return DSpritesNpz(data_dir)
@@ -33,26 +33,27 @@ def _build_dsprites(data_dir=None, manual_dir=None, grayscale=False):
 
 
 def _tfds_builder(name):
-  return lambda data_dir=None, manual_dir=None, grayscale=False: load_tfds(
+  return lambda data_dir=None, manual_dir=None, grayscale=False, **_: load_tfds(
       name, data_dir=data_dir, manual_dir=manual_dir, grayscale=grayscale)
 
 
-# name -> builder(data_dir=None, manual_dir=None, grayscale=False) -> source
+# name -> builder(data_dir=None, manual_dir=None, grayscale=False, **options) -> source; options: bad_images
+# ("fail" or "skip": what an image folder does with a file that does not decode)
 DATASETS = {
-    "dsprites_procedural": lambda data_dir=None, manual_dir=None, grayscale=False: ProceduralDSprites(),
+    "dsprites_procedural": lambda data_dir=None, manual_dir=None, grayscale=False, **_: ProceduralDSprites(),
     "dsprites": _build_dsprites,
     "shapes3d": _tfds_builder("shapes3d"),
     "celeb_a": _tfds_builder("celeb_a"),
-    "image_folder": lambda data_dir=None, manual_dir=None, grayscale=False: load_image_folder(
-        data_dir, grayscale=grayscale),
+    "image_folder": lambda data_dir=None, manual_dir=None, grayscale=False, bad_images="fail", **_: (
+        load_image_folder(data_dir, grayscale=grayscale, bad_images=bad_images)),
 }
 
 
-def build_dataset(name, data_dir=None, manual_dir=None, grayscale=False):
+def build_dataset(name, data_dir=None, manual_dir=None, grayscale=False, bad_images="fail"):
   """Builds the dataset source registered under `name`."""
   if name not in DATASETS:
     raise ValueError(f"Unknown dataset {name!r}: choose one of {', '.join(sorted(DATASETS))}.")
-  return DATASETS[name](data_dir=data_dir, manual_dir=manual_dir, grayscale=grayscale)
+  return DATASETS[name](data_dir=data_dir, manual_dir=manual_dir, grayscale=grayscale, bad_images=bad_images)
 
 
 __all__ = ["DATASETS", "TFDS_SPECS", "ArraySource", "DSpritesNpz", "ImageStore", "ProceduralDSprites",

@@ -8,8 +8,10 @@ have no ground-truth factors.
 """
 
 import os
+import warnings
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from seatbelt_tf.data.arrays import ArraySource, ImageStore
@@ -33,13 +35,19 @@ def _decode(path, grayscale):
   return square_resize(image, grayscale=grayscale)
 
 
-def load_image_folder(directory, grayscale=False, verbose=True, batch_size=256):
+def load_image_folder(directory, grayscale=False, verbose=True, batch_size=256, bad_images="fail"):
   """Decodes every image under `directory` into an `ArraySource` named "image_folder".
+
+  Args:
+    bad_images: what a file that does not decode (corrupt, truncated, not an image) does: "fail" stops the load
+      with an error naming it; "skip" leaves it out, and a warning counts and names the skipped files.
 
   Raises:
     FileNotFoundError: the folder is missing or holds no image files.
-    ValueError: a file could not be decoded (the message names it).
+    ValueError: a file could not be decoded (the message names it), or with "skip", none could.
   """
+  if bad_images not in ("fail", "skip"):
+    raise ValueError(f"bad_images={bad_images!r} must be 'fail' or 'skip'.")
   if not directory:
     raise ValueError("--dataset=image_folder needs --data_dir=<folder of images> (e.g. the Chairs or 3D Faces "
                      "renders; searched recursively for .png, .jpg, .jpeg, .bmp and .gif files).")
@@ -51,28 +59,60 @@ def load_image_folder(directory, grayscale=False, verbose=True, batch_size=256):
     raise FileNotFoundError(f"No image files ({', '.join(IMAGE_EXTENSIONS)}) under {directory}.")
   channels = 1 if grayscale else 3
   store = ImageStore(len(paths), (IMAGE_SIZE, IMAGE_SIZE, channels), binary=False)
-  ds = tf.data.Dataset.from_tensor_slices(paths)
-  ds = ds.map(lambda p: _decode(p, grayscale), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  ds = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
   progress = keras.utils.Progbar(len(paths), unit_name="image") if verbose else None
   if verbose:
     print(f"Decoding {len(paths)} images from {directory} into memory...")
-  iterator = ds.as_numpy_iterator()
-  for start in range(0, len(paths), batch_size):
+  skipped = []
+  start = 0
+  iterator = _batches(paths, grayscale, batch_size)
+  while start < len(paths):
+    batch = paths[start:start + batch_size]
     try:
       images = next(iterator)
-    except tf.errors.InvalidArgumentError as e:
-      raise ValueError(_bad_file_message(paths[start:start + batch_size], grayscale, e)) from None
-    store.append(images)
+    except tf.errors.OpError as e:  # a bad file in this batch: find it, and go on after the batch
+      if bad_images == "fail":
+        raise ValueError(_bad_file_message(batch, grayscale, e)) from None
+      images, bad = _decode_one_by_one(batch, grayscale)
+      skipped += bad
+      iterator = _batches(paths[start + len(batch):], grayscale, batch_size)
+    if len(images):
+      store.append(images)
     if progress:
-      progress.add(len(images))
+      progress.add(len(batch))
+    start += len(batch)
+  if skipped:
+    if len(skipped) == len(paths):
+      raise ValueError(f"None of the {len(paths)} files under {directory} decodes as an image "
+                       f"(first: {skipped[0]}).")
+    warnings.warn(f"Skipped {len(skipped)} of {len(paths)} files under {directory} that do not decode as images "
+                  f"(--bad_images=skip): {', '.join(skipped[:5])}{', ...' if len(skipped) > 5 else ''}",
+                  RuntimeWarning, stacklevel=2)
   return ArraySource("image_folder", store.finish(), "gaussian")
+
+
+def _batches(paths, grayscale, batch_size):
+  ds = tf.data.Dataset.from_tensor_slices(paths)
+  ds = ds.map(lambda p: _decode(p, grayscale), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
+
+
+def _decode_one_by_one(paths, grayscale):
+  """(`[k, 64, 64, C]` uint8 images of the files that decode, the paths of those that do not)."""
+  images, bad = [], []
+  for path in paths:
+    try:
+      images.append(_decode(path, grayscale).numpy())
+    except tf.errors.OpError:
+      bad.append(path)
+  shape = (0, IMAGE_SIZE, IMAGE_SIZE, 1 if grayscale else 3)
+  return (np.stack(images) if images else np.zeros(shape, np.uint8)), bad
 
 
 def _bad_file_message(paths, grayscale, error):
   for path in paths:
     try:
       _decode(path, grayscale)
-    except tf.errors.InvalidArgumentError:
-      return f"Could not decode {path} as an image; remove or replace it. ({error.message.splitlines()[0]})"
+    except tf.errors.OpError:
+      return (f"Could not decode {path} as an image; remove or replace it, or pass --bad_images=skip to leave "
+              f"such files out. ({error.message.splitlines()[0]})")
   return f"Could not decode an image near {paths[0]}: {error.message.splitlines()[0]}"

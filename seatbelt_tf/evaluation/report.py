@@ -19,7 +19,6 @@ when some run has its data.
 import collections
 import json
 import os
-import shutil
 
 import numpy as np
 
@@ -278,7 +277,7 @@ def _grid_section(runs, out_dir, figures):
   for r, path in shown:
     fname = os.path.join("grids", f"{r['name']}_{os.path.basename(path)[len('grid_'):]}")
     os.makedirs(os.path.join(out_dir, "grids"), exist_ok=True)
-    shutil.copyfile(path, os.path.join(out_dir, fname))
+    io_utils.atomic_copy(path, os.path.join(out_dir, fname))
     figures.append(fname)
     lines += [f"**{_label(r)}** ({os.path.basename(path)[len('grid_'):-4].replace('_', ' ')} attack)", "",
               f"![attack grid {r['name']}]({fname})", ""]

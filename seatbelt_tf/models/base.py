@@ -64,6 +64,10 @@ class BaseVAE(keras.Model):
     self.encoder, self.decoder = build_networks(network, 2 * self.latent_dim, self.image_shape[-1])
     self.seed_generator = keras.random.SeedGenerator(self.seed, name="sampling_seed")
     self._trackers = {name: keras.metrics.Mean(name=name) for name in self.tracker_names}
+    # --on_nonfinite=skip (set by the trainer, not part of the config): a batch whose loss or gradients are not
+    # finite changes no weight, optimizer slot or BatchNorm statistic, and is counted here.
+    self.skip_nonfinite = False
+    self._skipped = keras.metrics.Sum(name="skipped_batches")
 
   def build(self, input_shape=None):
     # One forward pass on a dummy image creates every variable of the networks (their sub-layers build lazily).
@@ -196,7 +200,7 @@ class BaseVAE(keras.Model):
   # ---------------------------------------------------------------- the loop
   @property
   def metrics(self):
-    return list(self._trackers.values())
+    return list(self._trackers.values()) + ([self._skipped] if self.skip_nonfinite else [])
 
   def _update_trackers(self, terms, batch_size):
     weight = tf.cast(batch_size, self.compute_dtype)  # examples, so a short last batch counts for less
@@ -213,13 +217,48 @@ class BaseVAE(keras.Model):
 
   def train_step(self, data):
     x = self._images(data)
+    if self.skip_nonfinite:  # the statistics as they were before this step's forward pass moved them
+      self._pre_step_statistics = [tf.identity(v) for v in self.non_trainable_variables if "float" in str(v.dtype)]
     with tf.GradientTape() as tape:
       terms = self.loss_terms(x, training=True)
       # Each replica's loss is the mean over its rows; the optimizer sums the replicas' gradients.
       loss = terms["loss"] / tf.cast(distribute.num_replicas(), terms["loss"].dtype)
     gradients = tape.gradient(loss, self.trainable_variables)
-    self.optimizer.apply(gradients, self.trainable_variables)
-    return self._update_trackers(terms, tf.shape(x)[0])
+    if not self.skip_nonfinite:
+      self.optimizer.apply(gradients, self.trainable_variables)
+      return self._update_trackers(terms, tf.shape(x)[0])
+    return self._apply_if_finite(loss, gradients, terms, tf.shape(x)[0])
+
+  def _apply_if_finite(self, loss, gradients, terms, batch_size):
+    """--on_nonfinite=skip: applies the update only when the loss and every gradient are finite. A skipped batch
+    still advances the step counter (so steps keep counting batches and a resume stays on the data stream), puts
+    back every non-trainable statistic the forward pass moved (BatchNorm moving moments), updates no tracker and
+    adds 1 to `skipped_batches`."""
+    finite = tf.math.is_finite(loss)
+    for g in gradients:
+      if g is not None:
+        finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(g)))
+    statistics = [v for v in self.non_trainable_variables if "float" in str(v.dtype)]
+    previous = self._pre_step_statistics
+
+    def apply():
+      self.optimizer.apply(gradients, self.trainable_variables)
+      return tf.constant(0.0)
+
+    def skip():
+      for variable, value in zip(statistics, previous):
+        variable.assign(value)
+      self.optimizer.iterations.assign_add(1)
+      return tf.constant(1.0)
+    skipped = tf.cond(finite, apply, skip)
+    self._skipped.update_state(skipped)
+    weight = tf.cast(batch_size, self.compute_dtype) * tf.cast(1.0 - skipped, self.compute_dtype)
+    for name, tracker in self._trackers.items():
+      value = tf.cast(terms[name], self.compute_dtype)
+      tracker.update_state(tf.where(finite, value, tf.zeros_like(value)), sample_weight=weight)
+    results = {name: tracker.result() for name, tracker in self._trackers.items()}
+    results["skipped_batches"] = self._skipped.result()
+    return results
 
   def test_step(self, data):
     x = self._images(data)
