@@ -74,7 +74,8 @@ def load_image_folder(directory, grayscale=False, verbose=True, batch_size=256, 
         raise ValueError(_bad_file_message(batch, grayscale, e)) from None
       images, bad = _decode_one_by_one(batch, grayscale)
       skipped += bad
-      iterator = _batches(paths[start + len(batch):], grayscale, batch_size)
+      rest = paths[start + len(batch):]
+      iterator = _batches(rest, grayscale, batch_size) if rest else None
     if len(images):
       store.append(images)
     if progress:
