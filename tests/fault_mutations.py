@@ -1,0 +1,107 @@
+"""Shows that each fault test in tests/test_faults.py fails when the protection it checks is switched off.
+
+For every protection: copy the repository to a scratch folder, switch the protection off there with one source edit
+(a "mutation"), run the test that guards it against the copy, and expect it to FAIL. Prints one table row per
+mutation; exits 1 if any test still passes with its protection off (that test could not fail, so it is a defect), or
+fails for another reason than a failed check (an error while collecting or setting up).
+
+Usage: python tests/fault_mutations.py [--only=substring]   (about 5 minutes on 2 cores; not part of CI)
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# (test name, file, text to replace, replacement, what the edit switches off)
+MUTATIONS = [
+    ("test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint", "seatbelt_tf/training.py",
+     "if loss is not None and not np.all(np.isfinite(np.asarray(loss, np.float64))):", "if False:",
+     "the stop at the first non-finite loss"),
+    ("test_skip_mode_leaves_nonfinite_batches_out_and_counts_them", "seatbelt_tf/models/base.py",
+     "    if not self.skip_nonfinite:\n      self.optimizer.apply", "    if True:\n      self.optimizer.apply",
+     "--on_nonfinite=skip (updates applied whatever the loss)"),
+    ("test_a_truncated_latest_checkpoint_falls_back_to_the_previous_one", "seatbelt_tf/training.py",
+     "failures.append(f\"{os.path.basename(path)} ({type(e).__name__}: {str(e).splitlines()[0][:200]})\")\n"
+     "      continue", "raise", "the fallback to the previous checkpoint"),
+    ("test_a_killed_training_process_resumes_where_its_last_checkpoint_left_off", "seatbelt_tf/training.py",
+     "  candidates = checkpoint_candidates(folder)\n", "  candidates = []\n", "resuming from the checkpoints"),
+    ("test_a_killed_training_process_resumes_where_its_last_checkpoint_left_off", "seatbelt_tf/training.py",
+     "checkpoint = tf.train.Checkpoint(model=list(model.variables),",
+     "checkpoint = tf.train.Checkpoint(model=list(model.trainable_variables),",
+     "checkpointing the non-trainable state (BatchNorm statistics, sampling-seed state)"),
+    ("test_malformed_and_unreadable_flagfiles_are_refused_naming_the_file", "seatbelt_tf/launch.py",
+     "except (UnicodeDecodeError, OSError) as e:", "except OSError as e:", "the check that a flagfile is text"),
+    ("test_contradictory_settings_are_named", "seatbelt_tf/config.py",
+     "elif t.on_nonfinite == \"skip\" and t.strategy != \"default\":", "elif False:",
+     "the check of contradictory --on_nonfinite/--strategy"),
+    ("test_corrupt_image_files_fail_naming_the_file_or_are_skipped_and_counted", "seatbelt_tf/data/image_folder.py",
+     "      if bad_images == \"fail\":", "      if True:", "--bad_images=skip"),
+    ("test_a_folder_that_is_not_a_usable_savedmodel_is_refused", "seatbelt_tf/serving.py",
+     "    except (ValueError, OSError, tf.errors.OpError) as e:", "    except KeyboardInterrupt as e:",
+     "the clear error for an export that cannot be loaded"),
+    ("test_stale_export_folders_of_killed_exporters_are_removed", "seatbelt_tf/serving.py",
+     "not pid.isdigit() or _process_alive(int(pid)):", "not pid.isdigit() or True:",
+     "removing the folders of killed exporters"),
+    ("test_attacks_refuse_nonfinite_and_misshapen_arrays", "seatbelt_tf/attacks/protocol.py",
+     "not np.isfinite(inputs).all() or not np.isfinite(targets).all()",
+     "np.isnan(inputs).any() or np.isnan(targets).any()", "the Inf check of attack arrays"),
+    ("test_hostile_command_lines_get_one_clear_error_and_damage_nothing", "seatbelt_tf/launch.py",
+     "except (ValueError, FileNotFoundError, FloatingPointError) as e:", "except FloatingPointError as e:",
+     "the launcher's one-line errors"),
+    ("test_rerunning_a_finished_mode_changes_nothing_but_timings", "seatbelt_tf/io_utils.py",
+     "    os.replace(tmp, path)\n", "    __import__('shutil').copyfile(tmp, path)\n",
+     "write-then-rename (temporaries left behind)"),
+]
+
+
+def _copy(destination):
+  ignore = shutil.ignore_patterns(".git", "runs", "*.egg-info", "__pycache__", ".pytest_cache")
+  shutil.copytree(REPO, destination, ignore=ignore)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--only", default="", help="run the mutations whose test name contains this")
+  args = parser.parse_args()
+  rows, survivors = [], 0
+  for test, path, old, new, what in MUTATIONS:
+    if args.only not in test:
+      continue
+    with tempfile.TemporaryDirectory(prefix="mutation-") as scratch:
+      copy = os.path.join(scratch, "repo")
+      _copy(copy)
+      source = open(os.path.join(copy, path)).read()
+      if source.count(old) != 1:
+        raise SystemExit(f"{path}: the text to mutate for {test} occurs {source.count(old)} times (expected 1); "
+                         "update MUTATIONS")
+      mutated = source.replace(old, new, 1)
+      with open(os.path.join(copy, path), "w") as f:
+        f.write(mutated)
+      env = {**os.environ, "PYTHONPATH": copy, "TF_CPP_MIN_LOG_LEVEL": "2", "CI": "true"}
+      check = subprocess.run([sys.executable, "-c", "import seatbelt_tf; print(seatbelt_tf.__file__)"], env=env,
+                             cwd=copy, capture_output=True, text=True)
+      if not check.stdout.startswith(copy):
+        raise SystemExit(f"the copy's seatbelt_tf was not imported ({check.stdout.strip()}{check.stderr[-500:]})")
+      start = time.time()
+      proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+                             f"tests/test_faults.py::{test}"], env=env, cwd=copy, capture_output=True, text=True)
+      lines = proc.stdout.strip().splitlines()
+      failed = proc.returncode == 1 and lines and " failed" in lines[-1] and "error" not in lines[-1]
+      reason = next((ln[1:].strip() for ln in lines if ln.startswith("E ")), lines[-1] if lines else "")
+      survivors += not failed
+      rows.append(f"| {what} | `{test}` | {'fails (good)' if failed else '**does not fail as it should**'}: "
+                  f"{reason[:140].replace('|', '/')} | {time.time() - start:.0f} s |")
+      print(rows[-1], flush=True)
+  print("\n| protection switched off | test | result: first error line | s |\n|---|---|---|---|\n"
+        + "\n".join(rows))
+  return 1 if survivors else 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
