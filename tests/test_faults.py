@@ -145,7 +145,7 @@ def _weights(workdir):
 def test_a_killed_training_process_resumes_where_its_last_checkpoint_left_off(tmp_path, capsys):
   """SIGKILL a real training process mid-run, resume it: nothing checkpointed is lost (at most one checkpoint
   interval of steps is redone) and the final weights and optimizer state equal an uninterrupted run's."""
-  steps, interval = 300, 10
+  steps, interval = 200, 10
   workdir = tmp_path / "killed"
   flags = [f"--train_steps={steps}", f"--steps_per_epoch={interval}"]
   proc = subprocess.Popen([sys.executable, "-m", "seatbelt_tf.launch", "--flagfile=configs/tiny.cfg",
@@ -277,16 +277,15 @@ def _tree_digest(folder):
 
 
 def test_hostile_command_lines_get_one_clear_error_and_damage_nothing(tmp_path):
-  """Through the real command line: no traceback, a non-zero exit, and every file of the workdir unchanged."""
+  """Through the real command line: no traceback, a non-zero exit, and every file of the workdir unchanged. (The
+  other bad flags and workdirs go through the command line in tests/test_launch.py; these two reach deepest.)"""
   config = tiny_config(tmp_path / "w", train_steps=3, steps_per_epoch=3)
   training.train(config)
   before = _tree_digest(config.workdir)
   images = _image_folder(tmp_path / "images", good=0)
   cases = [
       (["--mode=attack", f"--saved_model={tmp_path}"], "not a SavedModel directory"),
-      (["--mode=train", "--beta=9"], "holds a run with different settings"),
       (["--mode=train", "--dataset=image_folder", f"--data_dir={images}"], "Could not decode"),
-      (["--mode=train", "--train_steps=-4"], "train_steps"),
   ]
   for args, message in cases:
     proc = subprocess.run([sys.executable, "-m", "seatbelt_tf.launch", "--flagfile=configs/tiny.cfg",

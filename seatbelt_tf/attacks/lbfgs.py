@@ -66,10 +66,6 @@ def lbfgs_direction(g, s_hist, y_hist, stored, free, order):
   of the reduced problem; a pair whose reduced curvature s_F.y_F is not positive is skipped, and the initial scale
   is s_F.y_F / y_F.y_F of the newest pair kept (1 when none is).
 
-  The arrays are large (`a` problems x `dim` pixels x 2m pairs), so the recursion is written to touch memory as
-  few times as it can: each y is masked once (y_F), q stays on the free coordinates through the first loop because
-  g_F and every y_F do, and the second loop's dot products use y_F, so q is masked once, at the end.
-
   Args:
     g: `[a, dim]` gradients, zero on the binding coordinates.
     s_hist, y_hist: `[m, a, dim]` stored pairs, slot-major.
@@ -79,31 +75,31 @@ def lbfgs_direction(g, s_hist, y_hist, stored, free, order):
 
   Returns:
     (d `[a, dim]`, zero on the binding coordinates; has_pair `[a]`, whether any pair was used).
+
+  Every operation is row by row with a summation order that does not depend on the other rows, so a problem's
+  path is bit-identical whatever else is in the batch (a sharded sweep equals the single-process one exactly). A
+  rewrite that masked each y once instead (1.4x faster in isolation) broke that and made no measurable difference
+  to a sweep's wall time, so it was not kept.
   """
-  y_free, rho = {}, {}
-  gamma = np.zeros(len(g), np.float32)
+  rho, gamma = {}, np.zeros(len(g), np.float32)
   for j in reversed(order):  # oldest to newest: gamma ends as the newest kept pair's
-    if not stored[j].any():
-      continue
-    y_j = np.multiply(y_hist[j], free)
-    sy, yy = _rowdot(s_hist[j], y_j), _rowdot(y_j, y_j)
+    sy = np.einsum("ad,ad,ad->a", s_hist[j], y_hist[j], free)
+    yy = np.einsum("ad,ad,ad->a", y_hist[j], y_hist[j], free)
     keep = stored[j] & np.isfinite(sy) & np.isfinite(yy) & (sy > 0) & (sy > CURVATURE_EPS * yy)
-    if not keep.any():
-      continue
-    y_free[j] = y_j
     rho[j] = np.where(keep, 1.0 / np.where(keep, sy, 1.0), 0.0).astype(np.float32)
     gamma = np.where(keep, sy / np.where(keep, yy, 1.0), gamma).astype(np.float32)
   has_pair = gamma > 0
-  used = [j for j in order if j in y_free]
-  q, scratch, alphas = g.copy(), np.empty_like(g), {}
-  for j in used:
+  q = g.copy()
+  alphas = {}
+  for j in order:
     alphas[j] = rho[j] * _rowdot(s_hist[j], q)
-    q -= np.multiply(y_free[j], alphas[j][:, None], out=scratch)
+    q -= alphas[j][:, None] * y_hist[j]
+    q *= free
   q *= np.where(has_pair, gamma, 1.0)[:, None]
-  for j in reversed(used):
-    beta = rho[j] * _rowdot(y_free[j], q)
-    q += np.multiply(s_hist[j], (alphas[j] - beta)[:, None], out=scratch)
-  q *= free
+  for j in reversed(order):
+    beta = rho[j] * _rowdot(y_hist[j], q)
+    q += (alphas[j] - beta)[:, None] * s_hist[j]
+    q *= free
   return np.negative(q, out=q), has_pair
 
 

@@ -131,8 +131,8 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
   inputs = np.asarray(inputs, np.float32)
   targets = np.asarray(targets, np.float32)
   if inputs.shape != targets.shape or not np.isfinite(inputs).all() or not np.isfinite(targets).all():
-    raise ValueError(f"inputs {inputs.shape} and targets {targets.shape} must be finite (no NaN or Inf) arrays of "
-                     "one shape.")
+    raise ValueError(f"inputs {inputs.shape} and targets {targets.shape} must be finite arrays of one shape (no NaN "
+                     "or Inf).")
   expected = tuple(getattr(fns, "image_shape", inputs.shape[1:]))
   if inputs.ndim != 4 or inputs.shape[1:] != expected:
     raise ValueError(f"inputs and targets must be batches of the model's images [P, {', '.join(map(str, expected))}]"
