@@ -36,6 +36,7 @@ import subprocess
 import tempfile
 
 import numpy as np
+from google.protobuf import message as protobuf_message
 import tensorflow as tf
 
 import seatbelt_tf
@@ -254,13 +255,10 @@ class SavedModelFns:
       with open(card_path) as f:
         self.card = json.load(f)
       self.loaded = tf.saved_model.load(path)
-    except (ValueError, OSError, tf.errors.OpError) as e:  # (a truncated card or graph, missing variables, ...)
+    # A truncated card or graph (protobuf's DecodeError is not an OSError), missing variables, ...
+    except (ValueError, OSError, tf.errors.OpError, protobuf_message.DecodeError) as e:
       raise ValueError(f"{path} looks like an export but cannot be loaded ({type(e).__name__}: "
                        f"{str(e).splitlines()[0][:300]}); export the model again (--mode=export).") from None
-    except Exception as e:  # protobuf's DecodeError on a corrupt saved_model.pb is not an OSError
-      if type(e).__name__ != "DecodeError":
-        raise
-      raise ValueError(f"{path}/saved_model.pb is corrupt ({e}); export the model again (--mode=export).") from None
     self.path = path
     self.layer_sizes = tuple(self.card["layer_sizes"])
     self.data_range = tuple(self.card["data_range"])

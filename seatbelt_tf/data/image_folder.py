@@ -70,9 +70,9 @@ def load_image_folder(directory, grayscale=False, verbose=True, batch_size=256, 
     try:
       images = next(iterator)
     except tf.errors.OpError as e:  # a bad file in this batch: find it, and go on after the batch
-      if bad_images == "fail":
-        raise ValueError(_bad_file_message(batch, grayscale, e)) from None
       images, bad = _decode_one_by_one(batch, grayscale)
+      if bad_images == "fail":
+        raise ValueError(_bad_file_message(bad, batch, e)) from None
       skipped += bad
       rest = paths[start + len(batch):]
       iterator = _batches(rest, grayscale, batch_size) if rest else None
@@ -109,11 +109,8 @@ def _decode_one_by_one(paths, grayscale):
   return (np.stack(images) if images else np.zeros(shape, np.uint8)), bad
 
 
-def _bad_file_message(paths, grayscale, error):
-  for path in paths:
-    try:
-      _decode(path, grayscale)
-    except tf.errors.OpError:
-      return (f"Could not decode {path} as an image; remove or replace it, or pass --bad_images=skip to leave "
-              f"such files out. ({error.message.splitlines()[0]})")
-  return f"Could not decode an image near {paths[0]}: {error.message.splitlines()[0]}"
+def _bad_file_message(bad, batch, error):
+  if bad:
+    return (f"Could not decode {bad[0]} as an image; remove or replace it, or pass --bad_images=skip to leave "
+            f"such files out. ({error.message.splitlines()[0]})")
+  return f"Could not decode an image near {batch[0]}: {error.message.splitlines()[0]}"

@@ -217,8 +217,8 @@ class BaseVAE(keras.Model):
 
   def train_step(self, data):
     x = self._images(data)
-    if self.skip_nonfinite:  # the statistics as they were before this step's forward pass moved them
-      self._pre_step_statistics = [tf.identity(v) for v in self.non_trainable_variables if "float" in str(v.dtype)]
+    # --on_nonfinite=skip: the statistics as they were before this step's forward pass moved them.
+    before = [tf.identity(v) for v in self._statistics()] if self.skip_nonfinite else None
     with tf.GradientTape() as tape:
       terms = self.loss_terms(x, training=True)
       # Each replica's loss is the mean over its rows; the optimizer sums the replicas' gradients.
@@ -227,26 +227,28 @@ class BaseVAE(keras.Model):
     if not self.skip_nonfinite:
       self.optimizer.apply(gradients, self.trainable_variables)
       return self._update_trackers(terms, tf.shape(x)[0])
-    return self._apply_if_finite(loss, gradients, terms, tf.shape(x)[0])
+    return self._apply_if_finite(loss, gradients, terms, tf.shape(x)[0], before)
 
-  def _apply_if_finite(self, loss, gradients, terms, batch_size):
+  def _statistics(self):
+    """The float non-trainable variables: BatchNorm moving moments (not the integer sampling-seed state)."""
+    return [v for v in self.non_trainable_variables if "float" in str(v.dtype)]
+
+  def _apply_if_finite(self, loss, gradients, terms, batch_size, before):
     """--on_nonfinite=skip: applies the update only when the loss and every gradient are finite. A skipped batch
     still advances the step counter (so steps keep counting batches and a resume stays on the data stream), puts
     back every non-trainable statistic the forward pass moved (BatchNorm moving moments), updates no tracker and
-    adds 1 to `skipped_batches`."""
+    adds 1 to `skipped_batches`. `before`: the values of `_statistics()` before the forward pass."""
     finite = tf.math.is_finite(loss)
     for g in gradients:
       if g is not None:
         finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(g)))
-    statistics = [v for v in self.non_trainable_variables if "float" in str(v.dtype)]
-    previous = self._pre_step_statistics
 
     def apply():
       self.optimizer.apply(gradients, self.trainable_variables)
       return tf.constant(0.0)
 
     def skip():
-      for variable, value in zip(statistics, previous):
+      for variable, value in zip(self._statistics(), before):
         variable.assign(value)
       self.optimizer.iterations.assign_add(1)
       return tf.constant(1.0)
