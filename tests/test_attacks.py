@@ -238,12 +238,17 @@ def test_attack_mode_on_a_trained_workdir_writes_records_and_arrays(tmp_path):
     config_lib.RunConfig.from_flat({**attack.flat(), "attack_vary": "orientation", "attack_fix": "shape"}).validate()
 
 
-def test_batched_driver_matches_scipy_on_a_trained_model(tmp_path):
+def test_batched_driver_matches_scipy_on_a_trained_model(tmp_path, monkeypatch):
   """On the same problems (a tiny trained Seatbelt-VAE, latent attack on all layers, both starts, 100 iterations)
-  the batched driver's final objectives match scipy's L-BFGS-B: median ratio within 1%. Per problem the two take
-  different paths on a non-convex objective and neither has converged at 100 iterations, so single problems differ
-  both ways (over 32 such problems, scipy was better by up to 24% on four, the batched driver better on four). The
-  issue's "none worse by more than 5%" is not met yet; this bound (35%) catches a broken driver."""
+  the batched driver's final objectives match scipy's L-BFGS-B: median ratio within 1% and none worse by more than
+  5% - or, where scipy's own result moves by more than that, by no more than scipy's own spread.
+
+  That spread is measured here: scipy again, with its gradient multiplied by 1 + 1e-7 N(0, 1) (float32 rounding
+  size). The problems have not converged at 100 iterations and are chaotic: when this test was written, that
+  perturbed scipy ended up to 8% away from scipy on this model (10% with training seed 1), while the batched driver
+  was at most 1.7% worse. A driver that is weaker across the board fails the median bound; one that loses single
+  problems fails the per-problem bound."""
+  import scipy.optimize
   from seatbelt_tf import training
   from conftest import tiny_config
   config = tiny_config(tmp_path / "w", model="seatbelt", layers=2, train_steps=60)
@@ -252,15 +257,24 @@ def test_batched_driver_matches_scipy_on_a_trained_model(tmp_path):
   pairs = attacks.choose_pairs(np.arange(source.num_examples), 2, seed=3)
   inputs, targets = source.tf_images(pairs[:, 0]).numpy(), source.tf_images(pairs[:, 1]).numpy()
   fns = attacks.ModelFns(model)
-  objectives = {}
-  for optimizer in ("lbfgs", "scipy"):
+
+  def solve(optimizer):
     records, arrays = attacks.run_attack(fns, inputs, targets, attacks.lambda_grid(8), "latent", "all",
                                          optimizer=optimizer, max_iterations=100)
     assert arrays["adversarial"].min() >= 0.0 and arrays["adversarial"].max() <= 1.0
-    objectives[optimizer] = np.array([r["objective"] for r in records])
-  batched, reference = objectives["lbfgs"], objectives["scipy"]
+    return np.array([r["objective"] for r in records])
+  batched, reference = solve("lbfgs"), solve("scipy")
+  minimize, rng = scipy.optimize.minimize, np.random.default_rng(0)
+
+  def perturbed(fun, x0, **kwargs):
+    def noisy(v):
+      value, grad = fun(v)
+      return value, grad * (1.0 + 1e-7 * rng.standard_normal(grad.shape))
+    return minimize(noisy, x0, **kwargs)
+  monkeypatch.setattr(scipy.optimize, "minimize", perturbed)
+  reference_again = solve("scipy")
   keep = reference > 1e-2  # ratios of near-zero objectives say nothing
   assert keep.sum() >= 8
-  ratio = batched[keep] / reference[keep]
+  ratio, spread = batched[keep] / reference[keep], reference_again[keep] / reference[keep]
   assert np.median(ratio) <= 1.01, ratio
-  assert (batched <= 1.35 * reference + 1e-3).all(), (batched, reference)
+  assert ratio.max() <= max(1.05, spread.max()), (ratio, spread)
