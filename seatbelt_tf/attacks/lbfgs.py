@@ -64,7 +64,7 @@ def _value_and_gradient_fn(objective, shape, dim, chunk):
   return call
 
 
-def reduced_direction(g, S, Y, SY, SS, YY, stored, free, age, chunk=128):
+def reduced_direction(g, S, Y, SY, SS, YY, stored, free, age, chunk=32):
   """The L-BFGS-B subspace step -(Z^T B Z)^{-1} g_F on the free coordinates (Byrd et al. 1995, eqs. 3.2, 5.11).
 
   B = theta I - W M W^T is the limited-memory BFGS Hessian of the stored pairs on the *whole* space (W = [Y, theta S],
@@ -103,43 +103,46 @@ def reduced_direction(g, S, Y, SY, SS, YY, stored, free, age, chunk=128):
   pair_mask = (keep[:, :, None] & keep[:, None, :]).astype(np.float64)
   pad = np.eye(m)[None] * (~keep).astype(np.float64)[:, :, None]  # unused slots: identity rows and columns of K
   d = np.empty_like(g)
+  Sf, Yf, Sb = (np.empty((min(chunk, a), m, S.shape[2]), np.float32) for _ in range(3))  # reused: no page faults
   for lo in range(0, a, chunk):
     r = slice(lo, lo + chunk)
+    k = len(sy[r])
     fr = free[r][:, None, :]
-    Sf, Yf = S[r] * fr, Y[r] * fr
-    Sb = S[r] - Sf
+    np.multiply(S[r], fr, out=Sf[:k])
+    np.multiply(Y[r], fr, out=Yf[:k])
+    np.subtract(S[r], Sf[:k], out=Sb[:k])
     Yt = np.swapaxes(Y[r], 1, 2)
-    yfyf = np.matmul(Yf, Yt).astype(np.float64)  # y_F,i . y_F,j
-    sfy = np.matmul(Sf, Yt).astype(np.float64)  # s_F,i . y_F,j
-    sbsb = np.matmul(Sb, np.swapaxes(Sb, 1, 2)).astype(np.float64)
+    yfyf = np.matmul(Yf[:k], Yt).astype(np.float64)  # y_F,i . y_F,j
+    sfy = np.matmul(Sf[:k], Yt).astype(np.float64)  # s_F,i . y_F,j
+    sbsb = np.matmul(Sb[:k], np.swapaxes(Sb[:k], 1, 2)).astype(np.float64)
     th = theta[r][:, None, None]
     lower = np.where(older[None], SY[r].astype(np.float64), 0.0)
     mask = pair_mask[r]
-    K = np.empty((len(sy[r]), 2 * m, 2 * m))
-    K[:, :m, :m] = (-np.diag(np.ones(m))[None] * sy[r][:, None, :] - yfyf / th) * mask - pad[r]
+    K = np.empty((k, 2 * m, 2 * m))
+    K[:, :m, :m] = (-np.eye(m)[None] * sy[r][:, None, :] - yfyf / th) * mask - pad[r]
     K[:, :m, m:] = (np.swapaxes(lower, 1, 2) - np.swapaxes(sfy, 1, 2)) * mask
     K[:, m:, :m] = np.swapaxes(K[:, :m, m:], 1, 2)
     K[:, m:, m:] = th * sbsb * mask + pad[r]
     gr = g[r][:, :, None]
-    ug = np.concatenate([np.matmul(Y[r], gr)[..., 0], th[:, :, 0] * np.matmul(S[r], gr)[..., 0]], axis=1)
+    ug = np.concatenate([np.matmul(Yf[:k], gr)[..., 0], th[:, :, 0] * np.matmul(Sf[:k], gr)[..., 0]], axis=1)
     ug = ug.astype(np.float64) * np.concatenate([keep[r], keep[r]], axis=1)
     u = np.linalg.solve(K, ug[..., None])[..., 0]
     u1 = (u[:, :m] / theta[r][:, None] ** 2).astype(np.float32)
     u2 = (u[:, m:] / theta[r][:, None]).astype(np.float32)
-    correction = np.matmul(u1[:, None, :], Y[r])[:, 0] + np.matmul(u2[:, None, :], S[r])[:, 0]
-    d[r] = -(g[r] / theta[r][:, None].astype(np.float32) + correction * free[r])
+    correction = np.matmul(u1[:, None, :], Yf[:k])[:, 0] + np.matmul(u2[:, None, :], Sf[:k])[:, 0]
+    d[r] = -(g[r] / theta[r][:, None].astype(np.float32) + correction)
   return d, has_pair
 
 
-def _update_products(S, Y, SY, SS, YY, rows, slot):
-  """Refreshes the products of slot `slot`'s new pairs (rows `rows`) with every slot, in place."""
-  s_new, y_new = S[rows, slot][:, None, :], Y[rows, slot][:, None, :]
-  S_rows, Y_rows = S[rows], Y[rows]
-  SY[rows, slot, :] = np.matmul(s_new, np.swapaxes(Y_rows, 1, 2))[:, 0]
-  SY[rows, :, slot] = np.matmul(S_rows, np.swapaxes(y_new, 1, 2))[..., 0]
-  ss = np.matmul(S_rows, np.swapaxes(s_new, 1, 2))[..., 0]
-  SS[rows, slot, :], SS[rows, :, slot] = ss, ss
-  YY[rows, slot] = np.matmul(y_new, np.swapaxes(y_new, 1, 2))[:, 0, 0]
+def _update_products(S, Y, SY, SS, YY, slot):
+  """Refreshes, in place and for every row, the products of slot `slot` with every slot (a row whose new pair was
+  rejected gets products it never uses: its slot is not stored)."""
+  s_new, y_new = S[:, slot], Y[:, slot]
+  SY[:, slot, :] = np.matmul(s_new[:, None, :], np.swapaxes(Y, 1, 2))[:, 0]
+  SY[:, :, slot] = np.matmul(S, y_new[:, :, None])[..., 0]
+  ss = np.matmul(S, s_new[:, :, None])[..., 0]
+  SS[:, slot, :], SS[:, :, slot] = ss, ss
+  YY[:, slot] = np.einsum("ad,ad->a", y_new, y_new)
 
 
 def _rowdot(a, b):
@@ -254,7 +257,7 @@ def minimize_batched(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, 
       t_new = np.where(np.isfinite(t_new), t_new, 0.5 * t[trial])
       t[trial] = np.clip(t_new, 0.01 * t[trial], 0.5 * t[trial])
     stored[:, slot] = accepted  # (the curvature test is made in reduced_direction)
-    _update_products(S, Y, SY, SS, YY, np.flatnonzero(accepted), slot)
+    _update_products(S, Y, SY, SS, YY, slot)
     slot = (slot + 1) % m
     relative = (f_previous - f) / np.maximum(np.maximum(np.abs(f_previous), np.abs(f)), 1.0)
     # The relative-decrease test must hold on two iterations in a row: on a float32 objective below 1 it is an
