@@ -90,6 +90,53 @@ def test_box_constrained_optimum_is_reached_including_on_the_boundary(optimizer)
     assert result.converged.all()
 
 
+def _bfgs_matrix(pairs, theta, dim):
+  """Dense BFGS Hessian approximation from theta I, updated with the pairs oldest first (the brute-force reference)."""
+  B = theta * np.eye(dim)
+  for s, y in pairs:
+    Bs = B @ s
+    B = B - np.outer(Bs, Bs) / (s @ Bs) + np.outer(y, y) / (y @ s)
+  return B
+
+
+def test_subspace_direction_equals_the_dense_reduced_newton_step():
+  """reduced_direction (compact form, Byrd et al. 1995 eq. 5.11) equals -(Z^T B Z)^-1 g_F with B built densely by
+  the BFGS recursion, for a ring buffer whose oldest slot is not slot 0, pairs missing in some rows, and a free set
+  that differs per row; a singular system (duplicated pairs) gives a finite descent direction."""
+  from seatbelt_tf.attacks import lbfgs
+  rng = np.random.default_rng(0)
+  a, m, dim, slot = 5, 4, 12, 2  # slot 2 is the oldest pair, slot 1 the newest
+  A = rng.standard_normal((dim, dim))
+  hessian = A @ A.T + dim * np.eye(dim)  # a convex quadratic: every pair has s.y > 0
+  S = rng.standard_normal((a, m, dim)).astype(np.float32)
+  Y = np.einsum("ij,amj->ami", hessian, S).astype(np.float32)
+  stored = np.ones((a, m), bool)
+  stored[1, 0] = stored[3, :] = False  # row 1 misses one pair, row 3 has none
+  free = (rng.random((a, dim)) > 0.3).astype(np.float32)
+  free[0] = 1.0
+  g = (rng.standard_normal((a, dim)) * free).astype(np.float32)
+  SY, SS = np.matmul(S, np.swapaxes(Y, 1, 2)), np.matmul(S, np.swapaxes(S, 1, 2))
+  YY = np.einsum("amd,amd->am", Y, Y)
+  age = lbfgs.ring_ages(m, slot)
+  chronological = [2, 3, 0, 1]  # the next write goes to slot 2, so it holds the oldest pair
+  d, has_pair = lbfgs.reduced_direction(g, S, Y, SY, SS, YY, stored, free, age, chunk=2)
+  np.testing.assert_array_equal(has_pair, [True, True, True, False, True])
+  for row in range(a):
+    order = [j for j in chronological if stored[row, j]]
+    pairs = [(S[row, j].astype(np.float64), Y[row, j].astype(np.float64)) for j in order]
+    theta = pairs[-1][1] @ pairs[-1][1] / (pairs[-1][0] @ pairs[-1][1]) if pairs else 1.0
+    B = _bfgs_matrix(pairs, theta, dim)
+    F = free[row] > 0
+    expected = np.zeros(dim)
+    expected[F] = -np.linalg.solve(B[np.ix_(F, F)], g[row, F])
+    np.testing.assert_allclose(d[row], expected, rtol=2e-3, atol=2e-4 * np.abs(expected).max())
+  S[:, 1], Y[:, 1] = S[:, 0], Y[:, 0]  # a duplicated pair
+  SY, SS = np.matmul(S, np.swapaxes(Y, 1, 2)), np.matmul(S, np.swapaxes(S, 1, 2))
+  YY = np.einsum("amd,amd->am", Y, Y)
+  d, _ = lbfgs.reduced_direction(g, S, Y, SY, SS, YY, stored, free, age)
+  assert np.isfinite(d).all() and (np.einsum("ad,ad->a", d, g)[g.any(axis=1)] < 0).all()
+
+
 def test_problems_leave_the_batch_when_done():
   """An easy problem (already optimal) stops costing evaluations while a hard one continues."""
   objective, x0, optimum = _box_quadratic(n=4)

@@ -126,12 +126,32 @@ def reduced_direction(g, S, Y, SY, SS, YY, stored, free, age, chunk=32):
     gr = g[r][:, :, None]
     ug = np.concatenate([np.matmul(Yf[:k], gr)[..., 0], th[:, :, 0] * np.matmul(Sf[:k], gr)[..., 0]], axis=1)
     ug = ug.astype(np.float64) * np.concatenate([keep[r], keep[r]], axis=1)
-    u = np.linalg.solve(K, ug[..., None])[..., 0]
+    u = _solve(K, ug)
     u1 = (u[:, :m] / theta[r][:, None] ** 2).astype(np.float32)
     u2 = (u[:, m:] / theta[r][:, None]).astype(np.float32)
     correction = np.matmul(u1[:, None, :], Yf[:k])[:, 0] + np.matmul(u2[:, None, :], Sf[:k])[:, 0]
     d[r] = -(g[r] / theta[r][:, None].astype(np.float32) + correction)
   return d, has_pair
+
+
+def ring_ages(m, slot):
+  """Each slot's age rank (0 = oldest) in a ring buffer of m pairs whose next write goes to `slot`: `[m]`."""
+  return (np.arange(m) - slot) % m
+
+
+def _solve(K, b):
+  """Batched K u = b; a row whose K is singular (degenerate pairs) gets u = 0, i.e. the step -g_F / theta."""
+  try:
+    u = np.linalg.solve(K, b[..., None])[..., 0]
+  except np.linalg.LinAlgError:
+    u = np.zeros_like(b)
+    for i in range(len(K)):
+      try:
+        u[i] = np.linalg.solve(K[i], b[i])
+      except np.linalg.LinAlgError:
+        pass
+  u[~np.isfinite(u).all(axis=1)] = 0.0
+  return u
 
 
 def _update_products(S, Y, SY, SS, YY, slot):
@@ -220,7 +240,7 @@ def minimize_batched(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, 
     # Direction on the free coordinates (binding ones: on a bound, gradient pointing out of the box).
     free = (~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))).astype(np.float32)
     g_free = g * free
-    d, has_pair = reduced_direction(g_free, S, Y, SY, SS, YY, stored, free, (np.arange(m) - slot) % m)
+    d, has_pair = reduced_direction(g_free, S, Y, SY, SS, YY, stored, free, ring_ages(m, slot))
     slope = _rowdot(g_free, d)
     steepest = running & (~has_pair | ~(slope < 0))
     if steepest.any():  # no history yet, or not a descent direction: a unit steepest-descent step, history dropped
