@@ -292,8 +292,8 @@ def test_batched_driver_matches_scipy_on_a_trained_model(tmp_path, monkeypatch):
 
   That spread is measured here: scipy again, with its gradient multiplied by 1 + 1e-7 N(0, 1) (float32 rounding
   size). The problems have not converged at 100 iterations and are chaotic: when this test was written, that
-  perturbed scipy ended up to 8% away from scipy on this model (10% with training seed 1), while the batched driver
-  was at most 1.7% worse. A driver that is weaker across the board fails the median bound; one that loses single
+  perturbed scipy ended up to 8% away from scipy on this model, while the batched driver was at most 2.9% worse
+  (docs/BENCHMARKS.md has the same comparison at paper scale). A driver that is weaker across the board fails the median bound; one that loses single
   problems fails the per-problem bound."""
   import scipy.optimize
   from seatbelt_tf import training
