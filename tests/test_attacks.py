@@ -115,11 +115,11 @@ def test_subspace_direction_equals_the_dense_reduced_newton_step():
   free = (rng.random((a, dim)) > 0.3).astype(np.float32)
   free[0] = 1.0
   g = (rng.standard_normal((a, dim)) * free).astype(np.float32)
-  SY, SS = np.matmul(S, np.swapaxes(Y, 1, 2)), np.matmul(S, np.swapaxes(S, 1, 2))
-  YY = np.einsum("amd,amd->am", Y, Y)
+  SY, YY = np.matmul(S, np.swapaxes(Y, 1, 2)), np.einsum("amd,amd->am", Y, Y)
   age = lbfgs.ring_ages(m, slot)
   chronological = [2, 3, 0, 1]  # the next write goes to slot 2, so it holds the oldest pair
-  d, has_pair = lbfgs.reduced_direction(g, S, Y, SY, SS, YY, stored, free, age, chunk=2)
+  grams = lbfgs.free_set_grams(S, Y, free)
+  d, has_pair = lbfgs.reduced_direction(g, S, Y, SY, YY, grams, stored, free, age, chunk=2)
   np.testing.assert_array_equal(has_pair, [True, True, True, False, True])
   for row in range(a):
     order = [j for j in chronological if stored[row, j]]
@@ -131,10 +131,49 @@ def test_subspace_direction_equals_the_dense_reduced_newton_step():
     expected[F] = -np.linalg.solve(B[np.ix_(F, F)], g[row, F])
     np.testing.assert_allclose(d[row], expected, rtol=2e-3, atol=2e-4 * np.abs(expected).max())
   S[:, 1], Y[:, 1] = S[:, 0], Y[:, 0]  # a duplicated pair
-  SY, SS = np.matmul(S, np.swapaxes(Y, 1, 2)), np.matmul(S, np.swapaxes(S, 1, 2))
-  YY = np.einsum("amd,amd->am", Y, Y)
-  d, _ = lbfgs.reduced_direction(g, S, Y, SY, SS, YY, stored, free, age)
+  SY, YY = np.matmul(S, np.swapaxes(Y, 1, 2)), np.einsum("amd,amd->am", Y, Y)
+  d, _ = lbfgs.reduced_direction(g, S, Y, SY, YY, lbfgs.free_set_grams(S, Y, free), stored, free, age)
   assert np.isfinite(d).all() and (np.einsum("ad,ad->a", d, g)[g.any(axis=1)] < 0).all()
+
+
+def test_free_set_products_kept_up_to_date_equal_a_direct_recomputation():
+  """The driver's running products over the free set (new pairs written into the ring buffer, coordinates changing
+  sides a few at a time or en masse, rows without pairs skipped) equal free_set_grams computed from scratch on
+  every entry between two stored pairs, and a row's values do not depend on the other rows of the batch."""
+  from seatbelt_tf.attacks import lbfgs
+  rng = np.random.default_rng(1)
+  a, m, dim = 6, 3, 200
+  S, Y = np.zeros((2, a, m, dim), np.float32)
+  SY, YY = np.zeros((a, m, m), np.float32), np.zeros((a, m), np.float32)
+  grams = tuple(np.zeros((a, m, m)) for _ in range(3))
+  free = np.ones((a, dim), bool)
+  stored = np.zeros((a, m), bool)
+  checked = 0
+  for step in range(9):
+    slot = step % m
+    write = rng.random(a) > 0.2
+    S[write, slot] = rng.standard_normal((write.sum(), dim))
+    Y[write, slot] = rng.standard_normal((write.sum(), dim))
+    stored[:, slot] = write
+    stored[0] = False  # row 0 never keeps a pair: its products are skipped, never used
+    lbfgs._update_products(S, Y, SY, YY, grams, free.astype(np.float32), slot)  # pylint: disable=protected-access
+    new_free = free.copy()
+    flips = rng.random((a, dim)) < (0.5 if step == 4 else 0.03)  # step 4: most rows recomputed directly
+    new_free[flips] = ~new_free[flips]
+    before, old_free = tuple(p.copy() for p in grams), free
+    lbfgs.update_free_set_grams(grams, S, Y, stored, old_free, new_free)
+    free = new_free
+    expected = lbfgs.free_set_grams(S, Y, free)
+    used = stored[:, :, None] & stored[:, None, :]  # entries between stored pairs: the ones reduced_direction reads
+    checked += used[1:].sum()
+    for got, want in zip(grams, expected):
+      np.testing.assert_allclose(got[used], want[used], rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(SY, np.matmul(S, np.swapaxes(Y, 1, 2)), rtol=1e-5, atol=1e-4)
+    alone = tuple(p[3:].copy() for p in before)  # the same update on rows 3..5 alone: the same bits
+    lbfgs.update_free_set_grams(alone, S[3:], Y[3:], stored[3:], old_free[3:], free[3:], group=2)
+    for got, want in zip(alone, grams):
+      np.testing.assert_array_equal(got, want[3:])
+  assert checked > 100
 
 
 def test_problems_leave_the_batch_when_done():

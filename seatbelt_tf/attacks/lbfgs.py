@@ -28,6 +28,9 @@ with a float32-level (1e-7 relative) perturbation of the gradient differs by up 
 iterations (tests/test_attacks.py), so agreement between the two drivers is judged against that spread.
 """
 
+import concurrent.futures
+import contextlib
+import os
 import time
 
 import numpy as np
@@ -64,7 +67,7 @@ def _value_and_gradient_fn(objective, shape, dim, chunk):
   return call
 
 
-def reduced_direction(g, S, Y, SY, SS, YY, stored, free, age, chunk=32):
+def reduced_direction(g, S, Y, SY, YY, grams, stored, free, age, chunk=32):
   """The L-BFGS-B subspace step -(Z^T B Z)^{-1} g_F on the free coordinates (Byrd et al. 1995, eqs. 3.2, 5.11).
 
   B = theta I - W M W^T is the limited-memory BFGS Hessian of the stored pairs on the *whole* space (W = [Y, theta S],
@@ -76,16 +79,22 @@ def reduced_direction(g, S, Y, SY, SS, YY, stored, free, age, chunk=32):
   Restricting the model (not the pairs) to the free coordinates is what L-BFGS-B does; it keeps the curvature the
   binding coordinates carry, which a two-loop recursion over pairs cut down to the free coordinates loses (on the
   attack problems that cost up to 20% of the final objective at 200 iterations). The lower-right block of K,
-  theta (S^T S - S_F^T S_F), is computed as theta S_B^T S_B over the binding coordinates, so it does not cancel.
+  theta (S^T S - S_F^T S_F), is theta S_B^T S_B over the binding coordinates, so it does not cancel.
+
+  K needs U^T U, i.e. the products of the pairs over the free coordinates (`grams`); the driver keeps those up to
+  date as pairs arrive and coordinates change sides (`update_free_set_grams`), so a step costs four passes over
+  the pairs (U^T g_F and U u) instead of the m^2 dim products of every pair with every other.
 
   Args:
     g: `[a, dim]` gradients, zero on the binding coordinates.
     S, Y: `[a, m, dim]` float32 pairs, slot by slot (a ring buffer: `age` orders the slots).
-    SY, SS: `[a, m, m]` s_i.y_j and s_i.s_j over the whole space; YY: `[a, m]` y_i.y_i.
+    SY: `[a, m, m]` s_i.y_j over the whole space; YY: `[a, m]` y_i.y_i.
+    grams: (y_F,i.y_F,j, s_F,i.y_F,j, s_B,i.s_B,j), each `[a, m, m]` float64, over the free set `free`
+      (`free_set_grams`).
     stored: bool `[a, m]`, which slots hold a pair; a pair is used if s.y > eps y.y (as L-BFGS-B).
     free: `[a, dim]` float 0/1 mask of the free coordinates.
     age: `[m]` each slot's rank, 0 for the oldest (the same for every row).
-    chunk: rows per block (bounds the masked copies).
+    chunk: rows per block (keeps a block's pairs in cache between its two passes).
 
   Returns:
     (d `[a, dim]`, zero on the binding coordinates; has_pair `[a]`, whether any pair was used). Each row is computed
@@ -93,6 +102,7 @@ def reduced_direction(g, S, Y, SY, SS, YY, stored, free, age, chunk=32):
     sharded sweep equals the single-process one exactly).
   """
   a, m, _ = S.shape
+  yfyf, sfy, sbsb = grams
   sy = np.diagonal(SY, axis1=1, axis2=2).astype(np.float64)
   keep = stored & np.isfinite(sy) & np.isfinite(YY) & (sy > 0) & (sy > CURVATURE_EPS * YY)
   has_pair = keep.any(axis=1)
@@ -102,36 +112,94 @@ def reduced_direction(g, S, Y, SY, SS, YY, stored, free, age, chunk=32):
   older = age[:, None] > age[None, :]  # L_ij = s_i.y_j for pair i newer than pair j
   pair_mask = (keep[:, :, None] & keep[:, None, :]).astype(np.float64)
   pad = np.eye(m)[None] * (~keep).astype(np.float64)[:, :, None]  # unused slots: identity rows and columns of K
+  th = theta[:, None, None]
+  lower = np.where(older[None], SY.astype(np.float64), 0.0)
+  K = np.empty((a, 2 * m, 2 * m))
+  K[:, :m, :m] = (-np.eye(m)[None] * sy[:, None, :] - yfyf / th) * pair_mask - pad
+  K[:, :m, m:] = (np.swapaxes(lower, 1, 2) - np.swapaxes(sfy, 1, 2)) * pair_mask
+  K[:, m:, :m] = np.swapaxes(K[:, :m, m:], 1, 2)
+  K[:, m:, m:] = th * sbsb * pair_mask + pad
+  keep2 = np.concatenate([keep, keep], axis=1)
   d = np.empty_like(g)
-  Sf, Yf, Sb = (np.empty((min(chunk, a), m, S.shape[2]), np.float32) for _ in range(3))  # reused: no page faults
-  for lo in range(0, a, chunk):
-    r = slice(lo, lo + chunk)
-    k = len(sy[r])
-    fr = free[r][:, None, :]
-    np.multiply(S[r], fr, out=Sf[:k])
-    np.multiply(Y[r], fr, out=Yf[:k])
-    np.subtract(S[r], Sf[:k], out=Sb[:k])
-    Yt = np.swapaxes(Y[r], 1, 2)
-    yfyf = np.matmul(Yf[:k], Yt).astype(np.float64)  # y_F,i . y_F,j
-    sfy = np.matmul(Sf[:k], Yt).astype(np.float64)  # s_F,i . y_F,j
-    sbsb = np.matmul(Sb[:k], np.swapaxes(Sb[:k], 1, 2)).astype(np.float64)
-    th = theta[r][:, None, None]
-    lower = np.where(older[None], SY[r].astype(np.float64), 0.0)
-    mask = pair_mask[r]
-    K = np.empty((k, 2 * m, 2 * m))
-    K[:, :m, :m] = (-np.eye(m)[None] * sy[r][:, None, :] - yfyf / th) * mask - pad[r]
-    K[:, :m, m:] = (np.swapaxes(lower, 1, 2) - np.swapaxes(sfy, 1, 2)) * mask
-    K[:, m:, :m] = np.swapaxes(K[:, :m, m:], 1, 2)
-    K[:, m:, m:] = th * sbsb * mask + pad[r]
+
+  def block(r):
     gr = g[r][:, :, None]
-    ug = np.concatenate([np.matmul(Yf[:k], gr)[..., 0], th[:, :, 0] * np.matmul(Sf[:k], gr)[..., 0]], axis=1)
-    ug = ug.astype(np.float64) * np.concatenate([keep[r], keep[r]], axis=1)
-    u = _solve(K, ug)
-    u1 = (u[:, :m] / theta[r][:, None] ** 2).astype(np.float32)
-    u2 = (u[:, m:] / theta[r][:, None]).astype(np.float32)
-    correction = np.matmul(u1[:, None, :], Yf[:k])[:, 0] + np.matmul(u2[:, None, :], Sf[:k])[:, 0]
+    ug = np.concatenate([np.matmul(Y[r], gr)[..., 0], theta[r][:, None] * np.matmul(S[r], gr)[..., 0]], axis=1)
+    u = _solve(K[r], ug.astype(np.float64) * keep2[r])  # (g is zero off F: Y g = Y_F g_F)
+    u1 = (u[:, None, :m] / theta[r][:, None, None] ** 2).astype(np.float32)
+    u2 = (u[:, None, m:] / theta[r][:, None, None]).astype(np.float32)
+    correction = (np.matmul(u1, Y[r])[:, 0] + np.matmul(u2, S[r])[:, 0]) * free[r]
     d[r] = -(g[r] / theta[r][:, None].astype(np.float32) + correction)
+  _map_rows(block, a, chunk)
   return d, has_pair
+
+
+def free_set_grams(S, Y, free, rows=None, out=None, chunk=32):
+  """The pair products over the free and binding coordinates, computed directly: (y_F,i.y_F,j, s_F,i.y_F,j,
+  s_B,i.s_B,j), each `[a, m, m]` float64, for `[a, m, dim]` float32 pairs and a `[a, dim]` 0/1 mask `free`; with
+  `rows` (indices) and `out` (three `[a, m, m]` arrays), only those rows, written into `out`."""
+  a, m, _ = S.shape
+  out = tuple(np.empty((a, m, m)) for _ in range(3)) if out is None else out
+  rows = np.arange(a) if rows is None else np.asarray(rows)
+
+  def block(b):
+    r = rows[b]
+    fr = np.asarray(free[r], np.float32)[:, None, :]
+    Sr, Yr = S[r], Y[r]
+    Sf, Yf = Sr * fr, Yr * fr
+    Sb = Sr - Sf
+    Yt = np.swapaxes(Yr, 1, 2)
+    out[0][r], out[1][r] = np.matmul(Yf, Yt), np.matmul(Sf, Yt)
+    out[2][r] = np.matmul(Sb, np.swapaxes(Sb, 1, 2))
+  _map_rows(block, len(rows), chunk)
+  return out
+
+
+DENSE_UPDATE_FRACTION = 1 / 16  # a row whose free set changed on more of its coordinates is recomputed directly
+
+
+def update_free_set_grams(grams, S, Y, stored, free_old, free_new, group=64):
+  """Brings `grams` (`free_set_grams` of the pairs over `free_old`) to the free set `free_new`, in place.
+
+  A coordinate c that becomes free adds y_c y_c^T to y_F.y_F and s_c y_c^T to s_F.y_F, and takes s_c s_c^T from
+  s_B.s_B (one that becomes binding the reverse). Per row, the changed coordinates (at most `limit` =
+  `DENSE_UPDATE_FRACTION` * dim) are gathered into a zero-padded `[m, limit]` block and the three updates are
+  float64 products of that block (exact products of float32 numbers, a fixed shape for every row, so a row's
+  result does not depend on the rest of the batch). A row with more changes is recomputed directly; a row
+  without stored pairs is skipped (a slot's products are computed when its pair is written).
+
+  Args:
+    grams: the three `[a, m, m]` float64 arrays, updated in place.
+    S, Y: `[a, m, dim]` pairs; stored: bool `[a, m]`.
+    free_old, free_new: bool `[a, dim]`.
+    group: rows per vectorised block of sparse updates.
+  """
+  a, m, dim = S.shape
+  changed = free_old != free_new
+  counts = changed.sum(axis=1)
+  active = stored.any(axis=1) & (counts > 0)
+  limit = max(16, int(dim * DENSE_UPDATE_FRACTION))
+  dense = np.flatnonzero(active & (counts > limit))
+  free_set_grams(S, Y, free_new, rows=dense, out=grams)
+  sparse = np.flatnonzero(active & (counts <= limit))
+  S_flat, Y_flat = S.reshape(-1), Y.reshape(-1)
+
+  def block(b):
+    rows = sparse[b]
+    r, c = np.nonzero(changed[rows])
+    position = np.arange(len(r)) - np.searchsorted(r, r)  # rank of each change within its row
+    columns = np.zeros((len(rows), limit), np.int64)
+    sign = np.zeros((len(rows), 1, limit))
+    columns[r, position] = c
+    sign[r, 0, position] = np.where(free_new[rows[r], c], 1.0, -1.0)  # +1: the coordinate became free
+    flat = ((rows[:, None] * m + np.arange(m)) * dim)[:, :, None] + columns[:, None, :]  # [rows, m, limit]
+    ys = np.where(sign != 0, np.take(Y_flat, flat), 0.0)  # float64; padding exactly 0
+    ss = np.where(sign != 0, np.take(S_flat, flat), 0.0)
+    signed_s = sign * ss
+    grams[0][rows] += np.matmul(sign * ys, np.swapaxes(ys, 1, 2))
+    grams[1][rows] += np.matmul(signed_s, np.swapaxes(ys, 1, 2))
+    grams[2][rows] -= np.matmul(signed_s, np.swapaxes(ss, 1, 2))
+  _map_rows(block, sparse.size, group)
 
 
 def ring_ages(m, slot):
@@ -154,15 +222,62 @@ def _solve(K, b):
   return u
 
 
-def _update_products(S, Y, SY, SS, YY, slot):
-  """Refreshes, in place and for every row, the products of slot `slot` with every slot (a row whose new pair was
-  rejected gets products it never uses: its slot is not stored)."""
-  s_new, y_new = S[:, slot], Y[:, slot]
-  SY[:, slot, :] = np.matmul(s_new[:, None, :], np.swapaxes(Y, 1, 2))[:, 0]
-  SY[:, :, slot] = np.matmul(S, y_new[:, :, None])[..., 0]
-  ss = np.matmul(S, s_new[:, :, None])[..., 0]
-  SS[:, slot, :], SS[:, :, slot] = ss, ss
-  YY[:, slot] = np.einsum("ad,ad->a", y_new, y_new)
+def _update_products(S, Y, SY, YY, grams, free, slot, work=None, chunk=128):
+  """Refreshes, in place and for every row, the products of slot `slot` with every slot: s.y over the whole space
+  and the free-set `grams` over the free set `free` (float 0/1) - two passes over the pairs, through `work`
+  (`[a, 3, dim]` float32 scratch, reused so that no fresh pages are touched). (A row whose new pair was rejected
+  gets products it never uses: its slot is not stored.)"""
+  yfyf, sfy, sbsb = grams
+  work = np.empty((len(S), 3, S.shape[2]), np.float32) if work is None else work
+
+  def block(r):
+    s_new, y_new, w = S[r, slot], Y[r, slot], work[r]
+    w[:, 0], w[:, 1] = s_new, s_new
+    w[:, 1] *= free[r]
+    np.multiply(y_new, free[r], out=w[:, 2])
+    by_y = np.matmul(Y[r], np.swapaxes(w, 1, 2))  # [rows, m, 3]: y_j.(s_k, s_F,k, y_F,k)
+    np.subtract(s_new, w[:, 1], out=w[:, 0])
+    w[:, 1] = w[:, 2]
+    w[:, 2] = y_new
+    by_s = np.matmul(S[r], np.swapaxes(w, 1, 2))  # s_j.(s_B,k, y_F,k, y_k)
+    SY[r, slot, :], SY[r, :, slot] = by_y[:, :, 0], by_s[:, :, 2]
+    YY[r, slot] = np.einsum("ad,ad->a", y_new, y_new)
+    yfyf[r, slot, :] = yfyf[r, :, slot] = by_y[:, :, 2]
+    sfy[r, slot, :], sfy[r, :, slot] = by_y[:, :, 1], by_s[:, :, 1]
+    sbsb[r, slot, :] = sbsb[r, :, slot] = by_s[:, :, 0]
+  _map_rows(block, len(S), chunk)
+
+
+_WORKERS = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+_POOL = []
+
+
+def _map_rows(fn, n, chunk):
+  """Calls fn(slice) for consecutive blocks of `chunk` of n rows, on `_WORKERS` threads (numpy releases the GIL in
+  its loops and BLAS calls). Every block writes only its own rows, so the result is the same as a serial loop's,
+  bit for bit."""
+  blocks = [slice(lo, min(lo + chunk, n)) for lo in range(0, n, chunk)]
+  if _WORKERS < 2 or len(blocks) < 2:
+    for b in blocks:
+      fn(b)
+    return
+  if not _POOL:
+    _POOL.append(concurrent.futures.ThreadPoolExecutor(_WORKERS, thread_name_prefix="lbfgs"))
+  for future in [_POOL[0].submit(fn, b) for b in blocks]:
+    future.result()  # (re-raises a block's exception)
+
+
+@contextlib.contextmanager
+def _single_threaded_blas():
+  """numpy's BLAS on one thread per call while the driver's own threads split the rows (nested BLAS threads would
+  oversubscribe the cores); TensorFlow's thread pools are not affected."""
+  try:
+    import threadpoolctl  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    yield
+    return
+  with threadpoolctl.threadpool_limits(1, user_api="blas"):
+    yield
 
 
 def _rowdot(a, b):
@@ -198,6 +313,13 @@ def minimize_batched(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, 
     gradient evaluations of that problem), `converged` (stopped on a tolerance, or because not even a tiny
     steepest-descent step decreases f, rather than on the iteration limit), and `wall_time_s`.
   """
+  with _single_threaded_blas():
+    return _minimize_batched(objective, x0, lo, hi, max_iterations, tolerance, f_relative_tolerance,
+                             num_correction_pairs, max_line_search, chunk, compact_below, verbose, callback)
+
+
+def _minimize_batched(objective, x0, lo, hi, max_iterations, tolerance, f_relative_tolerance, num_correction_pairs,
+                      max_line_search, chunk, compact_below, verbose, callback):
   start = time.perf_counter()
   x0 = np.asarray(x0, np.float32)
   n, shape = x0.shape[0], x0.shape[1:]
@@ -217,8 +339,10 @@ def minimize_batched(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, 
   f, g = evaluate(x, ids)
   S = np.zeros((n, m, dim), np.float32)
   Y = np.zeros((n, m, dim), np.float32)
-  SY, SS = np.zeros((n, m, m), np.float32), np.zeros((n, m, m), np.float32)
-  YY = np.zeros((n, m), np.float32)
+  SY, YY = np.zeros((n, m, m), np.float32), np.zeros((n, m), np.float32)
+  grams = tuple(np.zeros((n, m, m)) for _ in range(3))  # pair products over the free set `free_ref`
+  free_ref = np.ones((n, dim), bool)
+  work = np.empty((n, 3, dim), np.float32)  # scratch of _update_products
   stored = np.zeros((n, m), bool)
   small_before = np.zeros(n, bool)
   running = np.isfinite(f) & (np.abs(x - np.clip(x - g, lo, hi)).max(axis=1) > tolerance)
@@ -234,13 +358,17 @@ def minimize_batched(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, 
     if running.mean() < compact_below:  # drop the rows of stopped problems
       out_x[ids[~running]] = x[~running]
       ids, x, f, g = ids[running], x[running], f[running], g[running]
-      S, Y, SY, SS, YY, stored = S[running], Y[running], SY[running], SS[running], YY[running], stored[running]
+      S, Y, SY, YY, stored = S[running], Y[running], SY[running], YY[running], stored[running]
+      grams, free_ref = tuple(p[running] for p in grams), free_ref[running]
       small_before = small_before[running]
       running = running[running]
     # Direction on the free coordinates (binding ones: on a bound, gradient pointing out of the box).
-    free = (~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))).astype(np.float32)
+    free_now = ~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))
+    update_free_set_grams(grams, S, Y, stored, free_ref, free_now)
+    free_ref = free_now
+    free = free_now.astype(np.float32)
     g_free = g * free
-    d, has_pair = reduced_direction(g_free, S, Y, SY, SS, YY, stored, free, ring_ages(m, slot))
+    d, has_pair = reduced_direction(g_free, S, Y, SY, YY, grams, stored, free, ring_ages(m, slot))
     slope = _rowdot(g_free, d)
     steepest = running & (~has_pair | ~(slope < 0))
     if steepest.any():  # no history yet, or not a descent direction: a unit steepest-descent step, history dropped
@@ -277,7 +405,7 @@ def minimize_batched(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, 
       t_new = np.where(np.isfinite(t_new), t_new, 0.5 * t[trial])
       t[trial] = np.clip(t_new, 0.01 * t[trial], 0.5 * t[trial])
     stored[:, slot] = accepted  # (the curvature test is made in reduced_direction)
-    _update_products(S, Y, SY, SS, YY, slot)
+    _update_products(S, Y, SY, YY, grams, free, slot, work[:len(ids)])
     slot = (slot + 1) % m
     relative = (f_previous - f) / np.maximum(np.maximum(np.abs(f_previous), np.abs(f)), 1.0)
     # The relative-decrease test must hold on two iterations in a row: on a float32 objective below 1 it is an
