@@ -38,6 +38,7 @@ import scipy.optimize
 import tensorflow as tf
 
 ARMIJO = 1e-4  # sufficient-decrease constant of the line search (the c1 of L-BFGS-B's line search)
+_ROUNDS_PER_STEP = 2  # line-search evaluations per row and step; a longer search continues in the next step
 CURVATURE_EPS = 2.2e-16  # a pair is stored only if s.y > eps * y.y (as L-BFGS-B)
 
 
@@ -175,8 +176,12 @@ def update_free_set_grams(grams, S, Y, stored, free_old, free_new, group=64):
     group: rows per vectorised block of sparse updates.
   """
   a, m, dim = S.shape
-  changed = free_old != free_new
-  counts = changed.sum(axis=1)
+  changed, counts = np.empty((a, dim), bool), np.empty(a, np.int64)
+
+  def compare(r):
+    np.not_equal(free_old[r], free_new[r], out=changed[r])
+    counts[r] = changed[r].sum(axis=1)
+  _map_rows(compare, a, 128)
   active = stored.any(axis=1) & (counts > 0)
   limit = max(16, int(dim * DENSE_UPDATE_FRACTION))
   dense = np.flatnonzero(active & (counts > limit))
@@ -333,7 +338,9 @@ def _minimize_batched(objective, x0, lo, hi, max_iterations, tolerance, f_relati
   converged = np.zeros(n, bool)
 
   # State per stored row: the problem id, x, f, g and the curvature history (a ring buffer whose slot all rows
-  # share; `stored` marks the slots that hold a pair). `running` marks rows still optimising.
+  # share; `stored` marks the slots that hold a pair), and the line search in progress (direction d, step t, slope,
+  # trials so far, whether it is a steepest-descent search). `running` marks rows still optimising, `searching`
+  # those whose line search carries over into the next step.
   ids = np.arange(n)
   x = out_x.copy()
   f, g = evaluate(x, ids)
@@ -344,82 +351,97 @@ def _minimize_batched(objective, x0, lo, hi, max_iterations, tolerance, f_relati
   free_ref = np.ones((n, dim), bool)
   work = np.empty((n, 3, dim), np.float32)  # scratch of _update_products
   stored = np.zeros((n, m), bool)
+  d = np.zeros((n, dim), np.float32)
+  t, slope, f_start = np.ones(n), np.zeros(n), f.copy()
+  tries, steep, searching = np.zeros(n, np.int64), np.zeros(n, bool), np.zeros(n, bool)
   small_before = np.zeros(n, bool)
   running = np.isfinite(f) & (np.abs(x - np.clip(x - g, lo, hi)).max(axis=1) > tolerance)
   converged[~running] = np.isfinite(f[~running])
   current = f.copy()  # every problem's objective now (for the callback)
   slot = 0
   progress = _progress(n, verbose)
-  for iteration in range(1, max_iterations + 1):
+  step_number = 0
+  while True:
+    running &= searching | (iterations[ids] < max_iterations)  # (a finished search on the last iteration stops)
     if progress:
       progress.update(n - int(running.sum()))
     if not running.any():
       break
+    step_number += 1
     if running.mean() < compact_below:  # drop the rows of stopped problems
       out_x[ids[~running]] = x[~running]
-      ids, x, f, g = ids[running], x[running], f[running], g[running]
+      ids, x, f, g, d = ids[running], x[running], f[running], g[running], d[running]
       S, Y, SY, YY, stored = S[running], Y[running], SY[running], YY[running], stored[running]
       grams, free_ref = tuple(p[running] for p in grams), free_ref[running]
-      small_before = small_before[running]
+      t, slope, f_start, tries, steep = t[running], slope[running], f_start[running], tries[running], steep[running]
+      small_before, searching = small_before[running], searching[running]
       running = running[running]
-    # Direction on the free coordinates (binding ones: on a bound, gradient pointing out of the box).
-    free_now = ~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))
+    # A new direction for every row not in a search, on the free coordinates (binding ones: on a bound, gradient
+    # pointing out of the box).
+    fresh = running & ~searching
+    free_now, free, g_free = _free_set(x, g, lo, hi)
     update_free_set_grams(grams, S, Y, stored, free_ref, free_now)
     free_ref = free_now
-    free = free_now.astype(np.float32)
-    g_free = g * free
-    d, has_pair = reduced_direction(g_free, S, Y, SY, YY, grams, stored, free, ring_ages(m, slot))
-    slope = _rowdot(g_free, d)
-    steepest = running & (~has_pair | ~(slope < 0))
-    if steepest.any():  # no history yet, or not a descent direction: a unit steepest-descent step, history dropped
-      norm = np.sqrt(_rowdot(g_free[steepest], g_free[steepest]))
-      d[steepest] = -g_free[steepest] / np.maximum(norm, 1e-30)[:, None]
-      slope[steepest] = -norm
-      stored[steepest] = False
-    # Backtracking Armijo search along the projected path; rows that accepted a step are not evaluated again.
-    rows = np.flatnonzero(running)
-    iterations[ids[rows]] += 1
+    rows = np.flatnonzero(fresh)
+    if rows.size:
+      direction, has_pair = reduced_direction(g_free, S, Y, SY, YY, grams, stored, free, ring_ages(m, slot))
+      new_slope = _rowdot(g_free, direction)
+      steepest = fresh & (~has_pair | ~(new_slope < 0))
+      if steepest.any():  # no history yet, or not a descent direction: a unit steepest-descent step, history dropped
+        norm = np.sqrt(_rowdot(g_free[steepest], g_free[steepest]))
+        direction[steepest] = -g_free[steepest] / np.maximum(norm, 1e-30)[:, None]
+        new_slope[steepest] = -norm
+        stored[steepest] = False
+      d[rows], slope[rows], steep[rows] = direction[rows], new_slope[rows], steepest[rows]
+      t[rows], tries[rows], f_start[rows] = 1.0, 0, f[rows]
+      iterations[ids[rows]] += 1
+    # Backtracking Armijo search along the projected path; rows that accepted a step are not evaluated again. At
+    # most `_ROUNDS_PER_STEP` rounds per step: a row still backtracking carries its search (the same trial steps)
+    # into the next step's first, full-size call instead of holding up the batch with calls of a few rows.
     accepted = np.zeros(len(ids), bool)
-    f_previous = f.copy()
-    t = np.ones(len(ids))
+    exhausted = np.zeros(len(ids), bool)
     stored[:, slot] = False
-    trial = rows
-    for _ in range(max_line_search):
-      x_try = np.clip(x[trial] + t[trial, None] * d[trial], lo, hi)
+    trial = np.flatnonzero(running)
+    projected = np.full(len(ids), np.inf)  # projected-gradient max-norm at the accepted points
+    for _ in range(_ROUNDS_PER_STEP):
+      x_try = np.empty((len(trial), dim), np.float32)
+      _map_rows(lambda b: np.clip(x[trial[b]] + t[trial[b], None] * d[trial[b]], lo, hi, out=x_try[b]),
+                len(trial), _ROW_BLOCK)
       f_try, g_try = evaluate(x_try, ids[trial])
       evaluations[ids[trial]] += 1
-      step = x_try - x[trial]
-      decrease = np.minimum(_rowdot(g[trial], step), 0.0)
-      ok = np.isfinite(f_try) & (f_try <= f[trial] + ARMIJO * decrease) & (f_try < f[trial])
-      ok[ok] = np.isfinite(g_try[ok]).all(axis=1)  # (so that no stored pair is ever non-finite)
-      done = trial[ok]
-      S[done, slot], Y[done, slot] = step[ok], g_try[ok] - g[done]
-      x[done], f[done], g[done], accepted[done] = x_try[ok], f_try[ok], g_try[ok], True
-      # Backtrack to the minimiser of the quadratic through f(0), f'(0) and f(t), kept within [0.1 t, 0.5 t].
-      curvature = f_try[~ok] - f[trial[~ok]] - slope[trial[~ok]] * t[trial[~ok]]
+      tries[trial] += 1
+      ok = _accept(trial, x_try, f_try, g_try, x, f, g, S, Y, slot, lo, hi, projected)
+      accepted[trial[ok]] = True
+      # Backtrack to the minimiser of the quadratic through f(0), f'(0) and f(t), kept within [0.01 t, 0.5 t].
+      back = trial[~ok]
+      curvature = f_try[~ok] - f[back] - slope[back] * t[back]
       with np.errstate(divide="ignore", invalid="ignore"):
-        t_new = -slope[trial[~ok]] * t[trial[~ok]] ** 2 / (2.0 * curvature)
-      trial = trial[~ok]
+        t_new = -slope[back] * t[back] ** 2 / (2.0 * curvature)
+      t_new = np.where(np.isfinite(t_new), t_new, 0.5 * t[back])
+      t[back] = np.clip(t_new, 0.01 * t[back], 0.5 * t[back])
+      out = tries[back] >= max_line_search
+      exhausted[back[out]] = True
+      trial = back[~out]
       if not trial.size:
         break
-      t_new = np.where(np.isfinite(t_new), t_new, 0.5 * t[trial])
-      t[trial] = np.clip(t_new, 0.01 * t[trial], 0.5 * t[trial])
+    searching[:] = False
+    searching[trial] = True
     stored[:, slot] = accepted  # (the curvature test is made in reduced_direction)
     _update_products(S, Y, SY, YY, grams, free, slot, work[:len(ids)])
     slot = (slot + 1) % m
-    relative = (f_previous - f) / np.maximum(np.maximum(np.abs(f_previous), np.abs(f)), 1.0)
+    relative = (f_start - f) / np.maximum(np.maximum(np.abs(f_start), np.abs(f)), 1.0)
     # The relative-decrease test must hold on two iterations in a row: on a float32 objective below 1 it is an
     # absolute test at about one ulp, which a single noisy step passes long before convergence.
     flat = accepted & (relative <= f_relative_tolerance)
-    small = (flat & small_before) | (accepted & (np.abs(x - np.clip(x - g, lo, hi)).max(axis=1) <= tolerance))
-    small_before = flat
-    failed = running & ~accepted & steepest  # steepest descent found no decrease: a (numerical) optimum
-    stored[running & ~accepted] = False  # a failed search with history: drop it, retry with steepest descent
+    small = (flat & small_before) | (accepted & (projected <= tolerance))
+    small_before = np.where(accepted | exhausted, flat, small_before)  # (a search in progress keeps it)
+    failed = exhausted & steep  # steepest descent found no decrease: a (numerical) optimum
+    stored[exhausted] = False  # a failed search with history: drop it, retry with steepest descent
     converged[ids[small | failed]] = True
     running &= ~(small | failed)
     if callback is not None:
       current[ids] = f
-      callback(iteration, current)
+      callback(step_number, current)
   out_x[ids] = x  # the rest stopped on the iteration limit
   if progress:
     progress.update(n)
@@ -427,6 +449,43 @@ def _minimize_batched(objective, x0, lo, hi, max_iterations, tolerance, f_relati
   values = _evaluate(objective, tf.constant(x_out), n)
   return Result(x=x_out, objective=values, iterations=iterations, evaluations=evaluations,
                 converged=converged, wall_time_s=time.perf_counter() - start)
+
+
+_ROW_BLOCK = 64  # rows per block of the driver's elementwise work
+
+
+def _free_set(x, g, lo, hi):
+  """(free bool, free float 0/1, g on the free coordinates), each `[a, dim]`: a coordinate is binding when it sits
+  on a bound and its gradient points out of the box."""
+  free_now, free, g_free = np.empty(x.shape, bool), np.empty_like(x), np.empty_like(g)
+
+  def block(r):
+    free_now[r] = ~(((x[r] <= lo) & (g[r] > 0)) | ((x[r] >= hi) & (g[r] < 0)))
+    free[r] = free_now[r]
+    np.multiply(g[r], free[r], out=g_free[r])
+  _map_rows(block, len(x), _ROW_BLOCK)
+  return free_now, free, g_free
+
+
+def _accept(trial, x_try, f_try, g_try, x, f, g, S, Y, slot, lo, hi, projected):
+  """The Armijo test for the rows `trial` at their trial points, and, for the rows that pass, the step: the pair
+  (s, y) into `slot`, the new x, f and g, and the projected-gradient max-norm into `projected` (all in place).
+  Returns the bool mask of `trial` that passed."""
+  ok = np.zeros(len(trial), bool)
+
+  def block(b):
+    r = trial[b]
+    step = x_try[b] - x[r]
+    decrease = np.minimum(_rowdot(g[r], step), 0.0)
+    passed = np.isfinite(f_try[b]) & (f_try[b] <= f[r] + ARMIJO * decrease) & (f_try[b] < f[r])
+    passed[passed] = np.isfinite(g_try[b][passed]).all(axis=1)  # (so that no stored pair is ever non-finite)
+    ok[b] = passed
+    done = r[passed]
+    S[done, slot], Y[done, slot] = step[passed], g_try[b][passed] - g[done]
+    x[done], f[done], g[done] = x_try[b][passed], f_try[b][passed], g_try[b][passed]
+    projected[done] = np.abs(x[done] - np.clip(x[done] - g[done], lo, hi)).max(axis=1, initial=0.0)
+  _map_rows(block, len(trial), _ROW_BLOCK)
+  return ok
 
 
 def _progress(n, verbose):
