@@ -324,17 +324,17 @@ def test_attack_mode_on_a_trained_workdir_writes_records_and_arrays(tmp_path):
     config_lib.RunConfig.from_flat({**attack.flat(), "attack_vary": "orientation", "attack_fix": "shape"}).validate()
 
 
-def test_batched_driver_matches_scipy_on_a_trained_model(tmp_path, monkeypatch):
+def test_batched_driver_matches_scipy_on_a_trained_model(tmp_path):
   """On the same problems (a tiny trained Seatbelt-VAE, latent attack on all layers, both starts, 100 iterations)
   the batched driver's final objectives match scipy's L-BFGS-B: median ratio within 1% and none worse by more than
-  5% - or, where scipy's own result moves by more than that, by no more than scipy's own spread.
+  5%. A driver that is weaker across the board fails the median bound; one that loses single problems fails the
+  per-problem bound.
 
-  That spread is measured here: scipy again, with its gradient multiplied by 1 + 1e-7 N(0, 1) (float32 rounding
-  size). The problems have not converged at 100 iterations and are chaotic: when this test was written, that
-  perturbed scipy ended up to 8% away from scipy on this model, while the batched driver was at most 2.9% worse
-  (docs/BENCHMARKS.md has the same comparison at paper scale). A driver that is weaker across the board fails the median bound; one that loses single
-  problems fails the per-problem bound."""
-  import scipy.optimize
+  The per-problem bound is tight: these problems have not converged at 100 iterations and are chaotic, so scipy
+  run again with its gradient multiplied by 1 + 1e-7 N(0, 1) (float32 rounding size) ends up to 7.9% away from
+  itself on this model (`benchmarks/attack_sweep.py --gradient_noise=1e-7` measures the same at paper scale; see
+  docs/BENCHMARKS.md). When this test was last changed the batched driver's worst problem here was 1.8% behind
+  scipy, median 1.000."""
   from seatbelt_tf import training
   from conftest import tiny_config
   config = tiny_config(tmp_path / "w", model="seatbelt", layers=2, train_steps=60)
@@ -350,17 +350,8 @@ def test_batched_driver_matches_scipy_on_a_trained_model(tmp_path, monkeypatch):
     assert arrays["adversarial"].min() >= 0.0 and arrays["adversarial"].max() <= 1.0
     return np.array([r["objective"] for r in records])
   batched, reference = solve("lbfgs"), solve("scipy")
-  minimize, rng = scipy.optimize.minimize, np.random.default_rng(0)
-
-  def perturbed(fun, x0, **kwargs):
-    def noisy(v):
-      value, grad = fun(v)
-      return value, grad * (1.0 + 1e-7 * rng.standard_normal(grad.shape))
-    return minimize(noisy, x0, **kwargs)
-  monkeypatch.setattr(scipy.optimize, "minimize", perturbed)
-  reference_again = solve("scipy")
   keep = reference > 1e-2  # ratios of near-zero objectives say nothing
   assert keep.sum() >= 8
-  ratio, spread = batched[keep] / reference[keep], reference_again[keep] / reference[keep]
+  ratio = batched[keep] / reference[keep]
   assert np.median(ratio) <= 1.01, ratio
-  assert ratio.max() <= max(1.05, spread.max()), (ratio, spread)
+  assert ratio.max() <= 1.05, ratio

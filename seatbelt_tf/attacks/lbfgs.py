@@ -1,8 +1,7 @@
 """Box-constrained L-BFGS for many independent attack problems at once, and a scipy reference.
 
 `minimize_batched` is a projected L-BFGS that takes L-BFGS-B's subspace step (Byrd, Lu, Nocedal and Zhu 1995)
-on a whole batch of independent problems min_{lo <= x <= hi} f_k(x). Every iteration, for every problem still
-running:
+on a whole batch of independent problems min_{lo <= x <= hi} f_k(x). Every iteration of a problem:
 
 1. the *binding* coordinates are those on a bound whose gradient points out of the box; they are held fixed;
 2. the direction is -(Z^T B Z)^-1 g_F (`reduced_direction`): the Newton step of the limited-memory BFGS model B of
@@ -16,17 +15,25 @@ running:
 
 A problem stops on scipy's L-BFGS-B criteria: projected gradient max-norm <= `tolerance`, relative decrease
 (f_old - f_new) / max(|f_old|, |f_new|, 1) <= `f_relative_tolerance` (here on two iterations in a row: the objective
-is float32, so below 1 this is a one-ulp test that one noisy step passes early), or `max_iterations`. The
-objective and its gradient are evaluated for all running problems in one call; a problem that has stopped leaves
-the batch at once (its rows of the state are dropped once enough problems have stopped), and problems whose line
-search already accepted a step are not evaluated again, so finished work stops costing compute. The algebra runs
-in numpy (float32 vectors, float64 2m x 2m systems); the objective in TF.
+is float32, so below 1 this is a one-ulp test that one noisy step passes early), or `max_iterations`.
+
+How the batch is run. The objective and its gradient are evaluated for all running problems in one call per
+*step*. A step computes a new direction for every problem not in the middle of a line search and makes at most two
+line-search evaluations per problem; a problem whose search needs more carries it (the same trial steps) into the
+next step, whose first call holds every problem, so a few hard line searches never cost a string of calls of a few
+rows each (a TensorFlow call costs ~2 ms even for one image). A problem that has stopped leaves the batch at once
+(its rows of the state are dropped once enough problems have stopped). The algebra runs in numpy (float32 vectors,
+float64 2m x 2m systems) in row blocks on a few threads, with BLAS pinned to one thread; the products of the pairs
+over the free coordinates that step 2 needs are kept up to date (`update_free_set_grams`) rather than recomputed
+(m^2 dim work per problem and step). Each problem's arithmetic is its own, so its path is bit-identical whatever
+else is in the batch (a sharded sweep equals the single-process one).
 
 `minimize_scipy` runs scipy's L-BFGS-B one problem at a time on the same objective, bounds handled natively: the
 fidelity reference. On attack problems that have not converged, single problems are chaotic: scipy against itself
 with a float32-level (1e-7 relative) perturbation of the gradient differs by up to 8-10% per problem at 100
-iterations (tests/test_attacks.py), so agreement between the two drivers is judged against that spread.
+iterations (docs/BENCHMARKS.md), so per-problem agreement between the two drivers is judged against that spread.
 """
+
 
 import concurrent.futures
 import contextlib
@@ -304,14 +311,15 @@ def minimize_batched(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, 
     tolerance: stop when the projected gradient's max-norm is at most this (L-BFGS-B's pgtol).
     f_relative_tolerance: stop when an iteration's relative decrease is at most this (L-BFGS-B's factr * eps).
     num_correction_pairs: L-BFGS memory m.
-    max_line_search: halvings of the step before a line search gives up (the history is then dropped and the
-      next iteration tries steepest descent; a problem whose steepest-descent search also fails stops).
+    max_line_search: trial steps before a line search gives up (the history is then dropped and the next
+      iteration tries steepest descent; a problem whose steepest-descent search also fails stops).
     chunk: most rows per objective call (bounds memory).
     compact_below: stopped problems are not evaluated again at once; their rows of the state (history included)
       are dropped once fewer than this fraction of the stored rows still run.
     verbose: show a progress bar of finished problems.
-    callback: called as callback(iteration, objective) after every iteration, objective `[n]` the current value of
-      every problem (its final value once it has stopped); e.g. to trace strength against wall time.
+    callback: called as callback(step, objective) after every step (see the module docstring: one iteration for
+      most problems), objective `[n]` the current value of every problem (its final value once it has stopped);
+      e.g. to trace strength against wall time.
 
   Returns:
     `Result` with the solutions `x`, their `objective`, per-problem `iterations` and `evaluations` (objective and
