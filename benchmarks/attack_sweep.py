@@ -19,11 +19,13 @@ from itself on problems that have not converged, the yardstick for "none worse b
 
 Usage: python benchmarks/attack_sweep.py --workdir=runs/elbo_vs_beta/seatbelt_L2_beta6 [--pairs=10] [--lambdas=50]
        [--evaluation_cost] (also: ms per problem of one objective+gradient call at batch 1, 64 and 512)
-       [--gradient_noise=1e-7]
+       [--gradient_noise=1e-7] [--profile] (also: where the batched driver's time goes)
 """
 
 import argparse
+import cProfile
 import os
+import pstats
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -49,6 +51,9 @@ def main():
   parser.add_argument("--gradient_noise", type=float, default=0.0,
                       help="if > 0, also run scipy with its gradient perturbed by this relative noise and compare "
                            "it with the plain scipy run")
+  parser.add_argument("--profile", action="store_true",
+                      help="also print where the batched driver's time goes (cProfile, cumulative seconds of the "
+                           "driver's functions and of the objective calls)")
   args = parser.parse_args()
   import json  # pylint: disable=g-import-not-at-top
   with open(os.path.join(args.workdir, "config.json")) as f:
@@ -68,11 +73,17 @@ def main():
 
     def record(step, objective, start=start):  # the batched driver's strength against wall time
       trace.append((time.perf_counter() - start, objective.reshape(len(starts), -1).min(axis=0)))
+    profiler = cProfile.Profile() if args.profile and optimizer == "lbfgs" else None
+    if profiler:
+      profiler.enable()
     records, _ = attacks.run_attack(fns, inputs, targets, lambdas, "latent", args.layers,
                                     data_range=source.data_range, optimizer=optimizer, starts=starts,
                                     max_iterations=args.max_iterations,
                                     callback=record if optimizer == "lbfgs" else None)
     results[optimizer] = (time.perf_counter() - start, records)
+    if profiler:
+      profiler.disable()
+      _print_profile(profiler, results[optimizer][0])
   print(f"\nLatent attack ({args.layers} layers) on {config.model.model} L={config.model.layers} "
         f"({config.model.network}), {args.pairs} pairs x {args.lambdas} lambdas, starts {args.starts}")
   print("| optimizer | wall s | evaluations | median objective |")
@@ -99,6 +110,20 @@ def main():
   else:
     print(f"time to matched strength: batched reaches scipy's final strength after iteration {matched[1] + 1} at "
           f"{matched[0]:.1f} s: **{ts / matched[0]:.1f}x** scipy's {ts:.1f} s")
+
+
+def _print_profile(profiler, wall):
+  """Cumulative seconds of the batched driver's own functions (attacks/lbfgs.py) and of its objective calls."""
+  stats = pstats.Stats(profiler).stats
+  rows = [(name, entry[3]) for (path, _, name), entry in stats.items()
+          if path.endswith(os.path.join("attacks", "lbfgs.py")) and not name.startswith("<")]
+  names = {"call": "objective and gradient (TensorFlow)", "_minimize_batched": "the whole driver"}
+  print(f"\nWhere the batched driver's {wall:.1f} s go (cProfile, cumulative s; nested rows overlap):")
+  print("| function | s |")
+  print("|---|---|")
+  for name, seconds in sorted(rows, key=lambda r: -r[1]):
+    if seconds >= 0.05 and name not in ("minimize_batched", "block", "compare", "value_and_gradient"):
+      print(f"| {names.get(name, name)} | {seconds:.1f} |")
 
 
 def _ratios(records, reference, floor, name):
