@@ -205,9 +205,9 @@ def update_free_set_grams(grams, S, Y, stored, free_old, free_new, group=64):
     columns[r, position] = c
     sign[r, 0, position] = np.where(free_new[rows[r], c], 1.0, -1.0)  # +1: the coordinate became free
     flat = ((rows[:, None] * m + np.arange(m)) * dim)[:, :, None] + columns[:, None, :]  # [rows, m, limit]
-    ys = np.where(sign != 0, np.take(Y_flat, flat), 0.0)  # float64; padding exactly 0
+    ys = np.where(sign != 0, np.take(Y_flat, flat), 0.0)  # float32, padding exactly 0
     ss = np.where(sign != 0, np.take(S_flat, flat), 0.0)
-    signed_s = sign * ss
+    signed_s = sign * ss  # float64 (sign is): the products below are float64 sums of exact float32 products
     grams[0][rows] += np.matmul(sign * ys, np.swapaxes(ys, 1, 2))
     grams[1][rows] += np.matmul(signed_s, np.swapaxes(ys, 1, 2))
     grams[2][rows] -= np.matmul(signed_s, np.swapaxes(ss, 1, 2))
