@@ -36,13 +36,13 @@ iterations (docs/BENCHMARKS.md), so per-problem agreement between the two driver
 
 
 import concurrent.futures
-import contextlib
 import os
 import time
 
 import numpy as np
 import scipy.optimize
 import tensorflow as tf
+import threadpoolctl
 
 ARMIJO = 1e-4  # sufficient-decrease constant of the line search (the c1 of L-BFGS-B's line search)
 _ROUNDS_PER_STEP = 2  # line-search evaluations per row and step; a longer search continues in the next step
@@ -279,17 +279,15 @@ def _map_rows(fn, n, chunk):
     future.result()  # (re-raises a block's exception)
 
 
-@contextlib.contextmanager
 def _single_threaded_blas():
   """numpy's BLAS on one thread per call while the driver's own threads split the rows (nested BLAS threads would
   oversubscribe the cores); TensorFlow's thread pools are not affected."""
-  try:
-    import threadpoolctl  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    yield
-    return
-  with threadpoolctl.threadpool_limits(1, user_api="blas"):
-    yield
+  return threadpoolctl.threadpool_limits(1, user_api="blas")
+
+
+def _projected_gradient_norm(x, g, lo, hi):
+  """max_j |x_j - clip(x_j - g_j, lo, hi)| per row: L-BFGS-B's projected-gradient stopping measure, `[a]`."""
+  return np.abs(x - np.clip(x - g, lo, hi)).max(axis=1, initial=0.0)
 
 
 def _rowdot(a, b):
@@ -363,7 +361,7 @@ def _minimize_batched(objective, x0, lo, hi, max_iterations, tolerance, f_relati
   t, slope, f_start = np.ones(n), np.zeros(n), f.copy()
   tries, steep, searching = np.zeros(n, np.int64), np.zeros(n, bool), np.zeros(n, bool)
   small_before = np.zeros(n, bool)
-  running = np.isfinite(f) & (np.abs(x - np.clip(x - g, lo, hi)).max(axis=1) > tolerance)
+  running = np.isfinite(f) & (_projected_gradient_norm(x, g, lo, hi) > tolerance)
   converged[~running] = np.isfinite(f[~running])
   current = f.copy()  # every problem's objective now (for the callback)
   slot = 0
@@ -491,7 +489,7 @@ def _accept(trial, x_try, f_try, g_try, x, f, g, S, Y, slot, lo, hi, projected):
     done = r[passed]
     S[done, slot], Y[done, slot] = step[passed], g_try[b][passed] - g[done]
     x[done], f[done], g[done] = x_try[b][passed], f_try[b][passed], g_try[b][passed]
-    projected[done] = np.abs(x[done] - np.clip(x[done] - g[done], lo, hi)).max(axis=1, initial=0.0)
+    projected[done] = _projected_gradient_norm(x[done], g[done], lo, hi)
   _map_rows(block, len(trial), _ROW_BLOCK)
   return ok
 
