@@ -179,7 +179,10 @@ def middle_matrix(SY, SS, keep, theta, age):
   return M, keep
 
 
-def cauchy_point(x, g, lo, hi, S, Y, M, keep, theta, rows, first=256, chunk=16):
+_J_LOG = None
+
+
+def cauchy_point(x, g, lo, hi, S, Y, M, keep, theta, rows, first=64, chunk=16):
   """L-BFGS-B's generalised Cauchy point (Byrd, Lu, Nocedal and Zhu 1995, Section 4 and Algorithm CP) of rows `rows`.
 
   The first local minimiser of the quadratic model m(x') = g.(x' - x) + (x' - x)^T B (x' - x) / 2 along the
@@ -190,7 +193,8 @@ def cauchy_point(x, g, lo, hi, S, Y, M, keep, theta, rows, first=256, chunk=16):
 
   The segment-by-segment recursion of the paper for f' and f'' (eqs. 4.9-4.10, updated through p = W^T d and
   c = W^T (x^cp - x)) is evaluated for all breakpoints at once with prefix sums over the sorted breakpoints; only
-  the `first` smallest are sorted (rows whose minimiser lies beyond them are redone with all of them). As in
+  the `first` smallest are sorted (rows whose minimiser lies beyond them are redone with 8 times as many, and so
+  on; on the attack problems the median row passes 8 breakpoints, 3% pass more than 64). As in
   L-BFGS-B, f'' is kept at or above eps times its starting value.
 
   Args:
@@ -210,35 +214,38 @@ def cauchy_point(x, g, lo, hi, S, Y, M, keep, theta, rows, first=256, chunk=16):
   c_out = np.zeros((r_total, 2 * m))
   free_out = np.empty((r_total, dim), bool)
   keep2 = np.concatenate([keep, keep], axis=1).astype(np.float64)
-  redo = []
+
+  S_flat, Y_flat = S.reshape(-1), Y.reshape(-1)
 
   def block(b, k):
     r = rows[b]
-    xr, gr = x[r].astype(np.float64), g[r].astype(np.float64)
+    xr, gr = x[r], g[r]
     th = theta[b][:, None]
     binding = ((xr <= lo) & (gr >= 0)) | ((xr >= hi) & (gr <= 0))
-    dv = np.where(binding, 0.0, -gr)
+    dv = np.negative(gr)
+    np.copyto(dv, 0.0, where=binding)
     with np.errstate(divide="ignore", invalid="ignore"):
-      tb = np.where(dv < 0, (xr - lo) / -dv, np.where(dv > 0, (hi - xr) / dv, np.inf))
-    dv32 = dv.astype(np.float32)[:, :, None]
-    p0 = np.concatenate([np.matmul(Y[r], dv32)[..., 0], th * np.matmul(S[r], dv32)[..., 0]], 1) * keep2[b]
+      tb = np.where(gr > 0, xr - np.float32(lo), np.float32(hi) - xr) / np.abs(gr)  # float32 breakpoints
+    np.copyto(tb, np.inf, where=binding | (gr == 0))
+    p0 = np.concatenate([np.matmul(Y[r], dv[:, :, None])[..., 0],
+                         th * np.matmul(S[r], dv[:, :, None])[..., 0]], 1) * keep2[b]
     Mb = M[b]
-    f1 = -np.einsum("ad,ad->a", dv, dv)
+    f1 = -_rowdot(dv, dv).astype(np.float64)
     f2 = -theta[b] * f1 - np.einsum("ai,aij,aj->a", p0, Mb, p0)
     f2_floor = np.finfo(np.float64).eps * f2
     k = min(k, dim)
     part = np.argpartition(tb, k - 1, axis=1)[:, :k] if k < dim else np.broadcast_to(np.arange(dim), tb.shape)
     order = np.take_along_axis(part, np.argsort(np.take_along_axis(tb, part, 1), axis=1), 1)  # [a, k]
-    tk = np.take_along_axis(tb, order, 1)
+    tk = np.take_along_axis(tb, order, 1).astype(np.float64)
     valid = np.isfinite(tk)
     t_prev = np.concatenate([np.zeros((len(r), 1)), tk[:, :-1]], 1)
     dt = np.where(valid, tk - np.where(np.isfinite(t_prev), t_prev, 0.0), np.inf)
     dt_use = np.where(valid, dt, 0.0)
     db = np.where(valid, np.take_along_axis(dv, order, 1), 0.0)
-    xb = np.take_along_axis(xr, order, 1)
+    xb = np.take_along_axis(xr, order, 1).astype(np.float64)
     zb = np.where(db > 0, hi - xb, lo - xb) * valid
-    wb = np.concatenate([np.take_along_axis(Y[r], order[:, None, :], 2),
-                         np.take_along_axis(S[r], order[:, None, :], 2) * th[:, :, None].astype(np.float32)], 1)
+    flat = ((r[:, None] * m + np.arange(m)) * dim)[:, :, None] + order[:, None, :]  # [a, m, k]
+    wb = np.concatenate([np.take(Y_flat, flat), np.take(S_flat, flat) * th[:, :, None].astype(np.float32)], 1)
     wb = np.swapaxes(wb, 1, 2).astype(np.float64) * keep2[b][:, None, :]  # [a, k, 2m]
     contrib = db[..., None] * wb
     p_after = p0[:, None, :] - np.cumsum(contrib, 1)  # p = W^T d once the breakpoint's coordinate stops
@@ -255,26 +262,29 @@ def cauchy_point(x, g, lo, hi, S, Y, M, keep, theta, rows, first=256, chunk=16):
     dt_next = np.concatenate([dt, np.full((len(r), 1), np.inf)], 1)  # the next segment's length
     stop = (dtm < dt_next) | ~np.isfinite(dt_next)
     J = np.argmax(stop, axis=1)  # breakpoints passed
-    again = (J >= k) & (nbreak > k)
-    for i in np.flatnonzero(again):
-      redo.append(b.start + i)
+    if _J_LOG is not None:
+      _J_LOG.append(np.where((J >= k) & (nbreak > k), -1, J))
+    redo.extend(b[(J >= k) & (nbreak > k)])
     a_idx = np.arange(len(r))
     all_passed = J >= nbreak
     step = np.where(all_passed, 0.0, np.maximum(np.nan_to_num(dtm[a_idx, J], nan=0.0), 0.0))
     tsum = np.where(J > 0, tk[a_idx, np.maximum(J - 1, 0)], 0.0) + step
     passed = np.arange(k)[None] < J[:, None]
-    out = np.clip(xr + tsum[:, None] * dv, lo, hi)
+    out = xr + tsum[:, None].astype(np.float32) * dv
+    np.clip(out, lo, hi, out=out)
     fixed = np.zeros_like(binding)
     np.put_along_axis(fixed, order, passed, 1)
-    out = np.where(fixed, np.where(dv > 0, hi, lo), out)
+    out[fixed] = np.where(dv[fixed] > 0, np.float32(hi), np.float32(lo))
     xcp[b] = out
     c = np.where((J > 0)[:, None], C[a_idx, np.maximum(J - 1, 0)], 0.0)
     p_J = np.where((J > 0)[:, None], p_after[a_idx, np.maximum(J - 1, 0)], p0)
     c_out[b] = c + step[:, None] * p_J
     free_out[b] = ~binding & ~fixed
-  _map_rows(lambda b: block(b, first), r_total, chunk)
-  for i in redo:
-    block(slice(i, i + 1), dim)
+  positions, k = np.arange(r_total), first
+  while positions.size:  # rows whose minimiser lies beyond the k smallest breakpoints: again with 8 k of them
+    redo = []
+    _map_rows(lambda s, positions=positions, k=k: block(positions[s], k), positions.size, chunk)
+    positions, k = np.sort(np.asarray(redo, np.int64)), min(8 * k, dim)
   return xcp, c_out, free_out
 
 
@@ -650,11 +660,16 @@ def _start_search(f, slope, d, x, lo, hi, moved):
   """dcsrch's START for rows with value f, slope g.d < 0 and direction d from x: the first trial step is 1 (the
   whole step to x_bar; all coordinates are bounded), the largest step the one that keeps x + stp d in the box (1 on
   a problem's first iteration, as L-BFGS-B)."""
-  d64 = d.astype(np.float64)
-  with np.errstate(divide="ignore", invalid="ignore"):
-    room = np.where(d64 < 0, (lo - x) / d64, np.where(d64 > 0, (hi - x) / d64, np.inf))
-  stpmax = np.where(moved, np.clip(room.min(axis=1, initial=_BIG), 0.0, _BIG), 1.0)
-  stpmax = np.maximum(stpmax, 1.0)  # (x_bar is in the box: rounding only)
+  stpmax = np.ones(len(f))
+  later = np.flatnonzero(moved)
+
+  def block(b):
+    db, xb = d[later[b]], x[later[b]]
+    with np.errstate(divide="ignore", invalid="ignore"):
+      room = np.where(db < 0, np.float32(lo) - xb, np.float32(hi) - xb) / db
+    np.copyto(room, np.inf, where=db == 0)
+    stpmax[later[b]] = np.clip(room.min(axis=1, initial=_BIG), 1.0, _BIG)  # (>= 1: x_bar is in the box)
+  _map_rows(block, later.size, _ROW_BLOCK)
   state = np.zeros((len(f), len(_SEARCH_FIELDS)))
   state[:, _STP], state[:, _FINIT], state[:, _GINIT], state[:, _GTEST] = 1.0, f, slope, FTOL * slope
   state[:, _STPMAX], state[:, _STAGE] = stpmax, 1
