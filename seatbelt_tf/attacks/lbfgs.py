@@ -1,17 +1,25 @@
 """Box-constrained L-BFGS for many independent attack problems at once, and a scipy reference.
 
-`minimize_batched` is a projected L-BFGS that takes L-BFGS-B's subspace step (Byrd, Lu, Nocedal and Zhu 1995)
-on a whole batch of independent problems min_{lo <= x <= hi} f_k(x). Every iteration of a problem:
+`minimize_batched` runs L-BFGS-B (Byrd, Lu, Nocedal and Zhu 1995; version 3.0, Morales and Nocedal 2011) on a
+whole batch of independent problems min_{lo <= x <= hi} f_k(x), each problem taking the steps scipy's L-BFGS-B
+takes. Every iteration of a problem:
 
-1. the *binding* coordinates are those on a bound whose gradient points out of the box; they are held fixed;
-2. the direction is -(Z^T B Z)^-1 g_F (`reduced_direction`): the Newton step of the limited-memory BFGS model B of
-   the last `num_correction_pairs` (s, y) pairs (compact form, Byrd, Nocedal and Schnabel 1994) restricted to the
-   free coordinates, as L-BFGS-B's subspace minimisation does (steepest descent when no pair is usable or the step
-   is not a descent direction);
-3. a backtracking Armijo line search along the projected path x(t) = clip(x + t d, lo, hi) picks the step - so an
-   optimum on the boundary (common here: dSprites pixels are 0 or 1, and a large lambda pins d to 0) is reached
-   exactly, and a coordinate leaves a bound as soon as its gradient points inwards;
-4. the pair (s, y) of the accepted step is stored (used while s.y > eps y.y, as in L-BFGS-B).
+1. the *generalised Cauchy point* x^cp (`cauchy_point`): the first local minimiser of the limited-memory BFGS
+   model along the projected steepest-descent path P(x - t g). Coordinates that reach a bound before it are fixed
+   there (with those on a bound whose gradient points out of the box); the rest are the free set;
+2. the *subspace step* (`reduced_direction`): the Newton step of the model over the free coordinates from x^cp,
+   -(Z^T B Z)^-1 (g + B (x^cp - x)), with B = theta I - W M W^T in compact form (Byrd, Nocedal and Schnabel 1994)
+   of the last `num_correction_pairs` pairs. The end point x_bar is projected into the box, or, if the projection
+   makes it an ascent direction, cut back to the first bound it meets (3.0's rule). Without pairs x_bar = x^cp =
+   P(x - g);
+3. a *Moré-Thuente line search* (MINPACK-2's dcsrch and dcstep, `_dcsrch`) along the chord x + stp (x_bar - x): the
+   first trial is stp = 1, steps up to the box's edge (1 on the first iteration), sufficient decrease 1e-3,
+   curvature 0.9, as L-BFGS-B. A search that fails after `max_line_search` trials drops the history and the
+   iteration is retried from P(x - g); a problem whose search fails without history stops;
+4. the pair (s, y) is stored if s.y > eps (-g.s) (L-BFGS-B's test).
+
+An optimum on the boundary (common here: dSprites pixels are 0 or 1, and a large lambda pins d to 0) is reached
+exactly: the Cauchy point puts coordinates on their bounds.
 
 A problem stops on scipy's L-BFGS-B criteria: projected gradient max-norm <= `tolerance`, relative decrease
 (f_old - f_new) / max(|f_old|, |f_new|, 1) <= `f_relative_tolerance` (here on two iterations in a row: the objective
@@ -20,18 +28,22 @@ is float32, so below 1 this is a one-ulp test that one noisy step passes early),
 How the batch is run. The objective and its gradient are evaluated for all running problems in one call per
 *step*. A step computes a new direction for every problem not in the middle of a line search and makes at most two
 line-search evaluations per problem; a problem whose search needs more carries it (the same trial steps) into the
-next step, whose first call holds every problem, so a few hard line searches never cost a string of calls of a few
-rows each (a TensorFlow call costs ~2 ms even for one image). A problem that has stopped leaves the batch at once
-(its rows of the state are dropped once enough problems have stopped). The algebra runs in numpy (float32 vectors,
-float64 2m x 2m systems) in row blocks on a few threads, with BLAS pinned to one thread; the products of the pairs
-over the free coordinates that step 2 needs are kept up to date (`update_free_set_grams`) rather than recomputed
-(m^2 dim work per problem and step). Each problem's arithmetic is its own, so its path is bit-identical whatever
-else is in the batch (a sharded sweep equals the single-process one).
+next step, whose first call holds every problem, so a few long line searches never cost a string of calls of a
+few rows each (a TensorFlow call costs ~2 ms even for one image). A problem that has stopped leaves the batch at
+once (its rows of the state are dropped once enough problems have stopped). The algebra runs in numpy (float32
+vectors, float64 2m x 2m systems and Cauchy-point recursions) in row blocks on a few threads, with BLAS pinned to
+one thread; the products of the pairs over the free coordinates that step 2 needs are kept up to date
+(`update_free_set_grams`) rather than recomputed (m^2 dim work per problem and step). The Cauchy point's
+segment-by-segment recursion is evaluated with prefix sums over the sorted breakpoints, of which only the first
+64 are sorted unless the minimiser lies beyond them. Each problem's arithmetic is its own, so its path does not
+depend on the rest of the batch in the numpy part (the objective's TensorFlow kernels may round differently at
+different batch sizes).
 
 `minimize_scipy` runs scipy's L-BFGS-B one problem at a time on the same objective, bounds handled natively: the
-fidelity reference. On attack problems that have not converged, single problems are chaotic: scipy against itself
-with a float32-level (1e-7 relative) perturbation of the gradient differs by up to 8-10% per problem at 100
-iterations (docs/BENCHMARKS.md), so per-problem agreement between the two drivers is judged against that spread.
+fidelity reference. Both drivers follow the same algorithm in different floating-point arithmetic (float32
+iterates here, float64 in scipy), so single unconverged problems still drift apart: scipy against itself with a
+float32-level (1e-7 relative) perturbation of the gradient differs by up to 8-10% per problem at 100 iterations,
+and by at most 1% once the problems have converged (docs/BENCHMARKS.md).
 """
 
 
@@ -111,11 +123,8 @@ def reduced_direction(g, S, Y, SY, YY, grams, stored, free, age, chunk=32):
   a, m, _ = S.shape
   yfyf, sfy, sbsb = grams
   keep, has_pair, theta = kept_pairs(SY, YY, stored, age)
-  sy = np.diagonal(SY, axis1=1, axis2=2).astype(np.float64)
-  pair_mask = (keep[:, :, None] & keep[:, None, :]).astype(np.float64)
-  pad = np.eye(m)[None] * (~keep).astype(np.float64)[:, :, None]  # unused slots: identity rows and columns of K
+  sy, pair_mask, pad, lower = _pair_blocks(SY, keep, age)
   th = theta[:, None, None]
-  lower = np.where((age[:, None] > age[None, :])[None], SY.astype(np.float64), 0.0)  # L_ij = s_i.y_j, i newer
   K = np.empty((a, 2 * m, 2 * m))
   K[:, :m, :m] = (-np.eye(m)[None] * sy[:, None, :] - yfyf / th) * pair_mask - pad
   K[:, :m, m:] = (np.swapaxes(lower, 1, 2) - np.swapaxes(sfy, 1, 2)) * pair_mask
@@ -148,16 +157,25 @@ def kept_pairs(SY, YY, stored, age):
   return keep, has_pair, theta
 
 
+def _pair_blocks(SY, keep, age):
+  """The pieces of the compact form's 2m x 2m matrices, float64: s_i.y_i `[a, m]`, the mask of entries between
+  kept pairs, the identity on unused slots (their rows and columns of the matrix) and L (L_ij = s_i.y_j for pair
+  i newer than pair j, else 0), each `[a, m, m]`."""
+  m = keep.shape[1]
+  sy = np.diagonal(SY, axis1=1, axis2=2).astype(np.float64)
+  pair_mask = (keep[:, :, None] & keep[:, None, :]).astype(np.float64)
+  pad = np.eye(m)[None] * (~keep).astype(np.float64)[:, :, None]
+  lower = np.where((age[:, None] > age[None, :])[None], SY.astype(np.float64), 0.0)
+  return sy, pair_mask, pad, lower
+
+
 def middle_matrix(SY, SS, keep, theta, age):
   """M of the compact form B = theta I - W M W^T, W = [Y, theta S] (Byrd, Nocedal and Schnabel 1994, eq. 3.4):
   M = [[-D, L^T], [L, theta S^T S]]^-1, D = diag(s_i.y_i), L_ij = s_i.y_j for pair i newer than pair j, over the
   kept pairs (`[a, 2m, 2m]` float64; the rows and columns of unused slots are those of the identity and multiply
   zeroed columns of W). A row whose matrix is singular keeps no pairs (returned `keep` updated)."""
   a, m = keep.shape
-  sy = np.diagonal(SY, axis1=1, axis2=2).astype(np.float64)
-  pair_mask = (keep[:, :, None] & keep[:, None, :]).astype(np.float64)
-  pad = np.eye(m)[None] * (~keep).astype(np.float64)[:, :, None]
-  lower = np.where((age[:, None] > age[None, :])[None], SY.astype(np.float64), 0.0)
+  sy, pair_mask, pad, lower = _pair_blocks(SY, keep, age)
   inverse = np.empty((a, 2 * m, 2 * m))
   inverse[:, :m, :m] = -np.eye(m)[None] * sy[:, None, :] * pair_mask - pad
   inverse[:, :m, m:] = np.swapaxes(lower, 1, 2) * pair_mask
@@ -179,9 +197,6 @@ def middle_matrix(SY, SS, keep, theta, age):
   return M, keep
 
 
-_J_LOG = None
-
-
 def cauchy_point(x, g, lo, hi, S, Y, M, keep, theta, rows, first=64, chunk=16):
   """L-BFGS-B's generalised Cauchy point (Byrd, Lu, Nocedal and Zhu 1995, Section 4 and Algorithm CP) of rows `rows`.
 
@@ -193,8 +208,9 @@ def cauchy_point(x, g, lo, hi, S, Y, M, keep, theta, rows, first=64, chunk=16):
 
   The segment-by-segment recursion of the paper for f' and f'' (eqs. 4.9-4.10, updated through p = W^T d and
   c = W^T (x^cp - x)) is evaluated for all breakpoints at once with prefix sums over the sorted breakpoints; only
-  the `first` smallest are sorted (rows whose minimiser lies beyond them are redone with 8 times as many, and so
-  on; on the attack problems the median row passes 8 breakpoints, 3% pass more than 64). As in
+  breakpoints below 4 times the first segment's minimiser are sorted, or the `first` smallest if there are more
+  (rows whose minimiser lies beyond those are redone with 8 times as many, and so on; on the attack problems the
+  median row passes 8 breakpoints, 3% pass more than 64). As in
   L-BFGS-B, f'' is kept at or above eps times its starting value.
 
   Args:
@@ -224,19 +240,36 @@ def cauchy_point(x, g, lo, hi, S, Y, M, keep, theta, rows, first=64, chunk=16):
     binding = ((xr <= lo) & (gr >= 0)) | ((xr >= hi) & (gr <= 0))
     dv = np.negative(gr)
     np.copyto(dv, 0.0, where=binding)
+    room = np.where(gr > 0, xr - np.float32(lo), np.float32(hi) - xr)
+    np.copyto(room, np.inf, where=binding)
     with np.errstate(divide="ignore", invalid="ignore"):
-      tb = np.where(gr > 0, xr - np.float32(lo), np.float32(hi) - xr) / np.abs(gr)  # float32 breakpoints
-    np.copyto(tb, np.inf, where=binding | (gr == 0))
+      tb = room / np.abs(gr)  # float32 breakpoints: inf where the coordinate does not move
     p0 = np.concatenate([np.matmul(Y[r], dv[:, :, None])[..., 0],
                          th * np.matmul(S[r], dv[:, :, None])[..., 0]], 1) * keep2[b]
     Mb = M[b]
     f1 = -_rowdot(dv, dv).astype(np.float64)
     f2 = -theta[b] * f1 - np.einsum("ai,aij,aj->a", p0, Mb, p0)
     f2_floor = np.finfo(np.float64).eps * f2
+    # The breakpoints to sort: those below 4x the minimiser of the first segment when there are at most k of them
+    # (most rows), else the k smallest. `limit`: every breakpoint left out is above it.
     k = min(k, dim)
-    part = np.argpartition(tb, k - 1, axis=1)[:, :k] if k < dim else np.broadcast_to(np.arange(dim), tb.shape)
-    order = np.take_along_axis(part, np.argsort(np.take_along_axis(tb, part, 1), axis=1), 1)  # [a, k]
-    tk = np.take_along_axis(tb, order, 1).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+      tau = np.where(f2 > 0, 4.0 * -f1 / f2, 0.0)
+    below = tb <= tau[:, None].astype(np.float32)
+    few = (below.sum(1) <= k) & (k < dim)  # (with k = dim: all of them)
+    order = np.zeros((len(r), k), np.int64)
+    tk = np.full((len(r), k), np.inf)
+    listed_r, listed_c = np.nonzero(below[few])
+    rank = np.arange(len(listed_r)) - np.searchsorted(listed_r, listed_r)
+    rows_few = np.flatnonzero(few)[listed_r]
+    order[rows_few, rank], tk[rows_few, rank] = listed_c, tb[rows_few, listed_c]
+    many = np.flatnonzero(~few)
+    if many.size:
+      part = np.argpartition(tb[many], k - 1, axis=1)[:, :k] if k < dim else np.arange(dim)[None].repeat(many.size, 0)
+      order[many], tk[many] = part, np.take_along_axis(tb[many], part, 1)
+    sort = np.argsort(tk, axis=1)
+    order, tk = np.take_along_axis(order, sort, 1), np.take_along_axis(tk, sort, 1)
+    limit = np.where(few, tau, tk[:, -1])
     valid = np.isfinite(tk)
     t_prev = np.concatenate([np.zeros((len(r), 1)), tk[:, :-1]], 1)
     dt = np.where(valid, tk - np.where(np.isfinite(t_prev), t_prev, 0.0), np.inf)
@@ -262,24 +295,24 @@ def cauchy_point(x, g, lo, hi, S, Y, M, keep, theta, rows, first=64, chunk=16):
     dt_next = np.concatenate([dt, np.full((len(r), 1), np.inf)], 1)  # the next segment's length
     stop = (dtm < dt_next) | ~np.isfinite(dt_next)
     J = np.argmax(stop, axis=1)  # breakpoints passed
-    if _J_LOG is not None:
-      _J_LOG.append(np.where((J >= k) & (nbreak > k), -1, J))
-    redo.extend(b[(J >= k) & (nbreak > k)])
     a_idx = np.arange(len(r))
     all_passed = J >= nbreak
     step = np.where(all_passed, 0.0, np.maximum(np.nan_to_num(dtm[a_idx, J], nan=0.0), 0.0))
     tsum = np.where(J > 0, tk[a_idx, np.maximum(J - 1, 0)], 0.0) + step
-    passed = np.arange(k)[None] < J[:, None]
+    # Exact unless the minimiser lies past every sorted breakpoint and beyond `limit` (then: again, with more).
+    redo.extend(b[(J >= valid.sum(1)) & (nbreak > valid.sum(1)) & ~(tsum <= limit)])
     out = xr + tsum[:, None].astype(np.float32) * dv
     np.clip(out, lo, hi, out=out)
-    fixed = np.zeros_like(binding)
-    np.put_along_axis(fixed, order, passed, 1)
-    out[fixed] = np.where(dv[fixed] > 0, np.float32(hi), np.float32(lo))
+    passed_r, passed_j = np.nonzero(np.arange(k)[None] < J[:, None])
+    passed_c = order[passed_r, passed_j]
+    out[passed_r, passed_c] = np.where(dv[passed_r, passed_c] > 0, np.float32(hi), np.float32(lo))
     xcp[b] = out
     c = np.where((J > 0)[:, None], C[a_idx, np.maximum(J - 1, 0)], 0.0)
     p_J = np.where((J > 0)[:, None], p_after[a_idx, np.maximum(J - 1, 0)], p0)
     c_out[b] = c + step[:, None] * p_J
-    free_out[b] = ~binding & ~fixed
+    free = ~binding
+    free[passed_r, passed_c] = False
+    free_out[b] = free
   positions, k = np.arange(r_total), first
   while positions.size:  # rows whose minimiser lies beyond the k smallest breakpoints: again with 8 k of them
     redo = []
@@ -445,7 +478,7 @@ def _rowdot(a, b):
 def minimize_batched(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, f_relative_tolerance=2.2e-9,
                      num_correction_pairs=10, max_line_search=20, chunk=1024, compact_below=0.75,
                      verbose=False, callback=None):
-  """Minimises n independent objectives over boxes with batched projected L-BFGS (see the module docstring).
+  """Minimises n independent objectives over boxes with batched L-BFGS-B (see the module docstring).
 
   Args:
     objective: (x `[m, ...]` float32, idx int32 `[m]`) -> `[m]` values, where idx names which of the n problems
@@ -457,8 +490,8 @@ def minimize_batched(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, 
     tolerance: stop when the projected gradient's max-norm is at most this (L-BFGS-B's pgtol).
     f_relative_tolerance: stop when an iteration's relative decrease is at most this (L-BFGS-B's factr * eps).
     num_correction_pairs: L-BFGS memory m.
-    max_line_search: trial steps before a line search gives up (the history is then dropped and the next
-      iteration tries steepest descent; a problem whose steepest-descent search also fails stops).
+    max_line_search: trial steps before a line search gives up (the history is then dropped and the iteration
+      is retried from the projected gradient step P(x - g); a problem whose search without history fails stops).
     chunk: most rows per objective call (bounds memory).
     compact_below: stopped problems are not evaluated again at once; their rows of the state (history included)
       are dropped once fewer than this fraction of the stored rows still run.
@@ -469,8 +502,8 @@ def minimize_batched(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, 
 
   Returns:
     `Result` with the solutions `x`, their `objective`, per-problem `iterations` and `evaluations` (objective and
-    gradient evaluations of that problem), `converged` (stopped on a tolerance, or because not even a tiny
-    steepest-descent step decreases f, rather than on the iteration limit), and `wall_time_s`.
+    gradient evaluations of that problem), `converged` (stopped on a tolerance, or because not even a search
+    along P(x - g) decreases f, rather than on the iteration limit), and `wall_time_s`.
   """
   with _single_threaded_blas():
     return _minimize_batched(objective, x0, lo, hi, max_iterations, tolerance, f_relative_tolerance,
