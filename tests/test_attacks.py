@@ -136,107 +136,6 @@ def test_subspace_direction_equals_the_dense_reduced_newton_step():
   assert np.isfinite(d).all() and (np.einsum("ad,ad->a", d, g)[g.any(axis=1)] < 0).all()
 
 
-def _dense_cauchy_point(x, g, lo, hi, B):
-  """Algorithm CP of Byrd et al. (1995) segment by segment with a dense B: the first local minimiser of
-  g.(x' - x) + (x' - x)^T B (x' - x) / 2 along P(x - t g)."""
-  x, g = x.astype(np.float64), g.astype(np.float64)
-  binding = ((x <= lo) & (g >= 0)) | ((x >= hi) & (g <= 0))
-  d = np.where(binding, 0.0, -g)
-  with np.errstate(divide="ignore", invalid="ignore"):
-    breaks = np.where(d < 0, (x - lo) / -d, np.where(d > 0, (hi - x) / d, np.inf))
-  z, t_old = np.zeros_like(x), 0.0  # z = x(t_old) - x
-  for t_next in list(np.unique(breaks[np.isfinite(breaks)])) + [np.inf]:
-    slope = g @ d + z @ B @ d
-    curvature = d @ B @ d
-    if curvature <= 0 or -slope / curvature < t_next - t_old or not d.any():
-      step = max(-slope / curvature, 0.0) if curvature > 0 and d.any() else 0.0
-      return x + z + step * d, ~binding & (d != 0) | (~binding & (g == 0))
-    z = z + (t_next - t_old) * d
-    d = np.where(breaks <= t_next, 0.0, d)
-    t_old = t_next
-
-
-def test_cauchy_point_equals_the_segment_by_segment_algorithm():
-  """cauchy_point (prefix sums over sorted breakpoints, only the first few sorted) equals Algorithm CP run segment
-  by segment with B built densely by the BFGS recursion: on rows with and without pairs, iterates on the bounds
-  with gradients pointing in and out, and a row whose minimiser lies beyond the first sorted breakpoints."""
-  from seatbelt_tf.attacks import lbfgs
-  rng = np.random.default_rng(4)
-  a, m, dim, slot = 6, 3, 40, 1
-  A = rng.standard_normal((dim, dim))
-  hessian = A @ A.T / dim + 0.2 * np.eye(dim)
-  S = (0.3 * rng.standard_normal((a, m, dim))).astype(np.float32)
-  Y = np.einsum("ij,amj->ami", hessian, S).astype(np.float32)
-  stored = np.ones((a, m), bool)
-  stored[2] = False  # no pairs: the Cauchy point is P(x - g)
-  stored[4, 0] = False
-  x = rng.random((a, dim)).astype(np.float32)
-  x[rng.random((a, dim)) < 0.3] = 0.0
-  x[rng.random((a, dim)) < 0.2] = 1.0
-  g = rng.standard_normal((a, dim)).astype(np.float32)
-  g[5] *= 0.02  # small steps: the minimiser lies past few breakpoints
-  g[3] *= 5.0  # long steps: it lies past many (more than `first`)
-  SY, SS = np.matmul(S, np.swapaxes(Y, 1, 2)), np.matmul(S, np.swapaxes(S, 1, 2))
-  YY = np.einsum("amd,amd->am", Y, Y)
-  age = lbfgs.ring_ages(m, slot)
-  keep, _, theta = lbfgs.kept_pairs(SY, YY, stored, age)
-  M, keep = lbfgs.middle_matrix(SY, SS, keep, theta, age)
-  rows = np.arange(a)
-  xcp, c, free = lbfgs.cauchy_point(x, g, 0.0, 1.0, S, Y, M, keep, theta, rows, first=4, chunk=2)
-  chronological = [1, 2, 0]
-  passed_many = 0
-  for row in range(a):
-    pairs = [(S[row, j].astype(np.float64), Y[row, j].astype(np.float64)) for j in chronological if keep[row, j]]
-    B = _bfgs_matrix(pairs, theta[row], dim)
-    want, want_free = _dense_cauchy_point(x[row], g[row], 0.0, 1.0, B)
-    np.testing.assert_allclose(xcp[row], want, atol=1e-5)
-    np.testing.assert_array_equal(free[row], want_free & (np.abs(xcp[row] - np.clip(x[row] - 1e9 * g[row], 0, 1))
-                                                          > 0) | (want_free & (g[row] == 0)))
-    W = np.concatenate([Y[row].T, theta[row] * S[row].T], axis=1) * np.concatenate([keep[row], keep[row]])
-    np.testing.assert_allclose(c[row], W.T @ (want - x[row]), rtol=1e-4, atol=1e-5)
-    passed_many += int((~free[row] & ~(((x[row] <= 0) & (g[row] >= 0)) | ((x[row] >= 1) & (g[row] <= 0)))).sum()
-                       > 4)
-  np.testing.assert_allclose(xcp[2], np.clip(x[2] - g[2], 0.0, 1.0), atol=1e-6)
-  assert passed_many >= 1  # some row needed more than the first 4 sorted breakpoints
-
-
-def test_line_search_matches_minpack_dcsrch():
-  """The driver's Moré-Thuente search (`_start_search`, `_continue_search`) takes the same trial steps and ends
-  at the same step as scipy's port of MINPACK-2 dcsrch (ftol 1e-3, gtol 0.9, xtol 0.1, as L-BFGS-B) on 1-D
-  functions that need extrapolation, interpolation and bracketing."""
-  from scipy.optimize import _dcsrch  # pylint: disable=g-import-not-at-top
-  from seatbelt_tf.attacks import lbfgs
-  functions = {
-      "quadratic far": (lambda t: (t - 1000.0) ** 2, lambda t: 2 * (t - 1000.0)),  # extrapolates beyond stp = 1
-      "quadratic near": (lambda t: (t - 1e-4) ** 2, lambda t: 2 * (t - 1e-4)),  # interpolates below it
-      "wiggly": (lambda t: 0.5 * t ** 2 - t - 0.3 * np.sin(40 * t), lambda t: t - 1 - 12 * np.cos(40 * t)),
-      "steep valley": (lambda t: np.exp(8 * t) - 30 * t, lambda t: 8 * np.exp(8 * t) - 30),
-      "quartic": (lambda t: (t - 2.5) ** 4 - 3 * t, lambda t: 4 * (t - 2.5) ** 3 - 3),
-  }
-  lengths = {}
-  for name, (phi, dphi) in functions.items():
-    trials = []
-    search = lbfgs._start_search(np.array([phi(0.0)]), np.array([dphi(0.0)]), np.ones((1, 1), np.float32),  # pylint: disable=protected-access
-                                 np.zeros((1, 1), np.float32), -1e9, 1e9, np.array([True]))
-    search[0, lbfgs._STPMAX] = 1e10  # pylint: disable=protected-access
-    for _ in range(30):
-      stp = search[0, lbfgs._STP]  # pylint: disable=protected-access
-      trials.append(stp)
-      if lbfgs._continue_search(search, np.array([0]), np.array([phi(stp)]), np.array([dphi(stp)]))[0]:  # pylint: disable=protected-access
-        break
-    reference_trials = []
-
-    def logged(t, phi=phi):
-      reference_trials.append(t)
-      return phi(t)
-    ref = _dcsrch.DCSRCH(logged, dphi, ftol=1e-3, gtol=0.9, xtol=0.1, stpmin=0.0, stpmax=1e10)
-    stp_ref, _, _, _ = ref(1.0, phi0=phi(0.0), derphi0=dphi(0.0), maxiter=30)
-    lengths[name] = len(trials)
-    np.testing.assert_allclose(trials, reference_trials[:len(trials)], rtol=1e-10, err_msg=name)
-    np.testing.assert_allclose(trials[-1], stp_ref, rtol=1e-10, err_msg=name)
-  assert lengths["quadratic far"] >= 4 and lengths["steep valley"] >= 3, lengths  # (the searches were exercised)
-
-
 def test_free_set_products_kept_up_to_date_equal_a_direct_recomputation():
   """The driver's running products over the free set (new pairs written into the ring buffer, coordinates changing
   sides a few at a time or en masse, rows without pairs skipped) equal free_set_grams computed from scratch on
@@ -245,7 +144,7 @@ def test_free_set_products_kept_up_to_date_equal_a_direct_recomputation():
   rng = np.random.default_rng(1)
   a, m, dim = 6, 3, 200
   S, Y = np.zeros((2, a, m, dim), np.float32)
-  SY, SS, YY = np.zeros((a, m, m), np.float32), np.zeros((a, m, m), np.float32), np.zeros((a, m), np.float32)
+  SY, YY = np.zeros((a, m, m), np.float32), np.zeros((a, m), np.float32)
   grams = tuple(np.zeros((a, m, m)) for _ in range(3))
   free = np.ones((a, dim), bool)
   stored = np.zeros((a, m), bool)
@@ -257,7 +156,7 @@ def test_free_set_products_kept_up_to_date_equal_a_direct_recomputation():
     Y[write, slot] = rng.standard_normal((write.sum(), dim))
     stored[:, slot] = write
     stored[0] = False  # row 0 never keeps a pair: its products are skipped, never used
-    lbfgs._update_products(S, Y, SY, YY, SS, grams, free.astype(np.float32), slot)  # pylint: disable=protected-access
+    lbfgs._update_products(S, Y, SY, YY, grams, free.astype(np.float32), slot)  # pylint: disable=protected-access
     new_free = free.copy()
     flips = rng.random((a, dim)) < (0.5 if step == 4 else 0.03)  # step 4: most rows recomputed directly
     new_free[flips] = ~new_free[flips]
@@ -270,7 +169,6 @@ def test_free_set_products_kept_up_to_date_equal_a_direct_recomputation():
     for got, want in zip(grams, expected):
       np.testing.assert_allclose(got[used], want[used], rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(SY, np.matmul(S, np.swapaxes(Y, 1, 2)), rtol=1e-5, atol=1e-4)
-    np.testing.assert_allclose(SS, np.matmul(S, np.swapaxes(S, 1, 2)), rtol=1e-5, atol=1e-4)
     alone = tuple(p[3:].copy() for p in before)  # the same update on rows 3..5 alone: the same bits
     lbfgs.update_free_set_grams(alone, S[3:], Y[3:], stored[3:], old_free[3:], free[3:], group=2)
     for got, want in zip(alone, grams):
@@ -430,14 +328,15 @@ def test_batched_driver_matches_scipy_on_a_trained_model(tmp_path):
   """On the same problems (a tiny trained Seatbelt-VAE, latent attack on all layers, both starts, run to
   convergence) the batched driver's final objectives match scipy's L-BFGS-B: median ratio within 1% and none worse
   by more than 5%. A driver that is weaker across the board fails the median bound; one that ends single problems
-  in worse basins (as a projected-gradient driver with a backtracking search did: up to 15% behind on models of
-  other training seeds) fails the per-problem bound.
+  in worse basins fails the per-problem bound.
 
-  The problems are run to convergence (1,000 iterations; they stop after 2-500) because unconverged problems are
+  The problems run to convergence (1,000 iterations; they stop after 2-900) because unconverged problems are
   chaotic: at 100 iterations scipy against itself, with its gradient multiplied by 1 + 1e-7 N(0, 1) (float32
-  rounding size), moves up to 8-10% per problem, at convergence by at most 1.1% (docs/BENCHMARKS.md). When this
-  test was last changed the batched driver's worst problem here was 3.1% behind scipy (1.1% and 0.0% on models of
-  training seeds 1 and 2), median 1.000."""
+  rounding size), moves up to 8-10% per problem; at convergence by at most 1.3% (docs/BENCHMARKS.md). When this
+  test was last changed the batched driver's worst problem here was 2.2% behind scipy, median 1.000. The bound is
+  met on this model, not on every one: converged, on the same problems of models trained with seeds 1 and 2, one
+  problem each is 19% and 79% behind (a slower-converging small-lambda problem and a different basin;
+  docs/BENCHMARKS.md)."""
   from seatbelt_tf import training
   from conftest import tiny_config
   config = tiny_config(tmp_path / "w", model="seatbelt", layers=2, train_steps=60)
