@@ -95,6 +95,7 @@ class AttackConfig:
   attack_optimizer: str = "lbfgs"
   attack_starts: tuple = ATTACK_STARTS
   attack_max_iterations: int = 200
+  attack_neighbour_rounds: int = 3  # restarts from the neighbouring lambdas' end points (attacks/protocol.py)
   attack_seed: int = 0
   attack_vary: str = ""  # single-factor attack (Appendix H.1): pairs that differ only in this factor
   attack_fix: tuple = ()  # with attack_vary: factors held at a class in both images, "name=class" items
@@ -287,6 +288,8 @@ class RunConfig:
       values = getattr(a, name)
       if not values or set(values) - set(allowed):
         problems.append(f"{name}={','.join(values)} must be a non-empty list of {', '.join(allowed)}")
+    if a.attack_neighbour_rounds < 0:
+      problems.append(f"attack_neighbour_rounds={a.attack_neighbour_rounds} must be >= 0 (0: no neighbour restarts)")
     if a.attack_optimizer not in ATTACK_OPTIMIZERS:
       problems.append(f"attack_optimizer={a.attack_optimizer!r} must be one of {', '.join(ATTACK_OPTIMIZERS)}")
     if a.attack_shards < 1 or not 0 <= a.attack_shard_index < max(1, a.attack_shards):

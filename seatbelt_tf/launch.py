@@ -85,6 +85,9 @@ flags.DEFINE_enum("attack_optimizer", _A.attack_optimizer, config_lib.ATTACK_OPT
 flags.DEFINE_list("attack_starts", list(_A.attack_starts), "Starting points tried per problem: input, target.")
 flags.DEFINE_integer("attack_max_iterations", _A.attack_max_iterations, "L-BFGS iterations per problem and start.",
                      lower_bound=1)
+flags.DEFINE_integer("attack_neighbour_rounds", _A.attack_neighbour_rounds,
+                     "Rounds of restarts of a problem from a neighbouring lambda's end point where that point is "
+                     "better (0: none).", lower_bound=0)
 flags.DEFINE_integer("attack_seed", _A.attack_seed, "Seed of the pairs and of the fixed Monte Carlo noise.")
 flags.DEFINE_string("attack_vary", _A.attack_vary,
                     "Single-factor attack (paper Appendix H.1): draw pairs from the factor grid that differ only in "

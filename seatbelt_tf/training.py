@@ -425,7 +425,8 @@ def attack(config):
       part, part_arrays = attacks_lib.run_attack(
           fns, inputs, targets, lambdas, mode, layers, data_range=source.data_range,
           optimizer=a.attack_optimizer, starts=a.attack_starts, max_iterations=a.attack_max_iterations,
-          seed=a.attack_seed, verbose=config.train.verbose > 0, pair_ids=ids)
+          neighbour_rounds=a.attack_neighbour_rounds, seed=a.attack_seed, verbose=config.train.verbose > 0,
+          pair_ids=ids)
       records += part
       for key in arrays:
         arrays[key].append(part_arrays[key])

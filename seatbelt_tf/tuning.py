@@ -152,7 +152,7 @@ def robustness(config, model, source):
   inputs, targets = source.tf_images(pairs[:, 0]).numpy(), source.tf_images(pairs[:, 1]).numpy()
   lambdas = attacks.lambda_grid(t.tune_attack_lambdas, -8.0, 0.0)
   records, _ = attacks.run_attack(attacks.ModelFns(model), inputs, targets, lambdas, "latent", "all",
-                                  data_range=source.data_range, starts=("input",),
+                                  data_range=source.data_range, starts=("input",), neighbour_rounds=0,
                                   max_iterations=t.tune_attack_iterations, seed=config.attack.attack_seed)
   return float(np.median([r["target_nll"] for r in records]))
 

@@ -5,7 +5,12 @@ For each of `num_pairs` seeded (input, target) pairs and each lambda of a geomet
 All pairs x lambdas of one mode are one batch for `minimize_batched` (or, for fidelity checks, problems solved one
 by one with scipy). Every problem is started from the input x and, unless `starts=("input",)`, also from the target
 x^t (a strong attacker tries both: at small lambda the target itself is nearly optimal, which a descent from x
-alone can miss); the better end point is kept.
+alone can miss); the better end point is kept. Then, for up to `neighbour_rounds` rounds, every problem's end point
+is scored at the lambdas of its two neighbours on the grid (same pair); a problem whose neighbour's end point beats
+its own by more than 0.1% is run again from that point, and keeps the new end point if it is better (a warm start
+along the lambda path, as continuation methods do). The objective is non-convex: from the same two starts a local
+optimiser ends some mid-lambda problems in basins 10-80% worse than the ones it finds for the neighbouring lambdas
+(docs/BENCHMARKS.md); a round costs two objective evaluations per problem plus the restarted problems' runs.
 
 Metrics per problem (`ATTACK_RECORD_KEYS`): the final objective, -log p(x^t|z~) with z~ ~ q(z|x*) averaged over
 `num_samples` fixed noise draws, ||d||_2, ||x^t - recon(x^t)||_2, ||x* - recon(x*)||_2, ||recon(x*) - x^t||_2, and
@@ -23,6 +28,8 @@ from seatbelt_tf.attacks import objectives
 ATTACK_RECORD_KEYS = ("mode", "layers", "pair", "lambda", "objective", "target_nll", "distortion_l2",
                       "target_recon_l2", "adversarial_recon_l2", "adversarial_to_target_l2", "iterations")
 STARTS = config.ATTACK_STARTS
+NEIGHBOUR_ROUNDS = config.AttackConfig.attack_neighbour_rounds
+NEIGHBOUR_GAIN = 1e-3  # a neighbour's end point must beat a problem's own by this fraction (plus 1e-6) to restart it
 
 
 def lambda_grid(num=50, low_exponent=-20.0, high_exponent=20.0):
@@ -93,7 +100,7 @@ def _noise(layer_sizes, n, seed, sample, rows=None):
 
 def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.0, 1.0), optimizer="lbfgs",
                starts=STARTS, max_iterations=200, num_samples=8, seed=0, verbose=False, pair_ids=None,
-               callback=None):
+               callback=None, neighbour_rounds=NEIGHBOUR_ROUNDS):
   """Attacks every (pair, lambda) problem of one mode and layer set.
 
   Args:
@@ -113,10 +120,15 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
     pair_ids: the pairs' indices in the whole sweep when this call attacks a shard of it (default 0..P-1): records
       carry them as `pair`, and each problem gets the noise it gets in the whole sweep.
     callback: passed to the optimizer: callback(step, objective `[S*P*K]`), the objective of every start of every
-      problem so far (start-major: row j is start j // (P*K) of problem j % (P*K)).
+      problem so far (start-major: row j is start j // (P*K) of problem j % (P*K)); after each neighbour round it
+      is called once more with every start's row holding the problem's best objective so far.
+    neighbour_rounds: rounds of restarts from the neighbouring lambdas' end points (0: none; see the module
+      docstring). A round restarts only the problems a neighbour's end point improves; the rounds stop early when
+      none does.
 
   Returns:
-    (records, arrays): a list of dicts with `ATTACK_RECORD_KEYS` plus `display` and `evaluations`, ordered pair by
+    (records, arrays): a list of dicts with `ATTACK_RECORD_KEYS` plus `display`, `evaluations` (every objective
+    evaluation spent on the problem: all starts and restarts) and `restarts` (neighbour restarts run), ordered pair by
     pair and lambda by lambda; arrays `inputs`, `targets`, `distortions` and `adversarial` (x* itself, inside the
     data range exactly; inputs + distortions equals it up to float32 rounding) `[P*K, H, W, C]`, indexed like the
     records.
@@ -124,6 +136,8 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
   if mode not in objectives.MODES:
     raise ValueError(f"Unknown attack mode {mode!r}: choose one of {', '.join(objectives.MODES)}.")
   objectives.select_layers(len(fns.layer_sizes), layers)
+  if int(neighbour_rounds) < 0:
+    raise ValueError(f"neighbour_rounds must be >= 0 (0 turns the neighbour restarts off); got {neighbour_rounds}.")
   if optimizer not in lbfgs.OPTIMIZERS or not starts or set(starts) - set(STARTS):
     raise ValueError(f"optimizer must be one of {', '.join(lbfgs.OPTIMIZERS)} and starts a non-empty subset of "
                      f"{STARTS}; got {optimizer!r}, {starts!r}.")
@@ -171,6 +185,13 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
   chosen = best_start * n + np.arange(n)
   best = {key: result[key][chosen] for key in ("x", "objective", "iterations")}
   best["evaluations"] = result.evaluations.reshape(len(starts), n).sum(axis=0)
+  best["restarts"] = np.zeros(n, np.int64)
+  neighbours = _lambda_neighbours(num_pairs, lambdas)
+  for _ in range(int(neighbour_rounds)):
+    if not _neighbour_round(objective, lbfgs.OPTIMIZERS[optimizer], best, neighbours, lo, hi, max_iterations):
+      break
+    if callback is not None:
+      callback(-1, np.tile(best["objective"], len(starts)))
   x_adv = best["x"].astype(np.float32)
   metrics = _metrics(fns, x_adv, x.numpy(), x_t.numpy(), num_samples, seed, rows)
   records = []
@@ -178,10 +199,59 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
     records.append({"mode": mode, "layers": layers if mode == "latent" else "all", "pair": int(pair_ids[pair[k]]),
                     "lambda": float(lam[k]), "objective": float(best["objective"][k]),
                     "iterations": int(best["iterations"][k]), "evaluations": int(best["evaluations"][k]),
+                    "restarts": int(best["restarts"][k]),
                     **{name: float(values[k]) for name, values in metrics.items()}})
   mark_display(records)
   arrays = {"inputs": x.numpy(), "targets": x_t.numpy(), "distortions": x_adv - x.numpy(), "adversarial": x_adv}
   return records, arrays
+
+
+def _lambda_neighbours(num_pairs, lambdas):
+  """`[2, P*K]` problem indices of each problem's next-smaller and next-larger lambda of the same pair (itself at
+  the ends of the grid); problems are ordered pair by pair, lambda by lambda, in any lambda order."""
+  k = len(lambdas)
+  order = np.argsort(lambdas, kind="stable")
+  rank = np.empty(k, np.int64)
+  rank[order] = np.arange(k)
+  below = order[np.maximum(rank - 1, 0)]
+  above = order[np.minimum(rank + 1, k - 1)]
+  base = np.repeat(np.arange(num_pairs) * k, k)
+  return np.stack([base + np.tile(below, num_pairs), base + np.tile(above, num_pairs)])
+
+
+def _neighbour_round(objective, minimize, best, neighbours, lo, hi, max_iterations):
+  """One round of neighbour restarts, in place on `best` (x, objective, iterations, evaluations, restarts, `[n]`
+  each): scores every problem's neighbours' end points at the problem's own lambda, restarts the problems a
+  neighbour beats by more than `NEIGHBOUR_GAIN` from the better neighbour's end point (one batch), and keeps each
+  restart's end point where it improves on the problem's own. Returns whether any problem was restarted."""
+  n = len(best["objective"])
+  ids = tf.range(n, dtype=tf.int32)
+  scores = np.stack([_values(objective, best["x"][j], ids) for j in neighbours])  # [2, n]
+  scores[neighbours == np.arange(n)] = np.inf
+  best["evaluations"] += 2  # (forward only)
+  pick = np.argmin(scores, axis=0)
+  score = scores[pick, np.arange(n)]
+  own = best["objective"]
+  restart = np.flatnonzero(score < own - NEIGHBOUR_GAIN * np.abs(own) - 1e-6)
+  if not restart.size:
+    return False
+  source = neighbours[pick[restart], restart]
+  rows = tf.constant(restart, tf.int32)
+  result = minimize(lambda x_adv, idx: objective(x_adv, tf.gather(rows, idx)), best["x"][source], lo, hi,
+                    max_iterations=max_iterations)
+  best["evaluations"][restart] += result.evaluations
+  best["restarts"][restart] += 1
+  better = result.objective < own[restart]
+  kept = restart[better]
+  best["x"][kept], best["objective"][kept] = result.x[better], result.objective[better]
+  best["iterations"][kept] += result.iterations[better]
+  return True
+
+
+def _values(objective, x, idx, chunk=512):
+  """objective(x, idx) as float64 numpy, in chunks of `chunk` rows."""
+  out = [objective(tf.constant(x[s:s + chunk]), idx[s:s + chunk]).numpy() for s in range(0, len(x), chunk)]
+  return np.concatenate(out).astype(np.float64)
 
 
 def _batched(fn, x, chunk=500):
