@@ -76,7 +76,8 @@ def main():
     start = time.perf_counter()
 
     def record(step, objective, start=start):  # the batched driver's strength against wall time
-      trace.append((time.perf_counter() - start, objective.reshape(len(starts), -1).min(axis=0)))
+      label = f"step {step}" if step >= 0 else f"neighbour round {sum(s.startswith('n') for _, _, s in trace) + 1}"
+      trace.append((time.perf_counter() - start, objective.reshape(len(starts), -1).min(axis=0), label))
     profiler = cProfile.Profile() if args.profile and optimizer == "lbfgs" else None
     if profiler:
       profiler.enable()
@@ -112,12 +113,12 @@ def main():
   os_ = np.array([r["objective"] for r in rs])
   keep = os_ >= args.ratio_floor
   print(f"\nspeed-up batched/scipy: **{ts / tb:.1f}x**; " + _ratios(rb, rs, args.ratio_floor, "batched"))
-  matched = next(((t, i) for i, (t, best) in enumerate(trace)
+  matched = next(((t, label) for t, best, label in trace
                   if np.median(best[keep] / os_[keep]) <= 1.01 and np.median(best) <= 1.01 * np.median(os_)), None)
   if matched is None:
     print("time to matched strength: the batched driver never reached scipy's final strength")
   else:
-    print(f"time to matched strength: batched reaches scipy's final strength after iteration {matched[1] + 1} at "
+    print(f"time to matched strength: batched reaches scipy's final strength after {matched[1]} at "
           f"{matched[0]:.1f} s: **{ts / matched[0]:.1f}x** scipy's {ts:.1f} s")
 
 

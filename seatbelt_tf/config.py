@@ -205,6 +205,23 @@ class RunConfig:
       raise ValueError(f"Unknown settings: {', '.join(sorted(values))}.")
     return cls(workdir=workdir, mode=mode, **parts)
 
+  @classmethod
+  def from_args(cls, args, **overrides):
+    """Builds a validated config from `--name=value` arguments (flagfiles already expanded, e.g. by
+    `launch.expand_flagfiles`) and then `overrides` by flag name, without absl: values are parsed by the type of
+    each setting's default (lists parse themselves). For tests and benchmarks; the command line goes through
+    `launch`."""
+    values = dict(cls(workdir="").flat())
+    for arg in args:
+      name, value = arg.lstrip("-").split("=", 1)
+      default = values.get(name)
+      if isinstance(default, bool):
+        values[name] = value.lower() in ("1", "true", "t", "yes")
+      else:
+        values[name] = type(default)(value) if isinstance(default, (int, float)) else value
+    values.update(overrides)
+    return cls.from_flat(values).validate()
+
   def identity(self):
     flat = self.flat()
     return {k: flat[k] for k in IDENTITY_FIELDS}

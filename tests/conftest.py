@@ -27,16 +27,7 @@ def tiny_config(workdir, **overrides):
   from seatbelt_tf import config as config_lib
   from seatbelt_tf import launch
   args = launch.expand_flagfiles([f"--flagfile={os.path.join(REPO, 'configs', 'tiny.cfg')}"])
-  values = dict(config_lib.RunConfig(workdir=str(workdir)).flat())
-  for arg in args:
-    name, value = arg.lstrip("-").split("=", 1)
-    default = values.get(name)
-    if isinstance(default, bool):
-      values[name] = value.lower() in ("1", "true", "t", "yes")
-    else:
-      values[name] = type(default)(value) if isinstance(default, (int, float)) else value  # lists parse themselves
-  values.update(workdir=str(workdir), verbose=0, **overrides)
-  return config_lib.RunConfig.from_flat(values).validate()
+  return config_lib.RunConfig.from_args(args, **{"workdir": str(workdir), "verbose": 0, **overrides})
 
 
 @pytest.fixture
