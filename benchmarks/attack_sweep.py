@@ -9,11 +9,11 @@ meaningless), and how many problems each optimiser solved better by more than 1%
 
 Both optimisers get the same iteration budget (`--max_iterations` per problem and start) and the same protocol
 (both starts, then `--neighbour_rounds` rounds of restarts from the neighbouring lambdas' end points, whose cost is
-in the wall times), which is the speed-up the table reports first. The batched driver also traces every problem's best objective after each of its
-iterations; the second number is *time to matched strength*: the wall time at which the batched driver's
-problems first reach the strength scipy has at the end of its whole run, restarts included (the trace also has a
-point after each neighbour round) (median per-problem ratio <= 1.01 and
-median objective <= 1.01x scipy's), against scipy's full wall time.
+in the wall times): that is the speed-up the table reports first. The batched driver also traces every problem's
+best objective after each of its steps and after each neighbour round; the second number is *time to matched
+strength*: the wall time at which the batched driver's problems first reach the strength scipy has at the end of
+its whole run, restarts included (median per-problem ratio <= 1.01 and median objective <= 1.01x scipy's), against
+scipy's full wall time.
 
 With `--gradient_noise=1e-7` scipy runs once more with its gradient multiplied by 1 + noise * N(0, 1) (float32
 rounding size), and the same per-problem ratios are printed for that run against the plain one: how far scipy moves

@@ -304,14 +304,15 @@ def test_neighbour_round_restarts_a_problem_from_a_better_neighbour_end_point(op
           "evaluations": np.array([9, 9, 9]), "restarts": np.zeros(3, np.int64)}
   neighbours = protocol._lambda_neighbours(1, np.array([1.0, 2.0, 3.0]))  # pylint: disable=protected-access
   minimize = attacks.OPTIMIZERS[optimizer]
-  assert protocol._neighbour_round(objective, minimize, best, neighbours, 0.0, 1.0, 100)  # pylint: disable=protected-access
+  neighbour_round = protocol._neighbour_round  # pylint: disable=protected-access
+  assert neighbour_round(objective, minimize, best, neighbours, 0.0, 1.0, 100)
   np.testing.assert_array_equal(best["restarts"], [1, 0, 0])
   np.testing.assert_allclose(best["x"][0], 0.8, atol=1e-4)
   np.testing.assert_allclose(best["objective"], [-0.1, -0.1, 0.0], atol=1e-6)
   np.testing.assert_array_equal(best["x"][1:], x[1:])
   assert best["evaluations"][0] > 11 and list(best["evaluations"][1:]) == [11, 11]  # 2 scores each, + the run
   # A second round finds nothing to restart.
-  assert not protocol._neighbour_round(objective, minimize, best, neighbours, 0.0, 1.0, 100)  # pylint: disable=protected-access
+  assert not neighbour_round(objective, minimize, best, neighbours, 0.0, 1.0, 100)
 
 
 def test_attack_mode_on_a_trained_workdir_writes_records_and_arrays(tmp_path):

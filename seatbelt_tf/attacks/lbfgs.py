@@ -452,7 +452,7 @@ def _minimize_batched(objective, x0, lo, hi, max_iterations, tolerance, f_relati
   if progress:
     progress.update(n)
   x_out = out_x.reshape((n,) + shape)
-  values = _evaluate(objective, tf.constant(x_out), n)
+  values = objective_values(objective, tf.constant(x_out), n)
   return Result(x=x_out, objective=values, iterations=iterations, evaluations=evaluations,
                 converged=converged, wall_time_s=time.perf_counter() - start)
 
@@ -501,7 +501,9 @@ def _progress(n, verbose):
   return keras.utils.Progbar(n, unit_name="problem")
 
 
-def _evaluate(objective, x, n, chunk=512):
+def objective_values(objective, x, n, chunk=512):
+  """objective(x, idx) of the n problems at x (`[n, ...]` tensor; row k is problem k) as float64 numpy `[n]`, in
+  chunks of `chunk` rows (values only, no gradient)."""
   out = []
   for s in range(0, n, chunk):
     out.append(objective(x[s:s + chunk], tf.range(s, min(s + chunk, n), dtype=tf.int32)).numpy())
@@ -545,7 +547,7 @@ def minimize_scipy(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, ft
       callback(k + 1, current)
     if progress:
       progress.update(k + 1)
-  values = _evaluate(objective, tf.constant(xs), n)
+  values = objective_values(objective, tf.constant(xs), n)
   return Result(x=xs, objective=values, iterations=iterations, evaluations=evaluations, converged=converged,
                 wall_time_s=time.perf_counter() - start)
 

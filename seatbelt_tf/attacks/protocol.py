@@ -225,8 +225,8 @@ def _neighbour_round(objective, minimize, best, neighbours, lo, hi, max_iteratio
   neighbour beats by more than `NEIGHBOUR_GAIN` from the better neighbour's end point (one batch), and keeps each
   restart's end point where it improves on the problem's own. Returns whether any problem was restarted."""
   n = len(best["objective"])
-  ids = tf.range(n, dtype=tf.int32)
-  scores = np.stack([_values(objective, best["x"][j], ids) for j in neighbours])  # [2, n]
+  scores = np.stack([lbfgs.objective_values(objective, tf.constant(best["x"][j]), n)
+                     for j in neighbours])  # [2, n]: each neighbour's end point at this problem's lambda
   scores[neighbours == np.arange(n)] = np.inf
   best["evaluations"] += 2  # (forward only)
   pick = np.argmin(scores, axis=0)
@@ -246,12 +246,6 @@ def _neighbour_round(objective, minimize, best, neighbours, lo, hi, max_iteratio
   best["x"][kept], best["objective"][kept] = result.x[better], result.objective[better]
   best["iterations"][kept] += result.iterations[better]
   return True
-
-
-def _values(objective, x, idx, chunk=512):
-  """objective(x, idx) as float64 numpy, in chunks of `chunk` rows."""
-  out = [objective(tf.constant(x[s:s + chunk]), idx[s:s + chunk]).numpy() for s in range(0, len(x), chunk)]
-  return np.concatenate(out).astype(np.float64)
 
 
 def _batched(fn, x, chunk=500):
