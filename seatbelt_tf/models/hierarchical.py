@@ -56,7 +56,8 @@ class HierarchicalVAE(BaseVAE):
     # up[i]: q(z^{i+2}|z^{i+1}); down[i]: p(z^{i+1}|z^{i+2}) (0-based lists over the L - 1 links).
     self.up = [GaussianMLP(self.layer_sizes[i + 1], hidden[i], name=f"q_z{i + 2}_given_z{i + 1}")
                for i in range(layers - 1)]
-    self.down = [GaussianMLP(self.layer_sizes[i], hidden[i], name=f"p_z{i + 1}_given_z{i + 2}")
+    # The generative conditionals start at the prior N(0, I) (loc_gain 0, unit scales; seatbelt_tf.nn.heads).
+    self.down = [GaussianMLP(self.layer_sizes[i], hidden[i], loc_gain=0.0, name=f"p_z{i + 1}_given_z{i + 2}")
                  for i in range(layers - 1)]
 
   @property

@@ -8,7 +8,8 @@
 * MLP pair. Encoder 4096-1200-1200 with ReLU; decoder 1200-1200-1200 with tanh.
 * `tiny_conv` / `tiny_mlp`: the same code with narrow layers, for tests.
 
-Encoders map `[batch, 64, 64, C]` images to `[batch, output_dim]` raw parameters; decoders map
+Encoders map `[batch, 64, 64, C]` images to `[batch, output_dim]` raw Gaussian parameters (means, then
+pre-softplus scales, from a head that starts near a unit-scale Gaussian: `seatbelt_tf.nn.heads`); decoders map
 `[batch, latent_dim]` codes to `[batch, 64, 64, output_channels]` raw parameters (logits or means).
 """
 
@@ -16,6 +17,7 @@ import keras
 from keras import layers
 
 from seatbelt_tf import distribute
+from seatbelt_tf.nn.heads import gaussian_head
 
 
 def batch_norm(name):
@@ -48,7 +50,7 @@ class ConvEncoder(layers.Layer):
     self.flatten = layers.Flatten()
     self.blocks_top = [layers.Dense(self.hidden, name="conv5_4x4_valid"),
                        batch_norm("bn5"), layers.ReLU()]
-    self.head = layers.Dense(self.output_dim, name="conv_z_1x1")
+    self.head = gaussian_head(self.output_dim // 2, name="conv_z_1x1")
 
   def call(self, x, training=False):
     _check_image_shape(x.shape, "conv")
@@ -105,7 +107,7 @@ class MLPEncoder(layers.Layer):
     self.hidden = tuple(int(h) for h in hidden)
     self.flatten = layers.Flatten()
     self.dense = [layers.Dense(h, activation="relu", name=f"fc{i + 1}") for i, h in enumerate(self.hidden)]
-    self.head = layers.Dense(self.output_dim, name="fc_z")
+    self.head = gaussian_head(self.output_dim // 2, name="fc_z")
 
   def call(self, x, training=False):
     x = self.flatten(x)
