@@ -80,6 +80,7 @@ class TrainConfig:
   strategy: str = "default"  # tf.distribute: default, mirrored, multi_worker (seatbelt_tf.distribute)
   devices: tuple = ()  # mirrored: devices to replicate over (default: every local GPU, else the CPU)
   on_nonfinite: str = "stop"  # a NaN/Inf loss: stop (NonFiniteLossError) or skip the batch and count it
+  clip_grad_norm: float = 0.0  # Adam's global_clipnorm; 0 = off (docs/BENCHMARKS.md, "Training health")
 
   def __post_init__(self):
     object.__setattr__(self, "devices", as_tuple(self.devices, "devices"))
@@ -273,6 +274,8 @@ class RunConfig:
                       "each sample with the rest of its batch")
     if t.learning_rate <= 0:
       problems.append(f"learning_rate={t.learning_rate} must be > 0")
+    if not t.clip_grad_norm >= 0:
+      problems.append(f"clip_grad_norm={t.clip_grad_norm} must be >= 0 (0 turns clipping off)")
     for name in ("train_steps", "steps_per_epoch", "steps_per_execution", "eval_batch_size", "keep_checkpoints"):
       if getattr(t, name) < 1:
         problems.append(f"{name}={getattr(t, name)} must be >= 1")

@@ -69,6 +69,8 @@ flags.DEFINE_enum("strategy", _T.strategy, config_lib.STRATEGIES,
 flags.DEFINE_enum("on_nonfinite", _T.on_nonfinite, config_lib.NONFINITE_CHOICES,
                   "A NaN or infinite training loss: stop with an error naming the step and the last good "
                   "checkpoint, or skip the batch (no update; counted in results.json as skipped_batches).")
+flags.DEFINE_float("clip_grad_norm", _T.clip_grad_norm, "Clip the global gradient norm to this before each Adam "
+                   "step (0: off, the paper's setting). Not part of a run's identity: a resumed run may change it.")
 flags.DEFINE_list("devices", list(_T.devices), "--strategy=mirrored: devices, e.g. /gpu:0,/gpu:1 (default: all "
                   "local GPUs, else the CPU).")
 

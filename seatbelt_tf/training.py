@@ -30,6 +30,7 @@ import tensorflow as tf
 from seatbelt_tf import config as config_lib
 from seatbelt_tf import data as data_lib
 from seatbelt_tf import distribute
+from seatbelt_tf import health
 from seatbelt_tf import io_utils
 from seatbelt_tf import models as models_lib
 from seatbelt_tf import nn
@@ -86,7 +87,8 @@ def build_model(config, source, strategy=None):
       seed=t.seed, **_shape_kwargs(config, source))
   model.build((None,) + tuple(source.image_shape))
   jit = m.network in nn.XLA_BY_DEFAULT if t.jit_compile == "auto" else t.jit_compile == "true"
-  model.compile(optimizer=keras.optimizers.Adam(t.learning_rate), steps_per_execution=t.steps_per_execution,
+  optimizer = keras.optimizers.Adam(t.learning_rate, global_clipnorm=t.clip_grad_norm or None)
+  model.compile(optimizer=optimizer, steps_per_execution=t.steps_per_execution,
                 jit_compile=jit)
   model.optimizer.build(model.trainable_variables)
   return model
@@ -302,7 +304,7 @@ def train(config):
         data_lib.train_dataset(source, t.batch_size, config.data.eval_examples, t.seed, start_step=start_step),
         steps_per_epoch=t.steps_per_epoch, initial_epoch=initial_epoch,
         epochs=initial_epoch + math.ceil(remaining / t.steps_per_epoch), shuffle=False, verbose=t.verbose,
-        callbacks=[checkpointer,
+        callbacks=[checkpointer, health.HealthCallback(),
                    keras.callbacks.TensorBoard(os.path.join(output_dir or config.workdir, "tensorboard"))])
     checkpointer.save()  # normally a no-op: the last epoch end (also when stopped mid-epoch) saved already
     if checkpointer.nonfinite_step is not None:

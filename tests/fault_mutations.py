@@ -18,7 +18,8 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# (test name, file, text to replace, replacement, what the edit switches off)
+# (test name, file, text to replace, replacement, what the edit switches off); a test name without "::" is in
+# tests/test_faults.py
 MUTATIONS = [
     ("test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint", "seatbelt_tf/training.py",
      "if loss is not None and not np.all(np.isfinite(np.asarray(loss, np.float64))):", "if False:",
@@ -58,6 +59,12 @@ MUTATIONS = [
     ("test_rerunning_a_finished_mode_changes_nothing_but_timings", "seatbelt_tf/io_utils.py",
      "    os.replace(tmp, path)\n", "    __import__('shutil').copyfile(tmp, path)\n",
      "write-then-rename (temporaries left behind)"),
+    ("test_training_health.py::test_step0_kl_and_gradient_norm_of_every_hierarchy_stay_within_10x_of_the_beta_tcvae",
+     "seatbelt_tf/nn/heads.py",
+     "kernel_initializer=GaussianHeadKernel(loc_gain),\n                      bias_initializer=GaussianHeadBias(), ", "",
+     "the unit-scale Gaussian heads (Keras's default Glorot/zero initialisation instead)"),
+    ("test_training_health.py::test_the_guard_names_the_step_and_layer_of_a_kl_jump", "seatbelt_tf/health.py",
+     "spiking = ratios > self.factor", "spiking = ratios > np.inf", "the per-step spike guard"),
 ]
 
 
@@ -91,7 +98,7 @@ def main():
         raise SystemExit(f"the copy's seatbelt_tf was not imported ({check.stdout.strip()}{check.stderr[-500:]})")
       start = time.time()
       proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-                             f"tests/test_faults.py::{test}"], env=env, cwd=copy, capture_output=True, text=True)
+                             f"tests/{test}" if "::" in test else f"tests/test_faults.py::{test}"], env=env, cwd=copy, capture_output=True, text=True)
       lines = proc.stdout.strip().splitlines()
       failed = proc.returncode == 1 and lines and " failed" in lines[-1] and "error" not in lines[-1]
       reason = next((ln[1:].strip() for ln in lines if ln.startswith("E ")), lines[-1] if lines else "")

@@ -16,6 +16,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from seatbelt_tf import distribute
+from seatbelt_tf import health as health_lib
 from seatbelt_tf import objectives
 from seatbelt_tf.nn import build_networks
 
@@ -64,10 +65,44 @@ class BaseVAE(keras.Model):
     self.encoder, self.decoder = build_networks(network, 2 * self.latent_dim, self.image_shape[-1])
     self.seed_generator = keras.random.SeedGenerator(self.seed, name="sampling_seed")
     self._trackers = {name: keras.metrics.Mean(name=name) for name in self.tracker_names}
+    # Training health (seatbelt_tf.health): epoch means of the gradient norms, and a per-step spike guard over
+    # them and the per-layer KLs. Train steps only; evaluation logs the trackers above.
+    self._grad_trackers = {name: keras.metrics.Mean(name=name) for name in self.grad_norm_names}
+    self.health = health_lib.HealthMonitor(self.grad_norm_names + self.health_kl_names, name="health")
     # --on_nonfinite=skip (set by the trainer, not part of the config): a batch whose loss or gradients are not
     # finite changes no weight, optimizer slot or BatchNorm statistic, and is counted here.
     self.skip_nonfinite = False
     self._skipped = keras.metrics.Sum(name="skipped_batches")
+
+  # ---------------------------------------------------------------- training health
+  @property
+  def gradient_group_names(self):
+    """Names of the variable groups whose gradient norms are tracked: the encoder, then (hierarchies) the
+    conditionals, then the decoder."""
+    return ("encoder", "decoder")
+
+  def gradient_groups(self):
+    """dict group name (`gradient_group_names`) -> its trainable variables."""
+    return {"encoder": self.encoder.trainable_variables, "decoder": self.decoder.trainable_variables}
+
+  @property
+  def grad_norm_names(self):
+    """Tracker names of the gradient norms: `grad_norm` (global) and `grad_norm_<group>`."""
+    return ("grad_norm",) + tuple(f"grad_norm_{g}" for g in self.gradient_group_names)
+
+  @property
+  def health_kl_names(self):
+    """The KL trackers the spike guard watches: one per stochastic layer."""
+    return ("kl",)
+
+  def _health_step(self, terms, gradients):
+    """This step's gradient norms (dict by tracker name) after the spike guard has scored them and the
+    per-layer KLs (`seatbelt_tf.health`)."""
+    norms = health_lib.group_norms(gradients, self.trainable_variables, self.gradient_groups())
+    norms = {"grad_norm": norms["global"], **{f"grad_norm_{g}": norms[g] for g in self.gradient_group_names}}
+    values = [norms[n] for n in self.grad_norm_names] + [tf.cast(terms[n], tf.float32) for n in self.health_kl_names]
+    self.health.update(tf.stack(values), self.optimizer.iterations + 1)
+    return norms
 
   def build(self, input_shape=None):
     # One forward pass on a dummy image creates every variable of the networks (their sub-layers build lazily).
@@ -200,13 +235,18 @@ class BaseVAE(keras.Model):
   # ---------------------------------------------------------------- the loop
   @property
   def metrics(self):
-    return list(self._trackers.values()) + ([self._skipped] if self.skip_nonfinite else [])
+    return (list(self._trackers.values()) + list(self._grad_trackers.values())
+            + ([self._skipped] if self.skip_nonfinite else []))
 
-  def _update_trackers(self, terms, batch_size):
+  def _update_trackers(self, terms, batch_size, grad_norms=None):
     weight = tf.cast(batch_size, self.compute_dtype)  # examples, so a short last batch counts for less
     for name, tracker in self._trackers.items():
       tracker.update_state(terms[name], sample_weight=weight)
     results = {name: tracker.result() for name, tracker in self._trackers.items()}
+    if grad_norms is not None:  # a train step (steps count equally: the norms are of the batch-mean loss)
+      for name, tracker in self._grad_trackers.items():
+        tracker.update_state(grad_norms[name])
+      results.update({name: tracker.result() for name, tracker in self._grad_trackers.items()})
     if distribute.rank1_logs():  # tensorflow/tensorflow#72388 (seatbelt_tf.distribute.rank1_logs)
       results = {name: tf.reshape(value, [1]) for name, value in results.items()}
     return results
@@ -224,20 +264,22 @@ class BaseVAE(keras.Model):
       # Each replica's loss is the mean over its rows; the optimizer sums the replicas' gradients.
       loss = terms["loss"] / tf.cast(distribute.num_replicas(), terms["loss"].dtype)
     gradients = tape.gradient(loss, self.trainable_variables)
+    grad_norms = self._health_step(terms, gradients)
     if not self.skip_nonfinite:
       self.optimizer.apply(gradients, self.trainable_variables)
-      return self._update_trackers(terms, tf.shape(x)[0])
-    return self._apply_if_finite(loss, gradients, terms, tf.shape(x)[0], before)
+      return self._update_trackers(terms, tf.shape(x)[0], grad_norms)
+    return self._apply_if_finite(loss, gradients, terms, tf.shape(x)[0], before, grad_norms)
 
   def _statistics(self):
     """The float non-trainable variables: BatchNorm moving moments (not the integer sampling-seed state)."""
     return [v for v in self.non_trainable_variables if "float" in str(v.dtype)]
 
-  def _apply_if_finite(self, loss, gradients, terms, batch_size, before):
+  def _apply_if_finite(self, loss, gradients, terms, batch_size, before, grad_norms):
     """--on_nonfinite=skip: applies the update only when the loss and every gradient are finite. A skipped batch
     still advances the step counter (so steps keep counting batches and a resume stays on the data stream), puts
     back every non-trainable statistic the forward pass moved (BatchNorm moving moments), updates no tracker and
-    adds 1 to `skipped_batches`. `before`: the values of `_statistics()` before the forward pass."""
+    adds 1 to `skipped_batches`. `before`: the values of `_statistics()` before the forward pass (they include the
+    health monitor's state, so a skipped step is not in its history either)."""
     finite = tf.math.is_finite(loss)
     for g in gradients:
       if g is not None:
@@ -258,7 +300,11 @@ class BaseVAE(keras.Model):
     for name, tracker in self._trackers.items():
       value = tf.cast(terms[name], self.compute_dtype)
       tracker.update_state(tf.where(finite, value, tf.zeros_like(value)), sample_weight=weight)
-    results = {name: tracker.result() for name, tracker in self._trackers.items()}
+    for name, tracker in self._grad_trackers.items():
+      value = tf.cast(grad_norms[name], self.compute_dtype)
+      tracker.update_state(tf.where(finite, value, tf.zeros_like(value)),
+                           sample_weight=tf.cast(1.0 - skipped, self.compute_dtype))
+    results = {name: tracker.result() for name, tracker in {**self._trackers, **self._grad_trackers}.items()}
     results["skipped_batches"] = self._skipped.result()
     return results
 

@@ -73,6 +73,22 @@ class HierarchicalVAE(BaseVAE):
   def tracker_names(self):
     return BaseVAE.tracker_names + self.layer_kl_names
 
+  @property
+  def gradient_group_names(self):
+    """encoder, q_z2_given_z1 ... q_zL_given_zL-1, p_z1_given_z2 ... p_zL-1_given_zL, decoder."""
+    links = range(self.layers_count - 1)
+    return (("encoder",) + tuple(f"q_z{i + 2}_given_z{i + 1}" for i in links)
+            + tuple(f"p_z{i + 1}_given_z{i + 2}" for i in links) + ("decoder",))
+
+  def gradient_groups(self):
+    groups = super().gradient_groups()
+    groups.update({mlp.name: mlp.trainable_variables for mlp in self.up + self.down})
+    return groups
+
+  @property
+  def health_kl_names(self):
+    return self.layer_kl_names
+
   def decoder_input(self, z):
     """`[B, *]` decoder input from the list of layer samples `z` (z[0] = z^1); the subclass's choice."""
     raise NotImplementedError

@@ -12,12 +12,18 @@ layer; the ladder VAE, Sønderby et al. 2016, needed warm-up without it):
 
 * scale half: zero kernel and bias softplus^-1(1), so every scale starts at exactly 1 (+ MIN_SCALE) and moves
   only as the data asks;
-* mean half: a fan-in variance-scaled kernel with scale `loc_gain / units`, so the mean vector's expected squared
-  norm starts near `loc_gain` * E[h^2] whatever the layer's width: each layer starts within a few nats of its
-  prior (the KL of a unit-scale Gaussian is ||mu - mu_p||^2 / 2), and a 96-unit layer no more than a 10-unit one.
-  `loc_gain = 0` zeroes the means: the generative conditionals p(z^i|z^{i+1}) start exactly at N(0, I), the
-  standard-normal hierarchy, and learn their dependence on z^{i+1} from the first step (the head's kernel gets
-  gradients at once; the layers below it from the second step).
+* mean half, by `loc_gain`:
+  - `None` (the encoder's q(z^1|x), every model): Keras's Glorot uniform, exactly what the means had before. The
+    single-layer models trained well with it, and smaller encoder means slowed the MLP pair, whose encoder sees
+    raw pixels without BatchNorm (400 steps, seed 0: held-out ELBO -241 against -177 for the beta-TCVAE, -415
+    against -283 for the L = 2 Seatbelt-VAE; conv unchanged; docs/BENCHMARKS.md, "Training health").
+  - a number (the inference conditionals q(z^{i+1}|z^i), 1): a fan-in variance-scaled kernel with scale
+    `loc_gain / units`, so the mean vector's expected squared norm starts near `loc_gain` * E[h^2] whatever the
+    layer's width: the layer starts within a few nats of its prior (the KL of a unit-scale Gaussian is
+    ||mu - mu_p||^2 / 2).
+  - `0` (the generative conditionals p(z^i|z^{i+1})): zero means, so they start exactly at N(0, I), the
+    standard-normal hierarchy, and learn their dependence on z^{i+1} from the first step (the head's kernel gets
+    gradients at once; the layers below it from the second step).
 
 Only the initial values change: the variables, the parameterisation (softplus + MIN_SCALE scales) and eqs. (6)-(11)
 are exactly as before, so checkpoints of earlier runs load unchanged.
@@ -34,18 +40,20 @@ DEFAULT_LOC_GAIN = 1.0
 
 @keras.saving.register_keras_serializable(package="seatbelt_tf")
 class GaussianHeadKernel(keras.initializers.Initializer):
-  """Kernel `[fan_in, 2 * units]` of a Gaussian head: the means' half fan-in variance-scaled with scale
-  `loc_gain / units` (truncated normal; zeros when `loc_gain` is 0), the scales' half zeros."""
+  """Kernel `[fan_in, 2 * units]` of a Gaussian head: the means' half Glorot uniform (`loc_gain` None), fan-in
+  variance-scaled with scale `loc_gain / units` (truncated normal) or zeros (`loc_gain` 0); the scales' half zeros."""
 
   def __init__(self, loc_gain=DEFAULT_LOC_GAIN, seed=None):
-    self.loc_gain = float(loc_gain)
+    self.loc_gain = None if loc_gain is None else float(loc_gain)
     self.seed = seed
 
   def __call__(self, shape, dtype=None):
     fan_in, width = int(shape[0]), int(shape[1])
     units = width // 2
     zeros = keras.ops.zeros((fan_in, units), dtype=dtype)
-    if self.loc_gain == 0.0:
+    if self.loc_gain is None:  # the means as a plain Dense layer of this shape starts them (Glorot uniform)
+      loc = keras.initializers.GlorotUniform(seed=self.seed)((fan_in, width), dtype)[:, :units]
+    elif self.loc_gain == 0.0:
       loc = zeros
     else:
       loc = keras.initializers.VarianceScaling(scale=self.loc_gain / units, mode="fan_in",

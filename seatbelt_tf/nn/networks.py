@@ -19,6 +19,9 @@ from keras import layers
 from seatbelt_tf import distribute
 from seatbelt_tf.nn.heads import gaussian_head
 
+# The encoder head's means keep Keras's Glorot initialisation; its scales start at 1 (seatbelt_tf.nn.heads).
+ENCODER_LOC_GAIN = None
+
 
 def batch_norm(name):
   """BatchNormalization (momentum 0.9) of every network here; synchronised across replicas (global batch moments)
@@ -50,7 +53,7 @@ class ConvEncoder(layers.Layer):
     self.flatten = layers.Flatten()
     self.blocks_top = [layers.Dense(self.hidden, name="conv5_4x4_valid"),
                        batch_norm("bn5"), layers.ReLU()]
-    self.head = gaussian_head(self.output_dim // 2, name="conv_z_1x1")
+    self.head = gaussian_head(self.output_dim // 2, name="conv_z_1x1", loc_gain=ENCODER_LOC_GAIN)
 
   def call(self, x, training=False):
     _check_image_shape(x.shape, "conv")
@@ -107,7 +110,7 @@ class MLPEncoder(layers.Layer):
     self.hidden = tuple(int(h) for h in hidden)
     self.flatten = layers.Flatten()
     self.dense = [layers.Dense(h, activation="relu", name=f"fc{i + 1}") for i, h in enumerate(self.hidden)]
-    self.head = gaussian_head(self.output_dim // 2, name="fc_z")
+    self.head = gaussian_head(self.output_dim // 2, name="fc_z", loc_gain=ENCODER_LOC_GAIN)
 
   def call(self, x, training=False):
     x = self.flatten(x)

@@ -21,8 +21,8 @@ class GaussianMLP(layers.Layer):
     hidden: width of both hidden layers (an entry of h_sizes, eq. C.8).
     num_hidden: hidden layers (2 in the paper).
     negative_slope: Leaky-ReLU slope.
-    loc_gain: initial size of the means (`gaussian_head`): 1 for the inference conditionals q(z^{i+1}|z^i), 0 for
-      the generative ones p(z^i|z^{i+1}), which then start at the prior N(0, I).
+    loc_gain: initial size of the means (`seatbelt_tf.nn.heads`): 1 for the inference conditionals
+      q(z^{i+1}|z^i), 0 for the generative ones p(z^i|z^{i+1}), which then start at the prior N(0, I).
   """
 
   def __init__(self, output_dim, hidden, num_hidden=2, negative_slope=0.01, loc_gain=DEFAULT_LOC_GAIN, **kwargs):
