@@ -1,5 +1,6 @@
-"""Prints a markdown table of the runs under a folder (one workdir per run): settings and held-out results, and
-for each model and depth the change of the ELBO without beta relative to its beta = 1 run (paper Figure 3).
+"""Prints a markdown table of the runs under a folder (one workdir per run): held-out results per cell (model,
+depth, beta), as the mean and sample standard deviation over the cell's seeds with the range, and each cell's
+change of the ELBO without beta relative to its beta = 1 cell (paper Figure 3).
 
   python launch/collect_results.py runs/elbo_vs_beta
 """
@@ -7,6 +8,8 @@ for each model and depth the change of the ELBO without beta relative to its bet
 import json
 import os
 import sys
+
+import numpy as np
 
 
 def load_runs(root):
@@ -20,19 +23,46 @@ def load_runs(root):
   return runs
 
 
+def depth(run):
+  return run["layers"] if run["model"] in ("seatbelt", "beta_tcdlgm") else 1
+
+
+def spread(values):
+  """'mean ± sd (min..max)' over seeds; the mean alone for one seed."""
+  values = np.asarray(values, np.float64)
+  if len(values) == 1:
+    return f"{values[0]:.2f}"
+  return f"{values.mean():.2f} ± {values.std(ddof=1):.2f} ({values.min():.1f}..{values.max():.1f})"
+
+
+def cells(runs):
+  """{(model, L, beta): [runs]}, sorted."""
+  out = {}
+  for r in runs:
+    out.setdefault((r["model"], depth(r), r["beta"]), []).append(r)
+  return dict(sorted(out.items()))
+
+
 def main(root):
   runs = load_runs(root)
   if not runs:
     sys.exit(f"No finished runs (results.json + config.json) under {root}.")
-  depth = lambda r: r["layers"] if r["model"] in ("seatbelt", "beta_tcdlgm") else 1
-  reference = {(r["model"], depth(r)): r["elbo"] for r in runs if r["beta"] == 1.0}
-  print("| model | L | beta | steps | held-out ELBO | change vs beta = 1 | reconstruction | KL | TC (top) |")
-  print("|---|---|---|---|---|---|---|---|---|")
-  for r in sorted(runs, key=lambda r: (r["model"], depth(r), r["beta"])):
-    ref = reference.get((r["model"], depth(r)))
-    change = f"{100 * (r['elbo'] - ref) / abs(ref):+.1f}%" if ref is not None else "n/a"
-    print(f"| {r['model']} | {depth(r)} | {r['beta']:g} | {r['step']} | {r['elbo']:.2f} | {change} | "
-          f"{r['reconstruction']:.2f} | {r['kl']:.2f} | {r['tc']:.2f} |")
+  grouped = cells(runs)
+  reference = {(m, d): np.mean([r["elbo"] for r in rs]) for (m, d, b), rs in grouped.items() if b == 1.0}
+  print("| model | L | beta | free bits | seeds | steps | held-out ELBO | change vs beta = 1 | reconstruction | KL | "
+        "KL per layer, bottom to top |")
+  print("|---|---|---|---|---|---|---|---|---|---|---|")
+  for (model, layers, beta), rs in grouped.items():
+    elbo = np.mean([r["elbo"] for r in rs])
+    ref = reference.get((model, layers))
+    change = f"{100 * (elbo - ref) / abs(ref):+.1f}%" if ref is not None else "n/a"
+    per_layer = [np.mean([r.get(f"kl_{i + 1}", r["kl"]) for r in rs]) for i in range(layers)]
+    steps = sorted({r["step"] for r in rs})
+    print(f"| {model} | {layers} | {beta:g} | {sorted({r['free_bits'] for r in rs})} | "
+          f"{','.join(str(r['seed']) for r in sorted(rs, key=lambda r: r['seed']))} | "
+          f"{'/'.join(str(s) for s in steps)} | {spread([r['elbo'] for r in rs])} | {change} | "
+          f"{spread([r['reconstruction'] for r in rs])} | {spread([r['kl'] for r in rs])} | "
+          f"{', '.join(f'{k:.2f}' for k in per_layer)} |")
 
 
 if __name__ == "__main__":

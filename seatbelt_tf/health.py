@@ -15,7 +15,9 @@ encoder, while the epoch means in the log looked merely "high" (issue 20). The m
 
 A value spikes when it exceeds `factor` times max(running median, `floor`) after `warmup` steps of history. The
 floor (1 nat for KLs, 1 for gradient norms) keeps a collapsed layer whose KL moves from 0.001 to 0.2 nats from
-raising an alarm. With tf.distribute each replica watches its own gradients (the first replica's state is kept).
+raising an alarm. With tf.distribute each replica watches the gradient of its own rows' batch-mean loss (the
+first replica's monitor state is kept, and the tracked norms average the replicas'): the norm of the all-reduced
+gradient would cost a second all-reduce of every gradient.
 """
 
 import warnings

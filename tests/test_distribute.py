@@ -55,8 +55,10 @@ def test_two_replicas_equal_one_device_and_differ_without_the_all_gather(model):
   assert result["replicas"] == 2 and result["initial_weight_diff"] == 0.0
   assert result["gather"]["weight_diff"] <= 1e-5, result
   assert result["gather"]["metric_rel_diff"] <= 1e-5, result
-  # Each replica's estimators seeing only its own half of the batch: clearly different weights and metrics.
-  assert result["no_gather"]["weight_diff"] > 1e-5 and result["no_gather"]["metric_rel_diff"] > 1e-3, result
+  # Each replica's estimators seeing only its own half of the batch: clearly different weights and metrics
+  # (measured: weights 6.4e-6 and 2.3e-5 apart for beta_tcvae and seatbelt, against at most 1.2e-7 with the gather;
+  # the unit-scale heads start the TC gradient smaller than the previous Glorot heads did, hence the 1e-6 bound).
+  assert result["no_gather"]["weight_diff"] > 1e-6 and result["no_gather"]["metric_rel_diff"] > 1e-3, result
 
 
 def _launch(workdir, *extra, env=None):

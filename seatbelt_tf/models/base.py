@@ -99,7 +99,11 @@ class BaseVAE(keras.Model):
     """This step's gradient norms (dict by tracker name) after the spike guard has scored them and the
     per-layer KLs (`seatbelt_tf.health`)."""
     norms = health_lib.group_norms(gradients, self.trainable_variables, self.gradient_groups())
-    norms = {"grad_norm": norms["global"], **{f"grad_norm_{g}": norms[g] for g in self.gradient_group_names}}
+    # Replicated: each replica differentiates its loss / replicas; scaled back, the norms are those of the
+    # replica's own batch-mean loss (the one-device scale, though not the all-reduced gradient's norm).
+    replicas = tf.cast(distribute.num_replicas(), tf.float32)
+    norms = {"grad_norm": norms["global"] * replicas,
+             **{f"grad_norm_{g}": norms[g] * replicas for g in self.gradient_group_names}}
     values = [norms[n] for n in self.grad_norm_names] + [tf.cast(terms[n], tf.float32) for n in self.health_kl_names]
     self.health.update(tf.stack(values), self.optimizer.iterations + 1)
     return norms
