@@ -28,7 +28,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from seatbelt_tf import attacks, config as config_lib, launch, training  # noqa: E402
+from seatbelt_tf import attacks, config as config_lib, launch, runs  # noqa: E402
+from seatbelt_tf.modes import train as train_mode  # noqa: E402
 from seatbelt_tf.attacks import protocol  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -65,8 +66,8 @@ def main():
   for seed in (int(s) for s in args.seeds.split(",")):
     config = config_lib.RunConfig.from_args(flags, workdir=os.path.join(tempfile.mkdtemp(), "w"), verbose=0,
                                             model="seatbelt", layers=2, train_steps=60, seed=seed)
-    training.train(config)
-    source, model = training._open_trained_run(config)  # pylint: disable=protected-access
+    train_mode.train(config)
+    source, model = runs.open_trained_run(config)  # pylint: disable=protected-access
     pairs = attacks.choose_pairs(np.arange(source.num_examples), 2, seed=3)
     inputs, targets = source.tf_images(pairs[:, 0]).numpy(), source.tf_images(pairs[:, 1]).numpy()
     fns = attacks.ModelFns(model)

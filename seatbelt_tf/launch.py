@@ -6,6 +6,7 @@ is resolved against the directory of the file that names it (absl alone resolves
 directory), so `configs/` works from anywhere.
 """
 
+import importlib
 import json
 import logging as std_logging
 import os
@@ -208,6 +209,17 @@ def config_from_flags():
     raise app.UsageError(str(e)) from e
 
 
+# --mode -> the module of seatbelt_tf.modes whose function of the same name runs it (imported on use, so a launch
+# loads only its own mode's dependencies).
+MODES = {mode: f"seatbelt_tf.modes.{mode}" for mode in config_lib.MODES}
+
+
+def run_mode(config):
+  """Runs `config.mode` on `config` (a validated `RunConfig`) and returns the mode's results dict."""
+  module = importlib.import_module(MODES[config.mode])
+  return getattr(module, config.mode)(config)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}.")
@@ -217,9 +229,8 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     std_logging.getLogger("tensorflow").setLevel(std_logging.WARNING)
   config = config_from_flags()
-  from seatbelt_tf import training  # pylint: disable=g-import-not-at-top
   try:
-    results = training.MODE_FNS[config.mode](config)
+    results = run_mode(config)
   except (ValueError, FileNotFoundError, FloatingPointError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1

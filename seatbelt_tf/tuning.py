@@ -45,6 +45,7 @@ from seatbelt_tf import config as config_lib
 from seatbelt_tf import data as data_lib
 from seatbelt_tf import io_utils
 from seatbelt_tf import models as models_lib
+from seatbelt_tf import runs
 
 OBJECTIVES = ("val_elbo", "robustness", "combined")
 TUNERS = ("random", "bayesian", "hyperband")
@@ -116,8 +117,7 @@ class SeatbeltHyperModel(kt.HyperModel):
 
   def build(self, hp):
     """A built (every variable created on a dummy batch) and compiled model of the trial's settings."""
-    from seatbelt_tf import training  # pylint: disable=g-import-not-at-top
-    return training.build_model(trial_config(self.config, self.values(hp)), self.source)
+    return runs.build_model(trial_config(self.config, self.values(hp)), self.source)
 
   def fit(self, hp, model, *args, callbacks=None, epochs=None, initial_epoch=0, **kwargs):
     """Trains `model` on the run's training stream, then returns {"val_elbo", "robustness", "combined"}."""
@@ -134,8 +134,7 @@ class SeatbeltHyperModel(kt.HyperModel):
 
 def trial_metrics(config, model, source):
   """{"val_elbo", "robustness", "combined"} of a trained model (module docstring)."""
-  from seatbelt_tf import training  # pylint: disable=g-import-not-at-top
-  evaluated = training._evaluate_model(config, model, source, unit_kls=False)  # pylint: disable=protected-access
+  evaluated = runs.evaluate_model(config, model, source, unit_kls=False)
   val_elbo = float(evaluated["elbo"])
   robust = robustness(config, model, source)
   shortfall = max(0.0, config.tune.tune_elbo_floor - val_elbo)

@@ -21,18 +21,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # (test name, file, text to replace, replacement, what the edit switches off); a test name without "::" is in
 # tests/test_faults.py
 MUTATIONS = [
-    ("test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint", "seatbelt_tf/training.py",
+    ("test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint", "seatbelt_tf/modes/train.py",
      "if loss is not None and not np.all(np.isfinite(np.asarray(loss, np.float64))):", "if False:",
      "the stop at the first non-finite loss"),
     ("test_skip_mode_leaves_nonfinite_batches_out_and_counts_them", "seatbelt_tf/models/base.py",
      "    if not self.skip_nonfinite:\n      self.optimizer.apply", "    if True:\n      self.optimizer.apply",
      "--on_nonfinite=skip (updates applied whatever the loss)"),
-    ("test_a_truncated_latest_checkpoint_falls_back_to_the_previous_one", "seatbelt_tf/training.py",
+    ("test_a_truncated_latest_checkpoint_falls_back_to_the_previous_one", "seatbelt_tf/runs.py",
      "failures.append(f\"{os.path.basename(path)} ({type(e).__name__}: {str(e).splitlines()[0][:200]})\")\n"
      "      continue", "raise", "the fallback to the previous checkpoint"),
-    ("test_a_killed_training_process_resumes_where_its_last_checkpoint_left_off", "seatbelt_tf/training.py",
+    ("test_a_killed_training_process_resumes_where_its_last_checkpoint_left_off", "seatbelt_tf/runs.py",
      "  candidates = checkpoint_candidates(folder)\n", "  candidates = []\n", "resuming from the checkpoints"),
-    ("test_a_killed_training_process_resumes_where_its_last_checkpoint_left_off", "seatbelt_tf/training.py",
+    ("test_a_killed_training_process_resumes_where_its_last_checkpoint_left_off", "seatbelt_tf/runs.py",
      "checkpoint = tf.train.Checkpoint(model=list(model.variables),",
      "checkpoint = tf.train.Checkpoint(model=list(model.trainable_variables),",
      "checkpointing the non-trainable state (BatchNorm statistics, sampling-seed state)"),

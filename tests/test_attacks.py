@@ -319,14 +319,16 @@ def test_attack_mode_on_a_trained_workdir_writes_records_and_arrays(tmp_path):
   import json
   import os
   from seatbelt_tf import config as config_lib
-  from seatbelt_tf import training
+  from seatbelt_tf import runs
+  from seatbelt_tf.modes import attack as attack_mode
+  from seatbelt_tf.modes import train as train_mode
   from conftest import tiny_config
   config = tiny_config(tmp_path / "w", model="seatbelt", layers=2)
-  training.train(config)
+  train_mode.train(config)
   attack = config_lib.RunConfig.from_flat({
       **config.flat(), "mode": "attack", "attack_pairs": 2, "attack_lambdas": 3, "attack_max_iterations": 15,
       "attack_layers": "all,first", "attack_starts": "input"}).validate()
-  summary = training.attack(attack)
+  summary = attack_mode.attack(attack)
   assert set(summary["attacks"]) == {"latent_all", "latent_first", "output_all"} and summary["records"] == 18
   folder = os.path.join(config.workdir, "attacks")
   figures = [f"{kind}_{part}.png" for kind in ("distortion", "grid") for part in ("latent_all", "latent_first",
@@ -350,7 +352,7 @@ def test_attack_mode_on_a_trained_workdir_writes_records_and_arrays(tmp_path):
   single = config_lib.RunConfig.from_flat({
       **attack.flat(), "attack_vary": heart["attack_vary"], "attack_fix": heart["attack_fix"],
       "attack_modes": "latent", "attack_layers": "all", "attack_lambdas": 2}).validate()
-  assert training.attack(single)["records"] == 4
+  assert attack_mode.attack(single)["records"] == 4
   arrays = np.load(os.path.join(folder, "adversarial_inputs.npz"))
   source = data.ProceduralDSprites()
   pairs = attacks.choose_factor_pairs(source, "orientation", {"shape": 2, "scale": 5}, 2, single.attack.attack_seed)
@@ -375,11 +377,13 @@ def test_batched_driver_matches_scipy_on_a_trained_model(tmp_path):
   1.190, 1.045 and 1.000 (docs/BENCHMARKS.md, sixth measurement); seed 1's is a small-lambda problem on which scipy
   itself ends 17% higher when the target posteriors are encoded one image at a time (a 4e-7 change), so no
   optimiser can be held to 5% of one scipy run there."""
-  from seatbelt_tf import training
+  from seatbelt_tf import runs
+  from seatbelt_tf.modes import attack as attack_mode
+  from seatbelt_tf.modes import train as train_mode
   from conftest import tiny_config
   config = tiny_config(tmp_path / "w", model="seatbelt", layers=2, train_steps=60)
-  training.train(config)
-  source, model = training._open_trained_run(config)  # pylint: disable=protected-access
+  train_mode.train(config)
+  source, model = runs.open_trained_run(config)  # pylint: disable=protected-access
   pairs = attacks.choose_pairs(np.arange(source.num_examples), 2, seed=3)
   inputs, targets = source.tf_images(pairs[:, 0]).numpy(), source.tf_images(pairs[:, 1]).numpy()
   fns = attacks.ModelFns(model)

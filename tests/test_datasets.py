@@ -9,7 +9,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from seatbelt_tf import data, training
+from seatbelt_tf import data
+from seatbelt_tf.modes import train as train_mode
 from seatbelt_tf.data import tfds_sources
 
 from conftest import tiny_config
@@ -172,7 +173,7 @@ def test_a_folder_of_images_trains_the_tiny_config_end_to_end(tmp_path):
   _write_images(folder, 48)
   config = tiny_config(tmp_path / "w", dataset="image_folder", data_dir=str(folder), eval_examples=16,
                        eval_batch_size=8)
-  results = training.train(config)
+  results = train_mode.train(config)
   assert results["step"] == 6 and np.isfinite(results["elbo"])
   assert json.load(open(os.path.join(config.workdir, "config.json")))["dataset"] == "image_folder"
 

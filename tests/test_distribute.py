@@ -121,14 +121,15 @@ def test_training_with_mirrored_and_multi_worker_strategies_matches_one_device(t
 
 def test_a_sweep_sharded_over_two_processes_equals_the_single_process_sweep(tmp_path):
   from seatbelt_tf import config as config_lib
-  from seatbelt_tf import training
+  from seatbelt_tf.modes import attack as attack_mode
+  from seatbelt_tf.modes import train as train_mode
   from conftest import tiny_config
   config = tiny_config(tmp_path / "w", model="seatbelt", layers=2)
-  training.train(config)
+  train_mode.train(config)
   settings = {"mode": "attack", "attack_pairs": 3, "attack_lambdas": 2, "attack_max_iterations": 10,
               "attack_modes": "latent,output", "attack_starts": "input"}
   single = config_lib.RunConfig.from_flat({**config.flat(), **settings}).validate()
-  training.attack(single)
+  attack_mode.attack(single)
   folder = os.path.join(config.workdir, "attacks")
   expected = json.load(open(os.path.join(folder, "attack_results.json")))
   expected_arrays = dict(np.load(os.path.join(folder, "adversarial_inputs.npz")))
@@ -142,7 +143,7 @@ def test_a_sweep_sharded_over_two_processes_equals_the_single_process_sweep(tmp_
   for shard in shards:
     _finish(shard)
   sharded = config_lib.RunConfig.from_flat({**single.flat(), "attack_shards": 2, "attack_merge": True}).validate()
-  summary = training.attack(sharded)
+  summary = attack_mode.attack(sharded)
   assert summary["records"] == len(expected) == 3 * 2 * 2
   merged = json.load(open(os.path.join(folder, "attack_results.json")))
   assert [(r["mode"], r["pair"], r["lambda"], r["display"]) for r in merged] == \
@@ -156,4 +157,4 @@ def test_a_sweep_sharded_over_two_processes_equals_the_single_process_sweep(tmp_
   # A merge before every shard has finished is refused, naming the missing output.
   os.remove(os.path.join(folder, "shards", "1_of_2", "attack_results.json"))
   with pytest.raises(FileNotFoundError, match="1_of_2"):
-    training.attack(sharded)
+    attack_mode.attack(sharded)

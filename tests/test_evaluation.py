@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from seatbelt_tf import attacks, config as config_lib, data, evaluation, models, training
+from seatbelt_tf import attacks, config as config_lib, data, evaluation, models
+from seatbelt_tf.modes import attack as attack_mode
+from seatbelt_tf.modes import evaluate as evaluate_mode
+from seatbelt_tf.modes import export as export_mode
+from seatbelt_tf.modes import report as report_mode
+from seatbelt_tf.modes import train as train_mode
 from seatbelt_tf.evaluation import report as report_lib
 
 
@@ -63,14 +68,14 @@ def test_measures_against_direct_computations(name, layers):
 def _evaluated_workdir(tmp_path, name="w", **overrides):
   from conftest import tiny_config
   config = tiny_config(tmp_path / name, **overrides)
-  training.train(config)
+  train_mode.train(config)
   settings = {"mode": "evaluate", "eval_images": 40, "mig_points": 1500, "noise_scales": "0.2,1"}
   return config_lib.RunConfig.from_flat({**config.flat(), **settings}).validate()
 
 
 def test_evaluate_mode_on_a_checkpoint_and_on_its_export(tmp_path):
   config = _evaluated_workdir(tmp_path, model="seatbelt", layers=2)
-  summary = training.evaluate(config)
+  summary = evaluate_mode.evaluate(config)
   folder = os.path.join(config.workdir, "evaluation")
   figures = ["reconstructions.png", "samples.png", "traversals.png", "kl_activation.png", "noise.png"]
   assert sorted(os.listdir(folder)) == sorted(["evaluation.json", "noise.npz", *figures])
@@ -83,10 +88,10 @@ def test_evaluate_mode_on_a_checkpoint_and_on_its_export(tmp_path):
   assert result["weight_norms"]["encoder"] > 0 and summary["evaluation"]["mig"] == result["mig"]["mig"]
   assert os.path.isfile(os.path.join(config.workdir, "results.json"))
   # The same suite on the export: identical held-out images, seeds and numbers (weight norms need the model).
-  exported = training.export(config_lib.RunConfig.from_flat({**config.flat(), "mode": "export"}).validate())
+  exported = export_mode.export(config_lib.RunConfig.from_flat({**config.flat(), "mode": "export"}).validate())
   other = config_lib.RunConfig.from_flat({**config.flat(), "workdir": str(tmp_path / "of_export"),
                                           "saved_model": exported["export_path"]}).validate()
-  training.evaluate(other)
+  evaluate_mode.evaluate(other)
   served = json.load(open(os.path.join(other.workdir, "evaluation", "evaluation.json")))
   assert served["elbo"]["elbo"] == pytest.approx(result["elbo"]["elbo"], rel=1e-4)
   assert served["mig"]["mig"] == pytest.approx(result["mig"]["mig"], abs=1e-6)
@@ -109,14 +114,14 @@ def test_report_over_runs_of_two_betas_with_attacks(tmp_path):
   runs = []
   for beta in (1, 4):
     config = _evaluated_workdir(tmp_path / "runs", name=f"sb_beta{beta}", model="seatbelt", layers=2, beta=beta)
-    training.evaluate(config)
-    training.attack(config_lib.RunConfig.from_flat({
+    evaluate_mode.evaluate(config)
+    attack_mode.attack(config_lib.RunConfig.from_flat({
         **config.flat(), "mode": "attack", "attack_pairs": 2, "attack_lambdas": 2, "attack_max_iterations": 5,
         "attack_modes": "latent", "attack_starts": "input"}).validate())
     runs.append(config.workdir)
   vae = _evaluated_workdir(tmp_path / "runs", name="vae", model="vae", beta=1)  # trained only: listed as such
   out = str(tmp_path / "report")
-  summary = training.report(config_lib.RunConfig.from_flat(
+  summary = report_mode.report(config_lib.RunConfig.from_flat(
       {**vae.flat(), "mode": "report", "workdir": out, "workdirs": str(tmp_path / "runs")}).validate())
   assert summary["runs"] == 3
   text = open(os.path.join(out, "report.md")).read()

@@ -162,12 +162,14 @@ def test_an_attack_on_the_export_reproduces_the_live_attack(tmp_path, mode):
 
 def test_export_mode_on_a_trained_workdir(tmp_path):
   from seatbelt_tf import config as config_lib
-  from seatbelt_tf import training
+  from seatbelt_tf.modes import attack as attack_mode
+  from seatbelt_tf.modes import export as export_mode
+  from seatbelt_tf.modes import train as train_mode
   from conftest import tiny_config
   config = tiny_config(tmp_path / "w", model="seatbelt", layers=2)
-  training.train(config)
+  train_mode.train(config)
   export = config_lib.RunConfig.from_flat({**config.flat(), "mode": "export"}).validate()
-  summary = training.export(export)
+  summary = export_mode.export(export)
   assert summary["export_path"] == os.path.join(config.workdir, "export", "seatbelt", "1")
   card = json.load(open(os.path.join(summary["export_path"], serving.CARD_NAME)))
   assert card["model_family"] == "seatbelt" and card["step"] == config.train.train_steps
@@ -175,9 +177,9 @@ def test_export_mode_on_a_trained_workdir(tmp_path):
   # --mode=attack on the export reproduces the attack on the checkpoint (same pairs, same numbers).
   settings = {"mode": "attack", "attack_pairs": 2, "attack_lambdas": 3, "attack_max_iterations": 15,
               "attack_modes": "latent,output", "attack_starts": "input"}
-  training.attack(config_lib.RunConfig.from_flat({**config.flat(), **settings}).validate())
+  attack_mode.attack(config_lib.RunConfig.from_flat({**config.flat(), **settings}).validate())
   other = str(tmp_path / "attack_of_export")
-  training.attack(config_lib.RunConfig.from_flat(
+  attack_mode.attack(config_lib.RunConfig.from_flat(
       {**config.flat(), **settings, "workdir": other, "saved_model": summary["export_path"]}).validate())
   live = json.load(open(os.path.join(config.workdir, "attacks", "attack_results.json")))
   exported = json.load(open(os.path.join(other, "attacks", "attack_results.json")))
@@ -186,8 +188,8 @@ def test_export_mode_on_a_trained_workdir(tmp_path):
   arrays = [np.load(os.path.join(d, "attacks", "adversarial_inputs.npz")) for d in (config.workdir, other)]
   np.testing.assert_array_equal(arrays[0]["inputs"], arrays[1]["inputs"])
   with pytest.raises(ValueError, match="not a SavedModel directory"):
-    training.attack(config_lib.RunConfig.from_flat(
+    attack_mode.attack(config_lib.RunConfig.from_flat(
         {**config.flat(), **settings, "workdir": other, "saved_model": str(tmp_path)}).validate())
-  again = training.export(config_lib.RunConfig.from_flat(
+  again = export_mode.export(config_lib.RunConfig.from_flat(
       {**export.flat(), "export_dir": str(tmp_path / "serving"), "model_name": "robust"}).validate())
   assert again["export_path"] == str(tmp_path / "serving" / "robust" / "1")

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from seatbelt_tf import models, training
+from seatbelt_tf import models, runs
+from seatbelt_tf.modes import attack as attack_mode
+from seatbelt_tf.modes import train as train_mode
 from conftest import REPO, tiny_config
 
 
@@ -43,18 +45,18 @@ def _checkpoint_is_finite(path):
 def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
   config = tiny_config(tmp_path / "w", train_steps=9, steps_per_epoch=3)
   _poison_from_step(monkeypatch, 4)  # steps 1-4 are finite: the epoch-end checkpoint at step 3 is good
-  with pytest.raises(training.NonFiniteLossError, match=r"by step 5.*ckpt-3: re-running resumes from it"):
-    training.train(config)
+  with pytest.raises(train_mode.NonFiniteLossError, match=r"by step 5.*ckpt-3: re-running resumes from it"):
+    train_mode.train(config)
   folder = os.path.join(config.workdir, "checkpoints")
   latest = tf.train.latest_checkpoint(folder)
   assert latest.endswith("ckpt-3") and _checkpoint_is_finite(latest)
   assert not os.path.exists(os.path.join(config.workdir, "results.json"))  # no results from a diverged state
   # With the protection off, the diverged state would have been saved over it (so this test can fail).
-  monkeypatch.setattr(training._CheckpointAndStop, "on_train_batch_end",  # pylint: disable=protected-access
+  monkeypatch.setattr(train_mode._CheckpointAndStop, "on_train_batch_end",  # pylint: disable=protected-access
                       lambda self, batch, logs=None: setattr(self.model, "stop_training",
                                                              self._step() >= self.train_steps))
   unprotected = tiny_config(tmp_path / "unprotected", train_steps=9, steps_per_epoch=3)
-  training.train(unprotected)
+  train_mode.train(unprotected)
   latest = tf.train.latest_checkpoint(os.path.join(unprotected.workdir, "checkpoints"))
   assert latest.endswith("ckpt-9") and not _checkpoint_is_finite(latest)
 
@@ -79,7 +81,7 @@ def test_skip_mode_leaves_nonfinite_batches_out_and_counts_them(tmp_path, monkey
   _poison_images_at(monkeypatch, {4, 5})
   config = tiny_config(tmp_path / "w", train_steps=9, steps_per_epoch=3, on_nonfinite="skip")
   with pytest.warns(RuntimeWarning, match=r"2 training batch\(es\) had a NaN"):
-    results = training.train(config)
+    results = train_mode.train(config)
   assert results["step"] == 9 and results["skipped_batches"] == 2
   assert np.isfinite(results["loss"]) and np.isfinite(results["elbo"])
   latest = tf.train.latest_checkpoint(os.path.join(config.workdir, "checkpoints"))
@@ -89,8 +91,8 @@ def test_skip_mode_leaves_nonfinite_batches_out_and_counts_them(tmp_path, monkey
                       lambda self, loss, gradients, terms, batch_size, before: (
                           self.optimizer.apply(gradients, self.trainable_variables),
                           self._update_trackers(terms, batch_size))[1])
-  with pytest.raises(training.NonFiniteLossError):
-    training.train(tiny_config(tmp_path / "unprotected", train_steps=9, steps_per_epoch=3, on_nonfinite="skip"))
+  with pytest.raises(train_mode.NonFiniteLossError):
+    train_mode.train(tiny_config(tmp_path / "unprotected", train_steps=9, steps_per_epoch=3, on_nonfinite="skip"))
 
 
 # ------------------------------------------------------------------ damaged checkpoints
@@ -106,28 +108,28 @@ def _truncate(path):
 
 def test_a_truncated_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, monkeypatch):
   config = tiny_config(tmp_path / "w", train_steps=6, steps_per_epoch=3)
-  training.train(config)
+  train_mode.train(config)
   folder = os.path.join(config.workdir, "checkpoints")
   _truncate(_data_file(folder, 6))
   with pytest.warns(RuntimeWarning, match=r"ckpt-6 \(.*could not be read; restored the previous one, ckpt-3"):
-    results = training.train(config)  # resumes at step 3 and redoes 4-6
+    results = train_mode.train(config)  # resumes at step 3 and redoes 4-6
   assert results["step"] == 6 and _checkpoint_is_finite(os.path.join(folder, "ckpt-6"))  # rewritten whole
   # A garbled `checkpoint` state file hides nothing: the checkpoints on disk are still found.
   with open(os.path.join(folder, "checkpoint"), "w") as f:
     f.write("model_checkpoint_path: \"\x00garbage")
-  assert training.checkpoint_candidates(folder)[0].endswith("ckpt-6")
+  assert runs.checkpoint_candidates(folder)[0].endswith("ckpt-6")
   # Without the fallback (only the newest tried), the damaged checkpoint would end the run (so this can fail).
   _truncate(_data_file(folder, 6))
-  newest_only = training.checkpoint_candidates
+  newest_only = runs.checkpoint_candidates
   monkeypatch.setattr(training, "checkpoint_candidates", lambda f: newest_only(f)[:1])
-  with pytest.raises(training.CorruptCheckpointError, match="ckpt-6"):
-    training.train(config)
+  with pytest.raises(runs.CorruptCheckpointError, match="ckpt-6"):
+    train_mode.train(config)
   monkeypatch.undo()
   # Every checkpoint unreadable: a clear error, never a silent restart from scratch.
   for step in (3, 6):
     _truncate(_data_file(folder, step))
-  with pytest.raises(training.CorruptCheckpointError, match=r"No checkpoint in .* can be read: ckpt-6 .*ckpt-3"):
-    training.train(config)
+  with pytest.raises(runs.CorruptCheckpointError, match=r"No checkpoint in .* can be read: ckpt-6 .*ckpt-3"):
+    train_mode.train(config)
 
 
 # ------------------------------------------------------------------ SIGKILL and resume
@@ -165,11 +167,11 @@ def test_a_killed_training_process_resumes_where_its_last_checkpoint_left_off(tm
   assert last < steps  # killed mid-run
   capsys.readouterr()
   config = tiny_config(workdir, train_steps=steps, steps_per_epoch=interval)
-  resumed = training.train(config)
+  resumed = train_mode.train(config)
   assert f"ckpt-{last} at step {last}." in capsys.readouterr().out  # no checkpointed step lost
   assert resumed["step"] == steps
   straight = tiny_config(tmp_path / "straight", train_steps=steps, steps_per_epoch=interval)
-  training.train(straight)
+  train_mode.train(straight)
   a, b = _weights(straight.workdir), _weights(workdir)
   assert a.keys() == b.keys() and len(a) > 10
   for name in a:
@@ -280,7 +282,7 @@ def test_hostile_command_lines_get_one_clear_error_and_damage_nothing(tmp_path):
   """Through the real command line: no traceback, a non-zero exit, and every file of the workdir unchanged. (The
   other bad flags and workdirs go through the command line in tests/test_launch.py; these two reach deepest.)"""
   config = tiny_config(tmp_path / "w", train_steps=3, steps_per_epoch=3)
-  training.train(config)
+  train_mode.train(config)
   before = _tree_digest(config.workdir)
   images = _image_folder(tmp_path / "images", good=0)
   cases = [
@@ -301,17 +303,17 @@ def test_rerunning_a_finished_mode_changes_nothing_but_timings(tmp_path):
   from seatbelt_tf import config as config_lib
   config = tiny_config(tmp_path / "w", train_steps=3, steps_per_epoch=3, attack_pairs=1, attack_lambdas=2,
                        attack_modes="latent", attack_max_iterations=5)
-  first = training.train(config)
+  first = train_mode.train(config)
   files = sorted(os.listdir(os.path.join(config.workdir, "checkpoints")))
-  again = training.train(config)  # finished: not trained again
+  again = train_mode.train(config)  # finished: not trained again
   assert sorted(os.listdir(os.path.join(config.workdir, "checkpoints"))) == files
   drop = lambda d: {k: v for k, v in d.items() if k != "wall_time_s"}  # noqa: E731
   assert drop(again) == drop(first)
   attack = config_lib.RunConfig.from_flat({**config.flat(), "mode": "attack"})
-  training.attack(attack)
+  attack_mode.attack(attack)
   results_path = os.path.join(config.workdir, "attacks", "attack_results.json")
   records = open(results_path).read()
   listing = sorted(os.listdir(os.path.join(config.workdir, "attacks")))
-  training.attack(attack)
+  attack_mode.attack(attack)
   assert open(results_path).read() == records
   assert sorted(os.listdir(os.path.join(config.workdir, "attacks"))) == listing  # no stray temporaries

@@ -10,7 +10,8 @@ import scipy.special
 import scipy.stats
 import tensorflow as tf
 
-from seatbelt_tf import data, models, objectives, training
+from seatbelt_tf import data, models, objectives
+from seatbelt_tf.modes import train as train_mode
 
 from conftest import tiny_config
 
@@ -283,7 +284,7 @@ def test_invalid_hierarchies_are_refused():
 @pytest.mark.parametrize("num_layers", [1, 2, 3, 4, 5])
 def test_every_depth_trains_end_to_end_on_the_tiny_config(tmp_path, name, num_layers):
   config = tiny_config(tmp_path / "w", model=name, layers=num_layers, free_bits=0.05)
-  results = training.train(config)
+  results = train_mode.train(config)
   scalars = {k: v for k, v in results.items() if isinstance(v, float)}
   assert np.isfinite(list(scalars.values())).all(), scalars
   assert [f"kl_{i + 1}" in results for i in range(num_layers)] == [True] * num_layers

@@ -11,7 +11,9 @@ import tensorflow as tf
 from absl import app
 
 from seatbelt_tf import config as config_lib
-from seatbelt_tf import launch, training
+from seatbelt_tf import launch, runs
+from seatbelt_tf.modes import evaluate as evaluate_mode
+from seatbelt_tf.modes import train as train_mode
 
 from conftest import REPO, tiny_config
 
@@ -19,7 +21,7 @@ from conftest import REPO, tiny_config
 @pytest.mark.parametrize("model,network", [("vae", "tiny_mlp"), ("beta_tcvae", "tiny_conv")])
 def test_tiny_train_then_evaluate(tiny, model, network):
   config = tiny(model=model, network=network)
-  results = training.train(config)
+  results = train_mode.train(config)
   workdir = config.workdir
   on_disk = json.load(open(os.path.join(workdir, "results.json")))
   assert on_disk == results
@@ -29,7 +31,7 @@ def test_tiny_train_then_evaluate(tiny, model, network):
   assert results["wall_time_s"] > 0
   assert sorted(os.listdir(workdir)) == ["checkpoints", "config.json", "flags.cfg", "results.json", "tensorboard"]
   assert tf.io.gfile.glob(os.path.join(workdir, "tensorboard", "train", "events.out.tfevents.*"))
-  evaluated = training.evaluate(config_lib.RunConfig.from_flat({**config.flat(), "mode": "evaluate"}))
+  evaluated = evaluate_mode.evaluate(config_lib.RunConfig.from_flat({**config.flat(), "mode": "evaluate"}))
   for name in ("elbo", "loss", "kl", "tc"):  # same checkpoint, same evaluation seed: same numbers
     assert evaluated[name] == pytest.approx(results[name], rel=1e-5)
 
@@ -43,31 +45,31 @@ def _weights(workdir):
 @pytest.mark.parametrize("model_kw", [{}, {"model": "seatbelt", "layers": 3}])
 def test_resume_continues_the_same_trajectory(tmp_path, model_kw):
   straight = tiny_config(tmp_path / "straight", train_steps=6, **model_kw)
-  training.train(straight)
+  train_mode.train(straight)
   split = tiny_config(tmp_path / "split", train_steps=3, **model_kw)
-  training.train(split)
-  resumed = training.train(tiny_config(tmp_path / "split", train_steps=6, **model_kw))
+  train_mode.train(split)
+  resumed = train_mode.train(tiny_config(tmp_path / "split", train_steps=6, **model_kw))
   assert resumed["step"] == 6
   a, b = _weights(straight.workdir), _weights(tmp_path / "split")
   assert a.keys() == b.keys() and len(a) > 10
   for name in a:
     np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)
   # A finished run is not trained again.
-  again = training.train(tiny_config(tmp_path / "split", train_steps=6, **model_kw))
+  again = train_mode.train(tiny_config(tmp_path / "split", train_steps=6, **model_kw))
   assert again["step"] == 6
 
 
 def test_workdir_of_another_configuration_is_refused(tiny):
-  training.train(tiny())
-  with pytest.raises(training.WorkdirMismatchError, match="beta: workdir has 4.0, requested 8.0"):
-    training.train(tiny(beta=8.0))
+  train_mode.train(tiny())
+  with pytest.raises(runs.WorkdirMismatchError, match="beta: workdir has 4.0, requested 8.0"):
+    train_mode.train(tiny(beta=8.0))
   with open(os.path.join(tiny().workdir, "config.json")) as f:
     assert json.load(f)["beta"] == 4.0  # the recorded settings are untouched
 
 
 def test_evaluate_without_checkpoint_is_refused(tiny):
   with pytest.raises(FileNotFoundError, match="--mode=train"):
-    training.evaluate(tiny(mode="evaluate"))
+    evaluate_mode.evaluate(tiny(mode="evaluate"))
 
 
 def test_config_round_trips_through_its_flagfile(tmp_path):
@@ -171,7 +173,7 @@ def test_command_line_refuses_bad_input_with_a_clear_message(tmp_path, args, mes
 
 
 def test_train_steps_need_not_be_a_multiple_of_steps_per_epoch(tiny):
-  results = training.train(tiny(train_steps=5, steps_per_epoch=3))
+  results = train_mode.train(tiny(train_steps=5, steps_per_epoch=3))
   assert results["step"] == 5
   checkpoints = tf.train.get_checkpoint_state(os.path.join(tiny().workdir, "checkpoints"))
   assert checkpoints.model_checkpoint_path.endswith("ckpt-5")

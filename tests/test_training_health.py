@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from seatbelt_tf import data, health, models, nn, training
+from seatbelt_tf import data, health, models, nn, runs
+from seatbelt_tf.modes import train as train_mode
 
 from conftest import tiny_config
 
@@ -90,8 +91,8 @@ def test_short_run_seatbelt_elbo_is_within_10_percent_of_the_beta_tcvae(tmp_path
   -275.2 with the previous heads)."""
   common = {"network": "conv", "batch_size": 64, "beta": 1.0, "free_bits": 0.0, "train_steps": 300,
             "steps_per_epoch": 100, "eval_examples": 2000, "eval_batch_size": 500}
-  tcvae = training.train(tiny_config(tmp_path / "tcvae", model="beta_tcvae", latent_dim=10, **common))
-  seatbelt = training.train(tiny_config(tmp_path / "seatbelt", model="seatbelt", layers=2, **common))
+  tcvae = train_mode.train(tiny_config(tmp_path / "tcvae", model="beta_tcvae", latent_dim=10, **common))
+  seatbelt = train_mode.train(tiny_config(tmp_path / "seatbelt", model="seatbelt", layers=2, **common))
   assert abs(seatbelt["elbo"] - tcvae["elbo"]) <= 0.1 * abs(tcvae["elbo"]), (seatbelt["elbo"], tcvae["elbo"])
 
 
@@ -126,8 +127,8 @@ def test_the_guard_names_the_step_and_layer_of_a_kl_jump(tiny):
   previous initialisation, injected mid-run). The next step's KL_1 jumps by orders of magnitude, and the first
   warning names step 21, kl_1 and the size; the 20 healthy steps raised none."""
   config = tiny(model="seatbelt", layers=2, z_sizes="6,3", h_sizes="8", beta=1.0)
-  source = training.build_source(config)
-  model = training.build_model(config, source)
+  source = runs.build_source(config)
+  model = runs.build_model(config, source)
   units = model.down[0].head.bias.shape[0] // 2
 
   class Shrink(keras.callbacks.Callback):
@@ -152,9 +153,9 @@ def test_the_guard_names_the_step_and_layer_of_a_kl_jump(tiny):
 
 def test_gradient_norms_reach_the_logs_and_clipping_is_applied(tiny):
   config = tiny(model="seatbelt", layers=2, z_sizes="6,3", h_sizes="8", clip_grad_norm=0.5)
-  results = training.train(config)
+  results = train_mode.train(config)
   assert "grad_norm" not in results  # held-out results hold evaluation metrics only
-  model = training.build_model(config, training.build_source(config))
+  model = runs.build_model(config, runs.build_source(config))
   assert model.optimizer.global_clipnorm == 0.5
   names = set(model.grad_norm_names)
   assert names == {"grad_norm", "grad_norm_encoder", "grad_norm_q_z2_given_z1", "grad_norm_p_z1_given_z2",

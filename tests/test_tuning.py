@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from seatbelt_tf import config as config_lib
-from seatbelt_tf import data, launch, training, tuning
+from seatbelt_tf import data, launch, runs, tuning
+from seatbelt_tf.modes import train as train_mode
+from seatbelt_tf.modes import tune as tune_mode
 from conftest import tiny_config
 
 
@@ -21,7 +23,7 @@ def _search(tmp_path, **overrides):
 
 def test_two_trial_search_resumes_without_new_trials_and_best_cfg_trains(tmp_path):
   config = _search(tmp_path)
-  first = training.tune(config)
+  first = tune_mode.tune(config)
   assert first["completed"] == 2 and first["new_trials"] == 2
   project = os.path.join(config.workdir, "tuning", "search")
   rows = list(csv.DictReader(open(os.path.join(project, "trials.csv"))))
@@ -30,7 +32,7 @@ def test_two_trial_search_resumes_without_new_trials_and_best_cfg_trains(tmp_pat
     assert np.isfinite([float(row[k]) for k in ("val_elbo", "robustness", "combined")]).all()
     assert 1.0 <= float(row["beta"]) <= 8.0 and row["model"] in ("beta_tcvae", "seatbelt")
   assert "(best)" in open(os.path.join(project, "trials.md")).read()
-  again = training.tune(config)  # the same command again: the search reloads and runs nothing new
+  again = tune_mode.tune(config)  # the same command again: the search reloads and runs nothing new
   assert again["new_trials"] == 0 and again["completed"] == 2 and again["best_trial"] == first["best_trial"]
   # get_best_models() rebuilds the best trial's model and loads its trained weights.
   tuner = tuning.build_tuner(config, tuning.SeatbeltHyperModel(config, data.ProceduralDSprites()))
@@ -46,7 +48,7 @@ def test_two_trial_search_resumes_without_new_trials_and_best_cfg_trains(tmp_pat
   assert float(flat["beta"]) == pytest.approx(first["best_values"]["beta"])
   launch.FLAGS.unparse_flags()
   launch.FLAGS(["seatbelt-launch", *args, "--train_steps=3", "--verbose=0"])
-  results = training.train(launch.config_from_flags())
+  results = train_mode.train(launch.config_from_flags())
   launch.FLAGS.unparse_flags()
   assert results["step"] == 3 and np.isfinite(results["elbo"])
 
@@ -58,8 +60,8 @@ def test_robustness_objective_is_finite_and_tells_models_apart(tmp_path):
                           "seatbelt": {"model": "seatbelt", "layers": 2, "beta": 8.0}}.items():
     config = tiny_config(tmp_path / name, tune_attack_pairs=2, tune_attack_lambdas=2, tune_attack_iterations=10,
                          train_steps=30, steps_per_epoch=15, **overrides)
-    training.train(config)
-    _, model = training._open_trained_run(config)  # pylint: disable=protected-access
+    train_mode.train(config)
+    _, model = runs.open_trained_run(config)  # pylint: disable=protected-access
     scores[name] = tuning.robustness(config, model, source)
   assert all(np.isfinite(v) and v > 0 for v in scores.values())
   assert abs(scores["vae"] - scores["seatbelt"]) > 1.0

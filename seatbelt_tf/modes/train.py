@@ -1,0 +1,102 @@
+"""--mode=train: trains (or resumes) the run of a config, then evaluates it on the held-out split."""
+
+import math
+import os
+import shutil
+import time
+import warnings
+
+import keras
+import numpy as np
+
+from seatbelt_tf import data as data_lib
+from seatbelt_tf import distribute
+from seatbelt_tf import health
+from seatbelt_tf import runs
+
+
+class NonFiniteLossError(FloatingPointError):
+  """Training produced a NaN or infinite loss; the state after it was not checkpointed."""
+
+
+class _CheckpointAndStop(keras.callbacks.Callback):
+  """Saves a checkpoint at every epoch end; stops exactly at `train_steps`; stops at the first non-finite loss
+  and from then on saves nothing, so the last good checkpoint is never replaced by a NaN state."""
+
+  def __init__(self, manager, train_steps):
+    super().__init__()
+    self.manager = manager
+    self.train_steps = train_steps
+    self.saved_step = None
+    self.nonfinite_step = None
+    self.skipped_batches = 0  # --on_nonfinite=skip: batches skipped in this process
+
+  def _step(self):
+    return int(self.model.optimizer.iterations.numpy())
+
+  def on_train_batch_end(self, batch, logs=None):
+    loss = (logs or {}).get("loss")
+    if loss is not None and not np.all(np.isfinite(np.asarray(loss, np.float64))):
+      self.nonfinite_step = self._step()
+      self.model.stop_training = True
+    elif self._step() >= self.train_steps:
+      self.model.stop_training = True
+
+  def on_epoch_end(self, epoch, logs=None):
+    self.skipped_batches += int(round(float(np.ravel((logs or {}).get("skipped_batches", 0))[0])))
+    self.save()
+
+  def save(self):
+    """Checkpoints the current step unless it is already saved or training diverged."""
+    step = self._step()
+    if self.nonfinite_step is None and step != self.saved_step:
+      self.manager.save(checkpoint_number=step)
+      self.saved_step = step
+
+
+def train(config):
+  """Trains (or resumes) the run of `config`, then evaluates it on the held-out split.
+
+  Returns:
+    the results dict written to `<workdir>/results.json`.
+  """
+  start = time.time()
+  strategy = distribute.build_strategy(config.train.strategy, config.train.devices)  # before TF initialises
+  chief, output_dir = distribute.worker_role(strategy)
+  output_dir = None if chief else os.path.join(config.workdir, "workers", output_dir)
+  source, model, manager, restored = runs.open_run(config, record=chief, strategy=strategy, output_dir=output_dir)
+  t = config.train
+  start_step = int(model.optimizer.iterations.numpy())
+  if restored:
+    print(f"Resuming from {restored} at step {start_step}.")
+  remaining = t.train_steps - start_step
+  if remaining > 0:
+    initial_epoch = start_step // t.steps_per_epoch
+    model.skip_nonfinite = t.on_nonfinite == "skip"
+    checkpointer = _CheckpointAndStop(manager, t.train_steps)
+    model.fit(
+        data_lib.train_dataset(source, t.batch_size, config.data.eval_examples, t.seed, start_step=start_step),
+        steps_per_epoch=t.steps_per_epoch, initial_epoch=initial_epoch,
+        epochs=initial_epoch + math.ceil(remaining / t.steps_per_epoch), shuffle=False, verbose=t.verbose,
+        callbacks=[checkpointer, health.HealthCallback(),
+                   keras.callbacks.TensorBoard(os.path.join(output_dir or config.workdir, "tensorboard"))])
+    checkpointer.save()  # normally a no-op: the last epoch end (also when stopped mid-epoch) saved already
+    if checkpointer.nonfinite_step is not None:
+      last = manager.latest_checkpoint
+      raise NonFiniteLossError(
+          f"The training loss became NaN or infinite by step {checkpointer.nonfinite_step}; training stopped and "
+          "that state was not saved. The last good checkpoint is "
+          + (f"{last}: re-running resumes from it" if last else "none (it diverged in the first epoch)")
+          + ". Lower --learning_rate, or use free bits (--free_bits) or a smaller --beta if it recurs.")
+    if checkpointer.skipped_batches:
+      warnings.warn(f"{checkpointer.skipped_batches} training batch(es) had a NaN or infinite loss or gradient "
+                    "and were skipped (--on_nonfinite=skip); results.json counts them as skipped_batches.",
+                    RuntimeWarning, stacklevel=2)
+    extra = {"skipped_batches": checkpointer.skipped_batches} if model.skip_nonfinite else {}
+  else:
+    print(f"{config.workdir} is already trained to step {start_step} >= train_steps={t.train_steps}.")
+    extra = {}
+  results = runs.evaluate_and_record(config, model, source, start, record=chief, extra=extra)
+  if output_dir:  # a non-chief worker's checkpoints only served the collective saves
+    shutil.rmtree(output_dir, ignore_errors=True)
+  return results
