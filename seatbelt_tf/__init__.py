@@ -6,7 +6,13 @@ Paper: "Disentangling Improves VAEs' Robustness to Adversarial Attacks" (Seatbel
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "log_qz_minibatch"]
+import importlib
+
+# Subpackages reachable as attributes (`seatbelt_tf.data`, ...), imported on first use.
+SUBPACKAGES = ("attacks", "config", "data", "evaluation", "health", "metrics", "models", "modes", "nn", "objectives",
+               "runs", "serving", "tuning")
+
+__all__ = ["__version__", "log_qz_minibatch", *SUBPACKAGES]
 
 
 def __getattr__(name):
@@ -14,4 +20,6 @@ def __getattr__(name):
   if name == "log_qz_minibatch":
     from seatbelt_tf.objectives.estimators import log_qz_minibatch  # pylint: disable=g-import-not-at-top
     return log_qz_minibatch
+  if name in SUBPACKAGES:
+    return importlib.import_module(f"seatbelt_tf.{name}")
   raise AttributeError(f"module 'seatbelt_tf' has no attribute {name!r}")

@@ -256,7 +256,65 @@ def main(argv):
   return 0
 
 
+USAGE = """usage: python -m seatbelt_tf.launch --flagfile=configs/<file>.cfg [--mode=MODE] --workdir=DIR [--flag=value ...]
+       (or: seatbelt-launch ...)
+
+Trains hierarchical disentangled VAEs (vae, beta_tcvae, beta_tcdlgm, seatbelt), attacks them, evaluates, exports and
+tunes them. Flagfiles live in configs/ (base.cfg, quickstart.cfg, one per model family); later flags override
+earlier ones. Modes: train (default), evaluate, attack, export, report, tune. README.md has the details.
+
+  python -m seatbelt_tf.launch --flagfile=configs/quickstart.cfg
+  python -m seatbelt_tf.launch --flagfile=configs/seatbelt.cfg --layers=3 --beta=10 --workdir=runs/sb_L3_b10
+  python -m seatbelt_tf.launch --flagfile=runs/sb_L3_b10/flags.cfg --mode=attack
+"""
+
+# --help lists the flags in these groups, in this order (every flag is in exactly one; tests check it).
+HELP_GROUPS = (
+    ("every mode", ("mode", "workdir", "flagfile", "verbose", "seed")),
+    ("train: data", ("dataset", "data_dir", "manual_dir", "grayscale", "bad_images", "eval_examples")),
+    ("train: model", ("model", "network", "latent_dim", "beta", "estimator", "free_bits", "layers", "z_sizes",
+                      "h_sizes")),
+    ("train: optimisation", ("batch_size", "learning_rate", "train_steps", "steps_per_epoch", "steps_per_execution",
+                             "eval_batch_size", "jit_compile", "keep_checkpoints", "on_nonfinite",
+                             "clip_grad_norm")),
+    ("evaluate and report", ("eval_images", "mig_method", "mig_points", "mig_bins", "mig_samples", "mig_layers",
+                             "noise_scales", "workdirs")),
+    ("attack", ("attack_pairs", "attack_lambdas", "attack_modes", "attack_layers", "attack_optimizer",
+                "attack_starts", "attack_max_iterations", "attack_neighbour_rounds", "attack_seed", "attack_vary",
+                "attack_fix")),
+    ("export (and --saved_model for evaluate/attack)", ("export_dir", "model_name", "saved_model")),
+    ("tune", ("tuner", "tune_objective", "tune_max_trials", "tune_directory", "tune_project", "tune_models",
+              "tune_betas", "tune_max_layers", "tune_learning_rates", "tune_free_bits", "tune_estimators",
+              "tune_elbo_floor", "tune_attack_pairs", "tune_attack_lambdas", "tune_attack_iterations")),
+    ("distribute", ("strategy", "devices", "attack_shards", "attack_shard_index", "attack_merge")),
+)
+HELP_ARGS = ("--help", "-h", "--helpfull", "--helpshort", "-?")
+
+
+def help_text():
+  """The usage header and every flag of this module, grouped by mode."""
+  lines = [USAGE]
+  for title, names in HELP_GROUPS:
+    lines.append(f"{title}:")
+    for name in names:
+      if name == "flagfile":
+        lines.append("  --flagfile=FILE  Read flags from FILE (may include other flagfiles; relative paths resolve "
+                     "against the including file).")
+        continue
+      flag = FLAGS[name]
+      default = flag.default_as_str if flag.default is not None else "none"
+      lines.append(f"  --{name}  {flag.help} (default: {default})")
+    lines.append("")
+  lines.append("absl's own flags (logging): --helpfull_absl.")
+  return "\n".join(lines)
+
+
 def _parse(argv):
+  if any(arg in HELP_ARGS for arg in argv[1:]):
+    print(help_text())
+    sys.exit(0)
+  if "--helpfull_absl" in argv[1:]:
+    argv = [a if a != "--helpfull_absl" else "--helpfull" for a in argv]
   try:
     return FLAGS(expand_flagfiles(argv))
   except flags.Error as e:

@@ -1,9 +1,10 @@
 """Shared matplotlib helpers: a headless pyplot, atomic PNG writes, and image panels in the data's range."""
 
 import os
-import tempfile
 
 import numpy as np
+
+from seatbelt_tf import io_utils
 
 
 def pyplot():
@@ -14,13 +15,10 @@ def pyplot():
 
 
 def save(fig, path):
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".png", dir=directory)
-  os.close(fd)
+  tmp = io_utils.temporary_file(path, suffix=".png")
   try:
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
+    io_utils.replace(tmp, path)
   finally:
     if os.path.exists(tmp):
       os.remove(tmp)

@@ -195,7 +195,8 @@ def evaluate_model(config, model, source, unit_kls=True):
 
 
 def open_run(config, record, strategy=None, output_dir=None):
-  """Validates, checks (and if `record`, records) the workdir, builds data and model, restores the latest checkpoint.
+  """Validates the settings, checks the workdir, builds data and model, then (if `record`) records the settings
+  in the workdir and restores its latest checkpoint. Nothing is written before every check has passed.
 
   Args:
     strategy: build the model under this tf.distribute strategy.
@@ -207,8 +208,11 @@ def open_run(config, record, strategy=None, output_dir=None):
   """
   config.validate()
   source = build_source(config)
-  prepare_workdir(config, record=record)
+  prepare_workdir(config, record=False)  # refuses a workdir of another run, writing nothing
+  # Settings only the data and model can check (a depth beyond the dataset's layer widths, say) fail here,
+  # before the first write: a rejected run leaves no workdir behind.
   model = build_model(config, source, strategy)
+  prepare_workdir(config, record=record)
   manager = checkpoint_manager(config, model, output_dir and os.path.join(output_dir, "checkpoints"))
   return source, model, manager, restore(manager, os.path.join(config.workdir, "checkpoints"))
 

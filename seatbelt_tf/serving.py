@@ -40,6 +40,7 @@ from google.protobuf import message as protobuf_message
 import tensorflow as tf
 
 import seatbelt_tf
+from seatbelt_tf import io_utils
 
 CARD_NAME = "model_card.json"
 SIGNATURES = ("serving_default", "encode", "decode", "reconstruct", "attack_terms", "generate")
@@ -219,6 +220,7 @@ def export_model(model, data_range, export_dir, model_name, card=None):
   # left by a killed exporter from one still being written.
   tmp = tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", dir=model_dir)
   try:
+    io_utils.public_mode(tmp, folder=True)  # (mkdtemp makes it 0700: TF Serving may run as another user)
     tf.saved_model.save(module, tmp, signatures=module.signatures())
     with open(os.path.join(tmp, CARD_NAME), "w") as f:
       json.dump({**card, "signatures": list(SIGNATURES)}, f, indent=2, sort_keys=True)
@@ -231,6 +233,7 @@ def export_model(model, data_range, export_dir, model_name, card=None):
         if e.errno in (errno.ENOTEMPTY, errno.EEXIST):
           continue
         raise
+      io_utils.fsync_folder(model_dir)  # the rename itself survives a crash
       return path
   finally:
     if os.path.exists(tmp):

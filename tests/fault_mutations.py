@@ -57,7 +57,7 @@ MUTATIONS = [
      "except (ValueError, FileNotFoundError, FloatingPointError) as e:", "except FloatingPointError as e:",
      "the launcher's one-line errors"),
     ("test_rerunning_a_finished_mode_changes_nothing_but_timings", "seatbelt_tf/io_utils.py",
-     "    os.replace(tmp, path)\n", "    __import__('shutil').copyfile(tmp, path)\n",
+     "  os.replace(tmp, path)\n  fsync_folder(", "  __import__('shutil').copyfile(tmp, path)\n  fsync_folder(",
      "write-then-rename (temporaries left behind)"),
     ("test_training_health.py::test_step0_kl_and_gradient_norm_of_every_hierarchy_stay_within_10x_of_the_beta_tcvae",
      "seatbelt_tf/nn/heads.py",

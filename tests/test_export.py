@@ -193,3 +193,26 @@ def test_export_mode_on_a_trained_workdir(tmp_path):
   again = export_mode.export(config_lib.RunConfig.from_flat(
       {**export.flat(), "export_dir": str(tmp_path / "serving"), "model_name": "robust"}).validate())
   assert again["export_path"] == str(tmp_path / "serving" / "robust" / "1")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_exports_and_atomic_writes_honour_the_umask_and_fsync_the_folder(tmp_path, monkeypatch, umask):
+  """An export's version folder and files, and every atomically written file, get an ordinary write's mode under
+  the umask (0755/0644 under 022) instead of tempfile's private 0700/0600; the folder is fsynced after the rename."""
+  from seatbelt_tf import io_utils, plotting  # pylint: disable=g-import-not-at-top
+  synced = []
+  real_fsync_folder = io_utils.fsync_folder
+  monkeypatch.setattr(io_utils, "fsync_folder", lambda p: (synced.append(os.path.abspath(p)), real_fsync_folder(p)))
+  old = os.umask(umask)
+  try:
+    path = serving.export_model(_model("beta_tcvae"), (0.0, 1.0), str(tmp_path / "export"), "m")
+    io_utils.atomic_write_json(str(tmp_path / "out" / "r.json"), {"a": 1})
+    fig = plotting.pyplot().figure()
+    plotting.save(fig, str(tmp_path / "out" / "f.png"))
+  finally:
+    os.umask(old)
+  assert os.stat(path).st_mode & 0o777 == 0o777 & ~umask
+  for name in ("saved_model.pb", serving.CARD_NAME, "r.json", "f.png"):
+    where = path if name in ("saved_model.pb", serving.CARD_NAME) else str(tmp_path / "out")
+    assert os.stat(os.path.join(where, name)).st_mode & 0o777 == 0o666 & ~umask, name
+  assert os.path.abspath(os.path.dirname(path)) in synced and str(tmp_path / "out") in synced

@@ -88,9 +88,9 @@ def test_skip_mode_leaves_nonfinite_batches_out_and_counts_them(tmp_path, monkey
   assert latest.endswith("ckpt-9") and _checkpoint_is_finite(latest)  # weights, Adam slots, BatchNorm moments
   # With the protection off (the update applied whatever the loss), the same run cannot finish.
   monkeypatch.setattr(models.BetaTCVAE, "_apply_if_finite",
-                      lambda self, loss, gradients, terms, batch_size, before: (
+                      lambda self, loss, gradients, terms, batch_size, before, grad_norms: (
                           self.optimizer.apply(gradients, self.trainable_variables),
-                          self._update_trackers(terms, batch_size))[1])
+                          self._update_trackers(terms, batch_size, grad_norms))[1])
   with pytest.raises(train_mode.NonFiniteLossError):
     train_mode.train(tiny_config(tmp_path / "unprotected", train_steps=9, steps_per_epoch=3, on_nonfinite="skip"))
 

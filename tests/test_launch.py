@@ -178,3 +178,50 @@ def test_train_steps_need_not_be_a_multiple_of_steps_per_epoch(tiny):
   checkpoints = tf.train.get_checkpoint_state(os.path.join(tiny().workdir, "checkpoints"))
   assert checkpoints.model_checkpoint_path.endswith("ckpt-5")
   assert [os.path.basename(p) for p in checkpoints.all_model_checkpoint_paths] == ["ckpt-3", "ckpt-5"]
+
+
+def test_subpackages_are_reachable_as_attributes_of_the_package():
+  import seatbelt_tf  # pylint: disable=g-import-not-at-top
+  for name in ("data", "models", "objectives", "metrics", "attacks", "evaluation", "serving", "runs", "modes"):
+    assert getattr(seatbelt_tf, name).__name__ == f"seatbelt_tf.{name}"
+  with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+    seatbelt_tf.nothing  # noqa: B018  (the attribute access is the test)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"model": "seatbelt", "layers": 9}, "layers=9"),
+    ({"model": "beta_tcdlgm", "layers": 3, "h_sizes": "8"}, "h_sizes"),
+    ({"model": "beta_tcvae", "layers": 2}, "needs a hierarchical model"),
+    ({"model": "seatbelt", "layers": 2, "z_sizes": "6,0"}, "z_sizes"),
+    ({"dataset": "image_folder", "data_dir": "/nonexistent/folder"}, "nonexistent"),
+])
+def test_a_rejected_setting_writes_nothing(tmp_path, overrides, message):
+  """Every setting refused by the data or the model (not only by the flag checks) is refused before the first
+  write: no workdir, config.json or flags.cfg is left behind (before, `--model=seatbelt --layers=9` left a
+  config.json that then refused the corrected run as "a run with different settings")."""
+  workdir = tmp_path / "run"
+  with pytest.raises((ValueError, FileNotFoundError), match=message):
+    train_mode.train(tiny_config(workdir, **overrides))
+  assert not workdir.exists()
+
+
+def test_help_exits_0_with_a_usage_header_and_every_flag_in_one_group():
+  defined = {f.name for f in launch.FLAGS.get_flags_for_module(launch.__name__)}
+  grouped = [name for _, names in launch.HELP_GROUPS for name in names if name != "flagfile"]
+  assert sorted(grouped) == sorted(defined), set(grouped) ^ defined  # each flag exactly once
+  for arg in ("--help", "--helpfull", "-h"):
+    out = subprocess.run([sys.executable, "-m", "seatbelt_tf.launch", arg], capture_output=True, text=True,
+                         cwd=REPO, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith("usage: python -m seatbelt_tf.launch")
+    for title, names in launch.HELP_GROUPS:
+      assert f"\n{title}:\n" in out.stdout
+      assert out.stdout.index(f"\n{title}:\n") < out.stdout.index(f"  --{names[0]}")
+
+
+def test_the_progress_of_a_short_last_epoch_counts_its_own_steps(tmp_path, capsys):
+  """7 steps at 3 per epoch: the log lines read 3/3, 3/3 and 1/1 (before: the last one said 3/3)."""
+  train_mode.train(tiny_config(tmp_path / "run", train_steps=7, steps_per_epoch=3, verbose=2))
+  counts = [line.split(" - ")[0] for line in capsys.readouterr().out.splitlines() if " - " in line and "/" in
+            line.split(" - ")[0]]
+  assert counts == ["3/3", "3/3", "1/1"], counts

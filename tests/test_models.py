@@ -109,11 +109,12 @@ def test_sampling_is_seeded():
 
 def test_fit_logs_every_tracker_and_a_real_loss():
   m = _model("vae", network="tiny_mlp")
-  assert [t.name for t in m.metrics] == list(m.tracker_names)
+  assert [t.name for t in m.metrics] == list(m.tracker_names) + list(m.grad_norm_names)
+  assert m.grad_norm_names == ("grad_norm", "grad_norm_encoder", "grad_norm_decoder")
   m.compile(optimizer=keras.optimizers.Adam(1e-3))
   x = _batch(32)
   history = m.fit(tf.data.Dataset.from_tensor_slices(x).batch(8), epochs=2, verbose=0, shuffle=False)
-  for name in m.tracker_names:
+  for name in m.tracker_names + m.grad_norm_names:
     assert len(history.history[name]) == 2 and np.isfinite(history.history[name]).all()
   assert history.history["loss"][0] > 100  # the model's own loss, not Keras' 0.0 placeholder
   assert history.history["loss"][-1] < history.history["loss"][0]

@@ -13,6 +13,7 @@ area-resized to 64x64 (the paper and Chen et al. 2018 say only "cropped and down
 the 178x218 aligned faces for 64x64 VAEs). Ground-truth factors come from the builders' `label_*` features.
 """
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -108,10 +109,25 @@ def _prepare_from_manual_dir(name, builder, data_dir, manual_dir):
     shutil.rmtree(download_dir, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def contained_temporary_files():
+  """Points `tempfile` at a private folder removed afterwards. TFDS 4.9's DatasetInfo.initialize_from_bucket
+  makes an empty `tmp*tfds` folder in the system temp folder for every builder of an unprepared dataset and, offline,
+  returns without removing it."""
+  saved = tempfile.tempdir
+  with tempfile.TemporaryDirectory(prefix="seatbelt_tfds_") as private:
+    tempfile.tempdir = private
+    try:
+      yield
+    finally:
+      tempfile.tempdir = saved
+
+
 def _builder(name, data_dir, manual_dir):
   tfds = _tfds()
   spec = TFDS_SPECS[name]
-  builder = tfds.builder(spec.builder, data_dir=os.path.expanduser(data_dir) if data_dir else None)
+  with contained_temporary_files():
+    builder = tfds.builder(spec.builder, data_dir=os.path.expanduser(data_dir) if data_dir else None)
   if builder.is_prepared():
     return builder
   manual_dir = os.path.expanduser(manual_dir) if manual_dir else None

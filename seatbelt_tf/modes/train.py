@@ -54,6 +54,25 @@ class _CheckpointAndStop(keras.callbacks.Callback):
       self.saved_step = step
 
 
+class _StepProgbar(keras.callbacks.ProgbarLogger):
+  """Keras's progress bar, with each epoch's target the steps it will actually run: a last epoch cut short by
+  --train_steps (or a first one after a mid-epoch resume) shows 100/100, not 100/200 finalised as 200/200."""
+
+  def __init__(self, train_steps):
+    super().__init__()
+    self.train_steps = train_steps
+    self.steps_per_epoch = None
+
+  def set_params(self, params):
+    super().set_params(params)
+    self.steps_per_epoch = self.target
+
+  def on_epoch_begin(self, epoch, logs=None):
+    done = int(self.model.optimizer.iterations.numpy())
+    self.target = max(1, min(self.steps_per_epoch, self.train_steps - done))
+    super().on_epoch_begin(epoch, logs)
+
+
 def train(config):
   """Trains (or resumes) the run of `config`, then evaluates it on the held-out split.
 
@@ -78,7 +97,7 @@ def train(config):
         data_lib.train_dataset(source, t.batch_size, config.data.eval_examples, t.seed, start_step=start_step),
         steps_per_epoch=t.steps_per_epoch, initial_epoch=initial_epoch,
         epochs=initial_epoch + math.ceil(remaining / t.steps_per_epoch), shuffle=False, verbose=t.verbose,
-        callbacks=[checkpointer, health.HealthCallback(),
+        callbacks=[checkpointer, health.HealthCallback(), _StepProgbar(t.train_steps),
                    keras.callbacks.TensorBoard(os.path.join(output_dir or config.workdir, "tensorboard"))])
     checkpointer.save()  # normally a no-op: the last epoch end (also when stopped mid-epoch) saved already
     if checkpointer.nonfinite_step is not None:
