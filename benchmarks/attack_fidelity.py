@@ -67,7 +67,7 @@ def main():
     config = config_lib.RunConfig.from_args(flags, workdir=os.path.join(tempfile.mkdtemp(), "w"), verbose=0,
                                             model="seatbelt", layers=2, train_steps=60, seed=seed)
     train_mode.train(config)
-    source, model = runs.open_trained_run(config)  # pylint: disable=protected-access
+    _, source, model = runs.open_trained_run(config)
     pairs = attacks.choose_pairs(np.arange(source.num_examples), 2, seed=3)
     inputs, targets = source.tf_images(pairs[:, 0]).numpy(), source.tf_images(pairs[:, 1]).numpy()
     fns = attacks.ModelFns(model)

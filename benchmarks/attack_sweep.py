@@ -62,7 +62,7 @@ def main():
   import json  # pylint: disable=g-import-not-at-top
   with open(os.path.join(args.workdir, "config.json")) as f:
     config = config_lib.RunConfig.from_flat({**json.load(f), "workdir": args.workdir, "mode": "attack"})
-  source, model = runs.open_trained_run(config)  # pylint: disable=protected-access
+  _, source, model = runs.open_trained_run(config)
   candidates = data.pipeline.eval_indices(source.num_examples, config.data.eval_examples, config.train.seed).numpy()
   pairs = attacks.choose_pairs(candidates, args.pairs, 0)
   inputs, targets = source.tf_images(pairs[:, 0]).numpy(), source.tf_images(pairs[:, 1]).numpy()

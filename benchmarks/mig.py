@@ -45,7 +45,7 @@ def main():
     from seatbelt_tf import attacks, config as config_lib, runs  # pylint: disable=g-import-not-at-top
     with open(os.path.join(args.workdir, "config.json")) as f:
       config = config_lib.RunConfig.from_flat({**json.load(f), "workdir": args.workdir, "mode": "evaluate"})
-    _, model = runs.open_trained_run(config)  # pylint: disable=protected-access
+    _, _, model = runs.open_trained_run(config)
     start = time.perf_counter()
     loc, scale = metrics.encode_dataset(attacks.ModelFns(model).encode_fn, source, indices, 1000, verbose=True)[-1]
     rows.append(("encode (top layer)", time.perf_counter() - start, ""))

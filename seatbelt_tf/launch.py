@@ -19,6 +19,7 @@ from absl import flags
 from absl import logging
 
 from seatbelt_tf import config as config_lib
+from seatbelt_tf import startup
 
 _D, _M, _T = config_lib.DataConfig(), config_lib.ModelConfig(), config_lib.TrainConfig()
 
@@ -228,6 +229,7 @@ def main(argv):
   if not FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
     std_logging.getLogger("tensorflow").setLevel(std_logging.WARNING)
+  startup.import_tensorflow_quietly()  # (TensorFlow's benign start-up lines dropped, real errors kept)
   config = config_from_flags()
   try:
     results = run_mode(config)

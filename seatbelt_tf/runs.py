@@ -15,6 +15,7 @@ A re-run with the same workdir restores the latest checkpoint and continues from
 batch is a pure function of (seed, step), the resumed run sees the batches an uninterrupted run would have.
 """
 
+import dataclasses
 import json
 import os
 import time
@@ -61,12 +62,36 @@ def prepare_workdir(config, record=True):
   io_utils.atomic_write_text(os.path.join(workdir, "flags.cfg"), config.to_flagfile())
 
 
+HELDOUT_CAP = 0.1  # a held-out split that would not fit is capped at this fraction of the dataset
+
+
 def build_source(config):
+  """The dataset source of `config` (no split check: see `open_source`)."""
   d = config.data
-  source = data_lib.build_dataset(d.dataset, data_dir=d.data_dir, manual_dir=d.manual_dir, grayscale=d.grayscale,
-                                  bad_images=d.bad_images)
-  data_lib.pipeline.check_split(source.num_examples, config.data.eval_examples, config.train.batch_size)
-  return source
+  return data_lib.build_dataset(d.dataset, data_dir=d.data_dir, manual_dir=d.manual_dir, grayscale=d.grayscale,
+                                bad_images=d.bad_images)
+
+
+def fit_split(config, num_examples):
+  """`config`, with --eval_examples capped at `HELDOUT_CAP` of the dataset (and a warning) when the requested
+  held-out split would leave less than one training batch (e.g. the default 10,000 on a folder of 2,000 images);
+  otherwise unchanged. Raises the split's ValueError when even the cap leaves no batch."""
+  t, requested = config.train, config.data.eval_examples
+  if num_examples - requested < t.batch_size and requested >= 1:
+    capped = max(1, int(num_examples * HELDOUT_CAP))
+    if num_examples - capped >= t.batch_size and capped < requested:
+      warnings.warn(f"--eval_examples={requested} would leave fewer than one batch of the dataset's "
+                    f"{num_examples} examples; holding out {capped} ({HELDOUT_CAP:.0%}) instead. Pass "
+                    "--eval_examples to choose.", RuntimeWarning, stacklevel=2)
+      config = dataclasses.replace(config, data=dataclasses.replace(config.data, eval_examples=capped))
+  data_lib.pipeline.check_split(num_examples, config.data.eval_examples, t.batch_size)
+  return config
+
+
+def open_source(config):
+  """(the config the run uses, its dataset source): `build_source` then `fit_split`."""
+  source = build_source(config)
+  return fit_split(config, source.num_examples), source
 
 
 def build_model(config, source, strategy=None):
@@ -204,27 +229,28 @@ def open_run(config, record, strategy=None, output_dir=None):
       workdir's (the chief's) latest checkpoint.
 
   Returns:
-    (source, model, checkpoint manager, path of the restored checkpoint or None).
+    (the config the run uses (`fit_split`), source, model, checkpoint manager, path of the restored checkpoint or
+    None).
   """
   config.validate()
-  source = build_source(config)
+  config, source = open_source(config)
   prepare_workdir(config, record=False)  # refuses a workdir of another run, writing nothing
   # Settings only the data and model can check (a depth beyond the dataset's layer widths, say) fail here,
   # before the first write: a rejected run leaves no workdir behind.
   model = build_model(config, source, strategy)
   prepare_workdir(config, record=record)
   manager = checkpoint_manager(config, model, output_dir and os.path.join(output_dir, "checkpoints"))
-  return source, model, manager, restore(manager, os.path.join(config.workdir, "checkpoints"))
+  return config, source, model, manager, restore(manager, os.path.join(config.workdir, "checkpoints"))
 
 
 def open_trained_run(config):
-  """`open_run` for the modes that read a trained workdir: (source, model), or FileNotFoundError."""
+  """`open_run` for the modes that read a trained workdir: (config, source, model), or FileNotFoundError."""
   # record=False: the workdir's flags.cfg keeps relaunching the training run.
-  source, model, _, restored = open_run(config, record=False)
+  config, source, model, _, restored = open_run(config, record=False)
   if not restored:
     raise FileNotFoundError(f"No checkpoint in {os.path.join(config.workdir, 'checkpoints')}: run --mode=train "
                             "with this --workdir first.")
-  return source, model
+  return config, source, model
 
 
 def evaluate_and_record(config, model, source, start, record=True, extra=None):
@@ -252,13 +278,13 @@ def heldout_indices(config, source, run):
 
 
 def open_export(config):
-  """(source, `serving.SavedModelFns`, the export's recorded run settings) for --saved_model modes."""
+  """(config, source, `serving.SavedModelFns`, the export's recorded run settings) for --saved_model modes."""
   config.validate()
-  source = build_source(config)
+  config, source = open_source(config)
   fns = serving.SavedModelFns(config.export.saved_model)
   if fns.image_shape != tuple(source.image_shape) or fns.data_range != tuple(source.data_range):
     raise ValueError(f"{config.export.saved_model} takes images {fns.image_shape} in {fns.data_range}; "
                      f"--dataset={config.data.dataset} gives {tuple(source.image_shape)} in "
                      f"{tuple(source.data_range)}. Pass the dataset the model was trained on.")
   os.makedirs(config.workdir, exist_ok=True)
-  return source, fns, fns.card.get("config", {})
+  return config, source, fns, fns.card.get("config", {})

@@ -383,7 +383,7 @@ def test_batched_driver_matches_scipy_on_a_trained_model(tmp_path):
   from conftest import tiny_config
   config = tiny_config(tmp_path / "w", model="seatbelt", layers=2, train_steps=60)
   train_mode.train(config)
-  source, model = runs.open_trained_run(config)  # pylint: disable=protected-access
+  _, source, model = runs.open_trained_run(config)
   pairs = attacks.choose_pairs(np.arange(source.num_examples), 2, seed=3)
   inputs, targets = source.tf_images(pairs[:, 0]).numpy(), source.tf_images(pairs[:, 1]).numpy()
   fns = attacks.ModelFns(model)

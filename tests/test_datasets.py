@@ -207,3 +207,28 @@ def test_loading_a_tfds_dataset_leaves_no_temporary_folders(tmp_path):
     with pytest.raises(FileNotFoundError):
       data.build_dataset(name, data_dir=str(tmp_path / "data"), manual_dir=str(tmp_path / "empty"))
   assert leftovers() == before
+
+
+def test_image_folder_says_what_it_converts_and_caps_a_held_out_split_that_does_not_fit(tmp_path, capsys):
+  """Single-channel files decoded to 3 channels and images under 64x64 upscaled are each named in one log line;
+  the default --eval_examples=10000 on a 48-image folder is capped at 10% with a warning instead of failing."""
+  folder = tmp_path / "images"
+  paths = _write_images(folder, 12)  # i % 3 == 1 odd: single-channel PNGs; i % 3 == 2: 40x70 (upscaled)
+  data.build_dataset("image_folder", data_dir=str(folder))
+  out = capsys.readouterr().out
+  single = [p for i, p in enumerate(sorted(paths, key=lambda p: int(os.path.basename(p)[:3])))
+            if i % 2 and i % 3 == 1]
+  assert f"{len(single)} of 12 images are single-channel" in out and "3 identical channels" in out
+  assert "4 of 12 images are smaller than 64x64" in out and "70x40" in out  # (width x height)
+  data.build_dataset("image_folder", data_dir=str(folder), grayscale=True)
+  assert "single-channel" not in capsys.readouterr().out  # nothing silent about it with --grayscale
+  big = tmp_path / "big"
+  _write_images(big, 48)
+  config = tiny_config(tmp_path / "w", dataset="image_folder", data_dir=str(big), eval_examples=10000,
+                       eval_batch_size=8)
+  with pytest.warns(RuntimeWarning, match=r"--eval_examples=10000 would leave fewer than one batch .* holding out 4"):
+    results = train_mode.train(config)
+  assert results["eval_examples"] == 4
+  assert json.load(open(os.path.join(config.workdir, "config.json")))["eval_examples"] == 4
+  with pytest.warns(RuntimeWarning):  # the same command resumes the same run (the cap is recorded)
+    assert train_mode.train(config)["step"] == 6

@@ -225,3 +225,21 @@ def test_the_progress_of_a_short_last_epoch_counts_its_own_steps(tmp_path, capsy
   counts = [line.split(" - ")[0] for line in capsys.readouterr().out.splitlines() if " - " in line and "/" in
             line.split(" - ")[0]]
   assert counts == ["3/3", "3/3", "1/1"], counts
+
+
+def test_tensorflow_start_up_noise_is_dropped_and_real_errors_kept():
+  from seatbelt_tf import startup  # pylint: disable=g-import-not-at-top
+  cuinit = "E0000 00:00:1.5 1 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: UNKNOWN ERROR (303)"
+  assert startup.benign(cuinit, gpu_machine=False) and not startup.benign(cuinit, gpu_machine=True)
+  assert startup.benign("I0000 00:00:1.5 1 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU will "
+                        "not be used.")
+  assert not startup.benign("E0000 00:00:1.5 1 some_op.cc:12] Could not open file: Permission denied")
+  script = ("import sys; from seatbelt_tf import startup; tf = startup.import_tensorflow_quietly(); "
+            "print('after', tf.__name__, file=sys.stderr)")
+  out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=120,
+                       env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
+  assert out.returncode == 0, out.stderr
+  lines = [line for line in out.stderr.splitlines() if line.strip()]
+  assert lines[-1] == "after tensorflow"
+  noisy = [line for line in lines if startup.benign(line, gpu_machine=False)]
+  assert not noisy, noisy

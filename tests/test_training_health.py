@@ -127,7 +127,7 @@ def test_the_guard_names_the_step_and_layer_of_a_kl_jump(tiny):
   previous initialisation, injected mid-run). The next step's KL_1 jumps by orders of magnitude, and the first
   warning names step 21, kl_1 and the size; the 20 healthy steps raised none."""
   config = tiny(model="seatbelt", layers=2, z_sizes="6,3", h_sizes="8", beta=1.0)
-  source = runs.build_source(config)
+  config, source = runs.open_source(config)
   model = runs.build_model(config, source)
   units = model.down[0].head.bias.shape[0] // 2
 

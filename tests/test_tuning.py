@@ -61,7 +61,7 @@ def test_robustness_objective_is_finite_and_tells_models_apart(tmp_path):
     config = tiny_config(tmp_path / name, tune_attack_pairs=2, tune_attack_lambdas=2, tune_attack_iterations=10,
                          train_steps=30, steps_per_epoch=15, **overrides)
     train_mode.train(config)
-    _, model = runs.open_trained_run(config)  # pylint: disable=protected-access
+    _, _, model = runs.open_trained_run(config)
     scores[name] = tuning.robustness(config, model, source)
   assert all(np.isfinite(v) and v > 0 for v in scores.values())
   assert abs(scores["vae"] - scores["seatbelt"]) > 1.0

@@ -58,6 +58,8 @@ def load_image_folder(directory, grayscale=False, verbose=True, batch_size=256, 
   if not paths:
     raise FileNotFoundError(f"No image files ({', '.join(IMAGE_EXTENSIONS)}) under {directory}.")
   channels = 1 if grayscale else 3
+  for line in describe_conversions(paths, grayscale):
+    print(line)
   store = ImageStore(len(paths), (IMAGE_SIZE, IMAGE_SIZE, channels), binary=False)
   progress = keras.utils.Progbar(len(paths), unit_name="image") if verbose else None
   if verbose:
@@ -89,6 +91,33 @@ def load_image_folder(directory, grayscale=False, verbose=True, batch_size=256, 
                   f"(--bad_images=skip): {', '.join(skipped[:5])}{', ...' if len(skipped) > 5 else ''}",
                   RuntimeWarning, stacklevel=2)
   return ArraySource("image_folder", store.finish(), "gaussian")
+
+
+def describe_conversions(paths, grayscale):
+  """One line per conversion the decoder will make silently: single-channel files repeated into 3 channels
+  (without --grayscale) and files smaller than 64x64 upscaled. Reads only the files' headers (PIL); a file whose
+  header does not read is left to the decoder's own error."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top  (matplotlib's dependency)
+  single, small = [], []
+  for path in paths:
+    try:
+      with Image.open(path) as image:
+        mode, (width, height) = image.mode, image.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+      continue
+    if mode in ("1", "L", "LA", "I", "I;16", "F") and not grayscale:
+      single.append(path)
+    if min(width, height) < IMAGE_SIZE:
+      small.append((path, width, height))
+  lines = []
+  if single:
+    lines.append(f"{len(single)} of {len(paths)} images are single-channel (e.g. {single[0]}); they are decoded "
+                 "to 3 identical channels. Pass --grayscale to keep one channel for every image.")
+  if small:
+    path, width, height = small[0]
+    lines.append(f"{len(small)} of {len(paths)} images are smaller than {IMAGE_SIZE}x{IMAGE_SIZE} (e.g. {path}, "
+                 f"{width}x{height}); they are upscaled after the centre crop.")
+  return lines
 
 
 def _batches(paths, grayscale, batch_size):

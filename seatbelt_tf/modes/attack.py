@@ -25,10 +25,10 @@ def attack(config):
   """
   start = time.time()
   if config.export.saved_model:  # an export: the same callables from its signatures, no checkpoint needed
-    source, fns, run = runs.open_export(config)
+    config, source, fns, run = runs.open_export(config)
     step, title = fns.card.get("step", 0), f"{fns.card.get('model_family', fns.card['model'])} (SavedModel)"
   else:
-    source, model = runs.open_trained_run(config)
+    config, source, model = runs.open_trained_run(config)
     fns = attacks_lib.ModelFns(model)
     step, title, run = int(model.optimizer.iterations.numpy()), runs.run_title(config), {}
   a = config.attack

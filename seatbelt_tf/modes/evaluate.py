@@ -17,11 +17,11 @@ def evaluate(config):
   """
   start = time.time()
   if config.export.saved_model:
-    source, fns, run = runs.open_export(config)
+    config, source, fns, run = runs.open_export(config)
     model, title = None, f"{fns.card.get('model_family', fns.card['model'])} (SavedModel)"
     results = {"mode": "evaluate", "saved_model": config.export.saved_model, "step": fns.card.get("step")}
   else:
-    source, model = runs.open_trained_run(config)
+    config, source, model = runs.open_trained_run(config)
     fns, run, title = attacks_lib.ModelFns(model), {}, runs.run_title(config)
     results = runs.evaluate_and_record(config, model, source, start)
   suite = evaluation.run_suite(

@@ -15,7 +15,7 @@ def export(config):
   model family), with `model_card.json` holding the run's settings and its held-out `results.json` metrics.
   """
   start = time.time()
-  source, model = runs.open_trained_run(config)
+  config, source, model = runs.open_trained_run(config)
   export_dir = config.export.export_dir or os.path.join(config.workdir, "export")
   model_name = config.export.model_name or config.model.model
   metrics = None

@@ -83,7 +83,7 @@ def train(config):
   strategy = distribute.build_strategy(config.train.strategy, config.train.devices)  # before TF initialises
   chief, output_dir = distribute.worker_role(strategy)
   output_dir = None if chief else os.path.join(config.workdir, "workers", output_dir)
-  source, model, manager, restored = runs.open_run(config, record=chief, strategy=strategy, output_dir=output_dir)
+  config, source, model, manager, restored = runs.open_run(config, record=chief, strategy=strategy, output_dir=output_dir)
   t = config.train
   start_step = int(model.optimizer.iterations.numpy())
   if restored:
