@@ -242,10 +242,20 @@ def test_sweep_records_are_complete_consistent_and_reproducible_from_the_saved_a
   x_adv = tf.constant(saved["adversarial"])
   if mode == "latent":
     value = attacks.latent_objective(fns.encode_fn, x_adv, x, fns.encode_fn(x_t), lam, layers)
+    effect = attacks.latent_divergence(fns.encode_fn(x_adv), fns.encode_fn(x_t), layers)
   else:
     noise = [tf.random.stateless_normal([8, d], seed=[0, i]) for i, d in enumerate(fns.layer_sizes)]
     value = attacks.output_objective(fns.elbo_fn, x_adv, x, x_t, noise, lam)
-  np.testing.assert_allclose(value.numpy(), [r["objective"] for r in records], rtol=1e-4, atol=1e-3)
+    effect = -fns.elbo_fn(x_adv, x_t, noise)
+  np.testing.assert_allclose(value.numpy(), [r["objective_smoothed"] for r in records], rtol=1e-4, atol=1e-3)
+  # The recorded objective is Delta with the exact norm (eqs. 12-15), not the optimiser's smoothed one.
+  l2 = np.sqrt(((saved["adversarial"].astype(np.float64) - saved["inputs"]) ** 2).reshape(8, -1).sum(1))
+  exact = effect.numpy().astype(np.float64) + lam.numpy().astype(np.float64) * l2
+  np.testing.assert_allclose(exact, [r["objective"] for r in records], rtol=1e-4, atol=1e-4)
+  smoothing = lam.numpy().astype(np.float64) * (np.sqrt(l2 ** 2 + attacks.NORM_EPSILON) - l2)
+  assert smoothing[-1] > 0.1  # lambda = 2^20 with d ~ 0: the smoothing alone is ~1 nat there
+  np.testing.assert_allclose(np.array([r["objective_smoothed"] - r["objective"] for r in records]), smoothing,
+                             rtol=1e-3, atol=2e-3)
 
 
 def test_single_factor_pairs_differ_in_that_factor_only():

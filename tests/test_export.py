@@ -216,3 +216,21 @@ def test_exports_and_atomic_writes_honour_the_umask_and_fsync_the_folder(tmp_pat
     where = path if name in ("saved_model.pb", serving.CARD_NAME) else str(tmp_path / "out")
     assert os.stat(os.path.join(where, name)).st_mode & 0o777 == 0o666 & ~umask, name
   assert os.path.abspath(os.path.dirname(path)) in synced and str(tmp_path / "out") in synced
+
+
+def test_attack_records_recompute_from_the_export_as_the_exact_delta(tmp_path):
+  """Every record's `objective` equals Delta of eqs. 13-15 recomputed from the export's own encode signature and
+  the saved adversarial inputs, with the exact ||d||_2 (at lambda = 2^20 and d ~ 0 the optimiser's smoothed norm
+  alone would add ~1 nat)."""
+  path = serving.export_model(_model("seatbelt", 2), (0.0, 1.0), str(tmp_path), "m")
+  fns = serving.SavedModelFns(path)
+  x, x_t = _images(2).numpy(), _images(2, seed=1).numpy()
+  lambdas = attacks.lambda_grid(4)
+  records, arrays = attacks.run_attack(fns, x, x_t, lambdas, "latent", "all", max_iterations=15)
+  x_adv = tf.constant(arrays["adversarial"])
+  kl = attacks.latent_divergence(fns.encode_fn(x_adv), fns.encode_fn(tf.constant(arrays["targets"])), "all")
+  l2 = np.sqrt(((arrays["adversarial"].astype(np.float64) - arrays["inputs"]) ** 2).reshape(len(records), -1).sum(1))
+  delta = kl.numpy().astype(np.float64) + np.array([r["lambda"] for r in records]) * l2
+  np.testing.assert_allclose([r["objective"] for r in records], delta, rtol=1e-4, atol=1e-4)
+  top = max(range(len(records)), key=lambda k: records[k]["lambda"])
+  assert records[top]["objective_smoothed"] - records[top]["objective"] > 0.5
