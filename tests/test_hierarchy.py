@@ -157,12 +157,19 @@ def test_model_terms_match_float64_brute_force_of_eq_9(float64, name, estimator)
       "loss": -reconstruction.mean() + floored + (beta - 1.0) * want["tc"].mean(),  # eq. 9 as a loss
       "elbo": reconstruction.mean() - sum(layer_kls),                                # eq. 10/11 with beta = 1
       "reconstruction": reconstruction.mean(), "kl": sum(layer_kls),
-      "mi": want["mi"].mean(), "tc": want["tc"].mean(), "dim_kl": want["dim_kl"].mean(),
+      "mi_raw": want["mi"].mean(), "tc_raw": want["tc"].mean(), "dim_kl_raw": want["dim_kl"].mean(),
+      # offset-free: MWS normalises by N M (eq. B.15), the batch mixture by M; MSS has no offset
+      "mi": want["mi"].mean() - (np.log(n) if estimator == "mws" else 0.0),
+      "tc": want["tc"].mean() - (Z_SIZES[-1] - 1) * (np.log(n) if estimator == "mws" else 0.0),
+      "dim_kl": want["dim_kl"].mean() + Z_SIZES[-1] * (np.log(n) if estimator == "mws" else 0.0),
       **{f"kl_{i + 1}": v for i, v in enumerate(layer_kls)},
   }
   assert set(tracked) == set(expected) == set(model.tracker_names)
   for key, value in expected.items():
-    _close(float(tracked[key]), value)
+    if key in ("mi", "tc", "dim_kl"):  # raw minus ~log N per unit: held to the raw terms' precision
+      np.testing.assert_allclose(float(tracked[key]), value, rtol=0, atol=1e-5 * (1 + abs(expected[key + "_raw"])))
+    else:
+      _close(float(tracked[key]), value)
   # The per-sample decomposition of the top layer adds up to its single-sample log-ratio (eq. A.16).
   _close(f["mi"] + f["tc"] + f["dim_kl"], want["top_log_ratio"])
 
@@ -213,6 +220,10 @@ def test_beta_one_decomposition_is_the_plain_hierarchical_elbo(float64, name):
   _close(f["mi"], exact["mi"] + log_n, 1e-10)
   _close(f["tc"], exact["tc"] + (d - 1) * log_n, 1e-10)
   _close(f["dim_kl"], exact["dim_kl"] - d * log_n, 1e-10)
+  offsets = objectives.estimator_offsets(d, n, "mws")  # what the trackers subtract: the same offsets
+  for key in ("mi", "tc", "dim_kl"):
+    _close(f[key] - offsets[key], exact[key], 1e-10)
+  assert objectives.estimator_offsets(d, n, "mss") == {"mi": 0.0, "tc": 0.0, "dim_kl": 0.0}
   exact_decomposed = f["reconstruction"] - f["kl"][0] - f["kl"][1] - exact["mi"] - exact["tc"] - exact["dim_kl"]
   _close(exact_decomposed, plain_elbo, 1e-10)
   # The model's loss at beta = 1 (no free bits) is the negative of its tracked ELBO, which uses analytic KLs.

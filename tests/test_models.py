@@ -83,7 +83,10 @@ def test_beta_tcvae_objective_is_elbo_minus_weighted_tc():
   strong = _model("beta_tcvae", beta=7.0)
   strong.set_weights(tc_model.get_weights())
   c = _terms(strong, x)
-  assert c["loss"] == pytest.approx(-c["elbo"] + 6.0 * c["tc"], rel=1e-5)  # eq. 4 = ELBO - (beta - 1) TC
+  assert c["loss"] == pytest.approx(-c["elbo"] + 6.0 * c["tc_raw"], rel=1e-5)  # eq. 4 = ELBO - (beta - 1) TC
+  log_n = np.log(strong.dataset_size)  # MWS: the plain names are the batch mixture's terms (offset-free)
+  assert c["tc"] == pytest.approx(c["tc_raw"] - (strong.latent_dim - 1) * log_n, rel=1e-5, abs=1e-3)
+  assert c["mi"] + c["tc"] + c["dim_kl"] == pytest.approx(c["mi_raw"] + c["tc_raw"] + c["dim_kl_raw"], abs=1e-3)
   assert c["elbo"] == pytest.approx(a["elbo"], rel=1e-6)  # the tracked ELBO never includes beta
   beta_vae = _model("vae", beta=4.0)
   beta_vae.set_weights(tc_model.get_weights())

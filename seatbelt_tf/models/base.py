@@ -41,7 +41,9 @@ class BaseVAE(keras.Model):
     seed: int seed of the sampling noise (`keras.random.SeedGenerator`).
   """
 
-  tracker_names = ("loss", "elbo", "reconstruction", "kl", "mi", "tc", "dim_kl")
+  # mi, tc, dim_kl: the top layer's decomposition (eq. 3 / A.16) without the estimator's offset (offset-free, the
+  # batch mixture's: `objectives.estimator_offsets`); *_raw: the estimator's own values, which the loss uses.
+  tracker_names = ("loss", "elbo", "reconstruction", "kl", "mi", "tc", "dim_kl", "mi_raw", "tc_raw", "dim_kl_raw")
 
   def __init__(self, latent_dim, network="conv", image_shape=(64, 64, 1), likelihood="bernoulli", beta=1.0,
                dataset_size=737280, estimator="mws", free_bits=0.0, seed=0, **kwargs):
@@ -94,6 +96,10 @@ class BaseVAE(keras.Model):
   def health_kl_names(self):
     """The KL trackers the spike guard watches: one per stochastic layer."""
     return ("kl",)
+
+  def estimator_offsets(self):
+    """The estimator's offsets of the top layer's mi, tc, dim_kl (`objectives.estimator_offsets`)."""
+    return objectives.estimator_offsets(self.layer_sizes[-1], self.dataset_size, self.estimator)
 
   def _health_step(self, terms, gradients):
     """This step's gradient norms (dict by tracker name) after the spike guard has scored them and the
@@ -329,10 +335,21 @@ def gaussian_params(raw):
   return loc, tf.nn.softplus(raw_scale) + MIN_SCALE
 
 
-def batch_means(terms, loss):
-  """Tracker values from `single_layer_terms`: batch means, the true ELBO (beta = 1) and the given loss."""
+def decomposition_means(terms, offsets):
+  """Batch means of the decomposition terms `mi`, `tc`, `dim_kl` of `terms`: the estimator's own as `*_raw`, and
+  offset-free (`objectives.estimator_offsets`) under the plain names."""
+  out = {}
+  for name in ("mi", "tc", "dim_kl"):
+    raw = tf.reduce_mean(terms[name])
+    out[f"{name}_raw"] = raw
+    out[name] = raw - tf.cast(offsets[name], raw.dtype)
+  return out
+
+
+def batch_means(terms, loss, offsets):
+  """Tracker values from `single_layer_terms`: batch means, the true ELBO (beta = 1), the given loss and the
+  decomposition (`decomposition_means`)."""
   reconstruction = tf.reduce_mean(terms["reconstruction"])
   kl = tf.reduce_mean(terms["kl"])
   return {"loss": loss, "elbo": reconstruction - kl, "reconstruction": reconstruction, "kl": kl,
-          "mi": tf.reduce_mean(terms["mi"]), "tc": tf.reduce_mean(terms["tc"]),
-          "dim_kl": tf.reduce_mean(terms["dim_kl"])}
+          **decomposition_means(terms, offsets)}

@@ -24,4 +24,4 @@ class BetaTCVAE(BaseVAE):
     terms = self.single_layer_terms(x, training)
     loss = objectives.beta_tc_loss(terms["reconstruction"], [terms["kl_units"]], terms["tc"], self.beta,
                                    self.free_bits)
-    return batch_means(terms, loss)
+    return batch_means(terms, loss, self.estimator_offsets())

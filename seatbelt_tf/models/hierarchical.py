@@ -17,7 +17,7 @@ import tensorflow as tf
 from seatbelt_tf import distribute
 from seatbelt_tf import objectives
 from seatbelt_tf.config import DEFAULT_Z_SIZES, H_SIZES
-from seatbelt_tf.models.base import BaseVAE, gaussian_params
+from seatbelt_tf.models.base import BaseVAE, decomposition_means, gaussian_params
 from seatbelt_tf.nn import GaussianMLP
 
 # DEFAULT_Z_SIZES: paper eqs. C.1-C.3 (dSprites, Chairs, 3D Faces); datasets may carry their own (`source.z_sizes`).
@@ -182,7 +182,7 @@ class HierarchicalVAE(BaseVAE):
     layer_kls = [tf.reduce_mean(k) for k in f["kl"]]
     kl = tf.add_n(layer_kls)
     out = {"loss": loss, "elbo": reconstruction - kl, "reconstruction": reconstruction, "kl": kl,
-           "mi": tf.reduce_mean(f["mi"]), "tc": tf.reduce_mean(f["tc"]), "dim_kl": tf.reduce_mean(f["dim_kl"])}
+           **decomposition_means(f, self.estimator_offsets())}
     out.update(zip(self.layer_kl_names, layer_kls))
     return out
 

@@ -21,4 +21,4 @@ class VAE(BaseVAE):
     terms = self.single_layer_terms(x, training)
     loss = -tf.reduce_mean(terms["reconstruction"]) + self.beta * objectives.free_bits_kl(
         terms["kl_units"], self.free_bits)
-    return batch_means(terms, loss)
+    return batch_means(terms, loss, self.estimator_offsets())

@@ -116,6 +116,25 @@ def _mixture_estimates(log_density, log_w):
   return log_qz, log_qz_product
 
 
+def estimator_offsets(latent_dim, dataset_size, method="mws"):
+  """How far the estimator's terms sit from the batch mixture's, per sample: {"mi", "tc", "dim_kl": float}.
+
+  MWS normalises each mixture by N M instead of M (eq. B.7), so log q(z) and each log q(z_j) sit log N below the
+  batch mixture's: the estimated MI sits log N above it, the TC (D - 1) log N above and the dimension-wise KL
+  D log N below (the three offsets cancel in their sum). MSS weights rows that sum to 1: no offset. Subtracting
+  these gives values a reader can interpret (a TC near 0 for a factorised code); the loss may use either, since
+  they differ by a constant.
+
+  Args:
+    latent_dim: D, the width of the decomposed layer.
+    dataset_size: N.
+    method: "mws" or "mss".
+  """
+  _check_method(method)
+  log_n = math.log(dataset_size) if method == "mws" else 0.0
+  return {"mi": log_n, "tc": (latent_dim - 1) * log_n, "dim_kl": -latent_dim * log_n}
+
+
 def decompose_kl(z, loc, scale, dataset_size, method="mws", log_pz=None, global_params=None):
   """Per-sample terms of the decomposition of the KL in eqs. (2)-(3) (Chen et al. 2018, eq. 2).
 
