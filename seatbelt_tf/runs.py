@@ -259,7 +259,9 @@ def evaluate_and_record(config, model, source, start, record=True, extra=None):
   model.skip_nonfinite = False  # (evaluation logs only the trackers)
   metrics = {**evaluate_model(config, model, source), **(extra or {})}
   step = int(model.optimizer.iterations.numpy())
+  train_examples = source.num_examples - config.data.eval_examples
   results = {**metrics, "step": step, "num_examples_seen": step * config.train.batch_size,
+             "epochs": step * config.train.batch_size / train_examples,
              "wall_time_s": time.time() - start, "mode": config.mode, "eval_examples": config.data.eval_examples}
   if record:
     io_utils.atomic_write_json(os.path.join(config.workdir, "results.json"), results)

@@ -130,7 +130,9 @@ def test_report_over_runs_of_two_betas_with_attacks(tmp_path):
     assert heading in text
   for figure in summary["figures"]:
     assert os.path.getsize(os.path.join(out, figure)) > 5000 and f"]({figure})" in text
-  assert {"elbo_vs_beta.png", "attack_latent_all.png", "noise_seatbelt.png"} <= set(summary["figures"])
+  assert {"elbo_vs_beta.png", "attack_latent_all.png", "attack_latent_all_bars.png",
+          "noise_seatbelt.png"} <= set(summary["figures"])
+  assert "**Caveat: 3 of 3 runs saw fewer than 10 epochs" in text  # tiny runs: a few hundred images each
   assert "| `vae` | VAE, \\|z\\|=4 | 1 |" in text and "| no | no |" in text
   medians = report_lib.attack_medians(json.load(open(os.path.join(runs[0], "attacks", "attack_results.json"))))
   assert f"{medians[('latent', 'all')]['delta']:.4g}" in text
@@ -138,3 +140,20 @@ def test_report_over_runs_of_two_betas_with_attacks(tmp_path):
     evaluation.write_report([str(tmp_path / "report")], str(tmp_path / "r2"))
   with pytest.raises(ValueError, match="needs --workdirs"):
     config_lib.RunConfig.from_flat({**vae.flat(), "mode": "report"}).validate()
+
+
+def test_heat_map_labels_tell_close_cells_apart_and_panels_share_a_scale(tmp_path, monkeypatch):
+  """The issue's case: two cells at 153.65 and 153.80 were both labelled 154 in opposite colours. Labels now carry
+  enough decimals for the scale, and panels given one scale draw one colour range."""
+  from seatbelt_tf.evaluation import plots  # pylint: disable=g-import-not-at-top
+  assert format(153.65, plots.cell_format(153.65, 153.80)) != format(153.80, plots.cell_format(153.65, 153.80))
+  assert plots.cell_format(100.0, 300.0) == ".0f" and plots.cell_format(0.0, 1.0) == ".2f"
+  ranges = []
+  real_imshow = plots.pyplot().Axes.imshow
+  monkeypatch.setattr(plots.pyplot().Axes, "imshow",
+                      lambda self, *a, **k: (ranges.append((k["vmin"], k["vmax"])), real_imshow(self, *a, **k))[1])
+  panels = [("a", [1, 4], [2], np.array([[153.65], [153.80]])), ("b", [1, 4], [2], np.array([[150.0], [160.0]]))]
+  plots.heat_maps(str(tmp_path / "h.png"), panels, "beta", "L", "t", scales=[(150.0, 160.0)] * 2)
+  assert ranges == [(150.0, 160.0), (150.0, 160.0)]
+  plots.bars(str(tmp_path / "b.png"), ["VAE", "beta-TCVAE"], [("median", [1.0, float("nan")])], "t")
+  assert os.path.getsize(tmp_path / "b.png") > 3000

@@ -124,11 +124,21 @@ def lines_by_group(path, groups, xlabel, ylabel, title, log_x=False):
   plt.close(fig)
 
 
-def heat_maps(path, panels, row_label, col_label, title, columns=None):
+def cell_format(lo, hi):
+  """A format spec whose labels tell apart values spread over [lo, hi] (enough decimals for a hundredth of it)."""
+  spread = abs(hi - lo)
+  decimals = 1 if spread == 0 else int(min(4, max(0, math.ceil(-math.log10(spread / 100.0)))))
+  return f".{decimals}f"
+
+
+def heat_maps(path, panels, row_label, col_label, title, columns=None, scales=None):
   """Annotated heat maps over a grid (Figures 6-7: beta x L), one panel per entry, `columns` panels per row.
 
   Args:
     panels: list of (panel title, row values, column values, `[rows, cols]` array with NaN for missing cells).
+    scales: optional list of (vmin, vmax), one per panel: panels of one metric share a scale, so a colour means
+      the same value in each (default: each panel's own range). Labels carry enough decimals to tell the cells of
+      the scale apart.
   """
   plt = pyplot()
   columns = columns or len(panels)
@@ -136,10 +146,13 @@ def heat_maps(path, panels, row_label, col_label, title, columns=None):
   fig, axes = plt.subplots(rows, columns, figsize=(3.4 * columns + 0.5, 3.0 * rows + 0.4), squeeze=False)
   for ax in axes.flat[len(panels):]:
     ax.axis("off")
-  for ax, (name, row_values, col_values, values) in zip(axes.flat, panels):
+  for k, (ax, (name, row_values, col_values, values)) in enumerate(zip(axes.flat, panels)):
     values = np.asarray(values, np.float64)
     finite = values[np.isfinite(values)]
     lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+    if scales is not None:
+      lo, hi = scales[k]
+    spec = cell_format(lo, hi)
     spread = hi > lo
     image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", aspect="auto",
                       vmin=lo if spread else lo - 1.0, vmax=hi if spread else lo + 1.0)
@@ -147,7 +160,7 @@ def heat_maps(path, panels, row_label, col_label, title, columns=None):
       for c in range(values.shape[1]):
         v = values[r, c]
         bright = not math.isnan(v) and hi > lo and (v - lo) / (hi - lo) > 0.6
-        ax.text(c, r, "—" if math.isnan(v) else f"{v:.3g}", ha="center", va="center", fontsize=9,
+        ax.text(c, r, "—" if math.isnan(v) else format(v, spec), ha="center", va="center", fontsize=9,
                 color="black" if bright or math.isnan(v) else "white")
     ax.set_xticks(range(len(col_values)), [str(c) for c in col_values])
     ax.set_yticks(range(len(row_values)), [f"{v:g}" for v in row_values])
@@ -156,6 +169,36 @@ def heat_maps(path, panels, row_label, col_label, title, columns=None):
     ax.set_title(name, fontsize=9)
     if spread:  # one value (a single cell, or all equal) needs no colour scale
       fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+  fig.suptitle(title, fontsize=10)
+  fig.tight_layout()
+  save(fig, path)
+  plt.close(fig)
+
+
+def bars(path, labels, panels, title):
+  """Horizontal bar charts, one panel per metric, one bar per label (runs whose β × L grid has one cell, where a
+  heat map would carry no information).
+
+  Args:
+    labels: bar names.
+    panels: list of (metric name, values aligned with `labels`, NaN for a missing value).
+  """
+  plt = pyplot()
+  fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 1.5, 0.35 * len(labels) + 1.4),
+                           squeeze=False)
+  for ax, (name, values) in zip(axes.flat, panels):
+    values = np.asarray(values, np.float64)
+    y = np.arange(len(labels))
+    ax.barh(y, np.nan_to_num(values), color="tab:blue")
+    finite = values[np.isfinite(values)]
+    spec = cell_format(finite.min(), finite.max()) if finite.size else ".1f"
+    for yi, v in zip(y, values):
+      ax.text(0 if math.isnan(v) else v, yi, " —" if math.isnan(v) else f" {format(v, spec)}", va="center",
+              fontsize=8)
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(name)
+    ax.grid(axis="x", alpha=0.3)
   fig.suptitle(title, fontsize=10)
   fig.tight_layout()
   save(fig, path)

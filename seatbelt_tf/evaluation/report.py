@@ -6,8 +6,9 @@
 
   report.md                 tables and the figures below, with what each shows
   elbo_vs_beta.png          held-out ELBO without beta against beta, per model family and depth (Figure 3)
-  attack_<mode>_<layers>.png  heat maps over beta x L of the median Delta and -log p(x^t|z~), one panel per model
-                            family (Figures 6-7)
+  attack_<mode>_<layers>_bars.png  the median Delta and -log p(x^t|z~) of every run, as bars
+  attack_<mode>_<layers>.png  heat maps over beta x L of the same medians, one panel per model family with more
+                            than one cell, one colour scale per metric (Figures 6-7)
   mig_vs_latent_dim.png     beta-TCVAE MIG against |z|, per beta (Figure J.35), when runs differ in |z|
   noise_<family>.png        smoothed histograms of log p(x|z*) under input noise, per beta and L (Figure 8)
   grids/                    each run's attack grids (Figure 1)
@@ -111,6 +112,7 @@ def write_report(workdirs, out_dir):
   os.makedirs(out_dir, exist_ok=True)
   lines = ["# seatbelt_tf report", "",
            f"{len(runs)} runs: " + ", ".join(f"`{r['name']}`" for r in runs) + ".", ""]
+  lines += _training_length_caveat(runs)
   figures = []
   lines += _runs_table(runs)
   lines += _elbo_section(runs, out_dir, figures)
@@ -121,6 +123,21 @@ def write_report(workdirs, out_dir):
   lines += _grid_section(runs, out_dir, figures)
   io_utils.atomic_write_text(os.path.join(out_dir, "report.md"), "\n".join(lines).rstrip() + "\n")
   return {"report": os.path.join(out_dir, "report.md"), "runs": len(runs), "figures": figures}
+
+
+MIN_EPOCHS = 10  # runs that saw fewer epochs of their training split get the caveat line
+
+
+def _training_length_caveat(runs):
+  """A caveat line when some run saw fewer than `MIN_EPOCHS` epochs (from results.json's `epochs`)."""
+  short = [(r["name"], r["results"]["epochs"]) for r in runs
+           if r["results"] and r["results"].get("epochs") is not None and r["results"]["epochs"] < MIN_EPOCHS]
+  if not short:
+    return []
+  least = min(short, key=lambda item: item[1])
+  return [f"> **Caveat: {len(short)} of {len(runs)} runs saw fewer than {MIN_EPOCHS} epochs of their training "
+          f"data** (the shortest, `{least[0]}`, {least[1]:.2g} epochs). The paper trains to convergence; numbers "
+          "from runs this short describe early training and do not test its claims.", ""]
 
 
 def _runs_table(runs):
@@ -170,24 +187,41 @@ def _attack_section(runs, out_dir, figures):
                    f"{m['target_nll']:.1f} |")
   lines.append("")
   keys = sorted({k for m in medians.values() for k in m})
+  metrics = (("delta", "median Δ"), ("target_nll", "median −log p(x^t|z̃)"))
   for mode, layers in keys:
-    panels = []
-    for metric, name in (("delta", "median Δ"), ("target_nll", "median −log p(x^t|z̃)")):
-      for family in sorted({r["family"] for r in attacked}):
-        members = [r for r in attacked if r["family"] == family and (mode, layers) in medians[r["name"]]]
-        if not members:
-          continue
+    part = [r for r in attacked if (mode, layers) in medians[r["name"]]]
+    # Every run as bars (one scale per metric); heat maps over beta x L for the families with more than one cell,
+    # each metric on one colour scale shared by its panels.
+    fname = f"attack_{mode}_{layers}_bars.png"
+    plots.bars(os.path.join(out_dir, fname), [_label(r) for r in part],
+               [(name, [medians[r["name"]][(mode, layers)][metric] for r in part]) for metric, name in metrics],
+               f"{mode} attack ({layers} layers): medians over pairs × λ")
+    figures.append(fname)
+    lines += [f"![{mode} attack medians]({fname})", ""]
+    panels, scales = [], []
+    for metric, name in metrics:
+      grids = []
+      for family in sorted({r["family"] for r in part}):
+        members = [r for r in part if r["family"] == family]
         betas = sorted({r["beta"] for r in members})
         depths = sorted({r["depth"] for r in members})
+        if len(betas) * len(depths) < 2:
+          continue
         grid = np.full((len(betas), len(depths)), np.nan)
         for r in members:
           grid[betas.index(r["beta"]), depths.index(r["depth"])] = medians[r["name"]][(mode, layers)][metric]
-        panels.append((f"{FAMILY_NAMES.get(family, family)}: {name}", betas, depths, grid))
-    fname = f"attack_{mode}_{layers}.png"
-    plots.heat_maps(os.path.join(out_dir, fname), panels, "β", "L (stochastic layers)",
-                    f"{mode} attack ({layers} layers): medians over pairs × λ", columns=len(panels) // 2)
-    figures.append(fname)
-    lines += [f"![{mode} attack heat maps]({fname})", ""]
+        grids.append((f"{FAMILY_NAMES.get(family, family)}: {name}", betas, depths, grid))
+      if grids:
+        values = np.concatenate([g[3][np.isfinite(g[3])] for g in grids])
+        panels += grids
+        scales += [(float(values.min()), float(values.max()))] * len(grids)
+    if panels:
+      fname = f"attack_{mode}_{layers}.png"
+      plots.heat_maps(os.path.join(out_dir, fname), panels, "β", "L (stochastic layers)",
+                      f"{mode} attack ({layers} layers): medians over pairs × λ (one colour scale per metric)",
+                      columns=max(1, len(panels) // 2), scales=scales)
+      figures.append(fname)
+      lines += [f"![{mode} attack heat maps]({fname})", ""]
   return lines
 
 
