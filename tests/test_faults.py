@@ -121,7 +121,7 @@ def test_a_truncated_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, 
   # Without the fallback (only the newest tried), the damaged checkpoint would end the run (so this can fail).
   _truncate(_data_file(folder, 6))
   newest_only = runs.checkpoint_candidates
-  monkeypatch.setattr(training, "checkpoint_candidates", lambda f: newest_only(f)[:1])
+  monkeypatch.setattr(runs, "checkpoint_candidates", lambda f: newest_only(f)[:1])
   with pytest.raises(runs.CorruptCheckpointError, match="ckpt-6"):
     train_mode.train(config)
   monkeypatch.undo()
