@@ -117,7 +117,7 @@ class ExportConfig:
   saved_model: str = ""  # --mode=attack on an export (<export_dir>/<model_name>/<version>) instead of a checkpoint
 
 
-MIG_METHODS = ("histogram", "exact")
+MIG_METHODS = ("histogram", "exact", "both")
 MIG_LAYERS = ("top", "all")
 
 
@@ -125,7 +125,7 @@ MIG_LAYERS = ("top", "all")
 class EvalConfig:
   """The evaluation suite (--mode=evaluate) and reports (--mode=report)."""
   eval_images: int = 1000  # held-out images for the fixed-noise ELBO, noise robustness and figures
-  mig_method: str = "histogram"  # histogram (disentanglement_lib) or exact (Chen et al. 2018)
+  mig_method: str = "histogram"  # histogram (disentanglement_lib), exact (Chen et al. 2018) or both
   mig_points: int = 10000  # points drawn from the factor grid; 0: the full grid
   mig_bins: int = 20
   mig_samples: int = 10000  # posterior samples of the exact protocol

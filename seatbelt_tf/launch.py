@@ -119,7 +119,8 @@ _V = config_lib.EvalConfig()
 flags.DEFINE_integer("eval_images", _V.eval_images, "Held-out images for the fixed-noise ELBO, noise robustness "
                      "and the figures of --mode=evaluate.", lower_bound=1)
 flags.DEFINE_enum("mig_method", _V.mig_method, config_lib.MIG_METHODS,
-                  "MIG protocol: histogram (disentanglement_lib, 20 bins) or exact (Chen et al. 2018).")
+                  "MIG protocol: histogram (disentanglement_lib, 20 bins), exact (Chen et al. 2018) or both "
+                  "(evaluation.json: mig is the histogram one, mig_methods holds both).")
 flags.DEFINE_integer("mig_points", _V.mig_points, "Points drawn from the factor grid for MIG; 0: the full grid.",
                      lower_bound=0)
 flags.DEFINE_integer("mig_bins", _V.mig_bins, "Bins per unit of the histogram MIG.", lower_bound=2)

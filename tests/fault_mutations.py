@@ -69,7 +69,7 @@ MUTATIONS = [
 
 
 def _copy(destination):
-  ignore = shutil.ignore_patterns(".git", "runs", "*.egg-info", "__pycache__", ".pytest_cache")
+  ignore = shutil.ignore_patterns(".git", "runs", "*.egg-info", "__pycache__", ".pytest_cache", ".venv*")
   shutil.copytree(REPO, destination, ignore=ignore)
 
 

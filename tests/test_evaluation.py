@@ -90,11 +90,15 @@ def test_evaluate_mode_on_a_checkpoint_and_on_its_export(tmp_path):
   # The same suite on the export: identical held-out images, seeds and numbers (weight norms need the model).
   exported = export_mode.export(config_lib.RunConfig.from_flat({**config.flat(), "mode": "export"}).validate())
   other = config_lib.RunConfig.from_flat({**config.flat(), "workdir": str(tmp_path / "of_export"),
-                                          "saved_model": exported["export_path"]}).validate()
+                                          "saved_model": exported["export_path"], "mig_method": "both",
+                                          "mig_samples": 300}).validate()
   evaluate_mode.evaluate(other)
   served = json.load(open(os.path.join(other.workdir, "evaluation", "evaluation.json")))
   assert served["elbo"]["elbo"] == pytest.approx(result["elbo"]["elbo"], rel=1e-4)
   assert served["mig"]["mig"] == pytest.approx(result["mig"]["mig"], abs=1e-6)
+  # --mig_method=both: the histogram protocol under "mig" (as by default) and both protocols under "mig_methods".
+  assert set(served["mig_methods"]) == {"histogram", "exact"} and served["mig"] == served["mig_methods"]["histogram"]
+  assert served["mig_methods"]["exact"]["method"] == "exact" and 0.0 <= served["mig_methods"]["exact"]["mig"] <= 1.0
   for scale in result["noise"]:
     assert served["noise"][scale]["median"] == pytest.approx(result["noise"][scale]["median"], rel=1e-4)
   assert "weight_norms" not in served
