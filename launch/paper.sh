@@ -13,7 +13,9 @@
 #   RUNS="vae:1:1 seatbelt:4:6" STEPS=500 launch/paper.sh
 # Environment: ROOT (runs/paper), STEPS (3000), PAIRS (10), LAMBDAS (50), BETAS ("1 2 4 6 8 10"), LAYERS
 # ("1 2 3 4 5"), HIERARCHIES ("seatbelt beta_tcdlgm"), LATENT_DIMS ("6 10 20"), NETWORK (conv), MIG_POINTS (10000),
-# EVAL_IMAGES (1000), EXTRA (more flags for every stage), PYTHON (python).
+# MIG_METHOD (histogram; both: also Chen et al.'s exact protocol), EVAL_IMAGES (1000), SEEDS (unset: one run per
+# entry, named without a seed; "0 1 2": one workdir per seed, <name>_seed<s>), ATTACK (1; 0 skips the attacks),
+# EXTRA (more flags for every stage), PYTHON (python).
 set -euo pipefail
 ROOT=${ROOT:-runs/paper}
 STEPS=${STEPS:-3000}
@@ -26,6 +28,9 @@ LATENT_DIMS=${LATENT_DIMS:-"6 10 20"}
 NETWORK=${NETWORK:-conv}
 MIG_POINTS=${MIG_POINTS:-10000}
 EVAL_IMAGES=${EVAL_IMAGES:-1000}
+MIG_METHOD=${MIG_METHOD:-histogram}
+SEEDS=${SEEDS:-}
+ATTACK=${ATTACK:-1}
 EXTRA=${EXTRA:-}
 PYTHON=${PYTHON:-python}
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -51,6 +56,7 @@ stage() {  # stage NAME LOG ARGS...: runs one launcher call, its output in LOG, 
 }
 
 workdirs=()
+for seed in ${SEEDS:-none}; do
 for run in $RUNS; do
   IFS=: read -r family layers beta dim <<< "$run"
   flags=(--flagfile="$here/configs/$family.cfg" --beta="$beta" --network="$NETWORK")
@@ -62,6 +68,10 @@ for run in $RUNS; do
     flags+=(--latent_dim="$dim")
     name="${family}_z${dim}_beta${beta}"
   fi
+  if [ "$seed" != none ]; then
+    flags+=(--seed="$seed")
+    name="${name}_seed${seed}"
+  fi
   workdir="$ROOT/$name"
   workdirs+=("$workdir")
   echo "== $name"
@@ -69,15 +79,16 @@ for run in $RUNS; do
   checkpoint="$workdir/checkpoints/checkpoint"
   if [ ! "$workdir/evaluation/evaluation.json" -nt "$checkpoint" ]; then
     stage evaluate "$ROOT/logs/$name.evaluate.log" --flagfile="$workdir/flags.cfg" --mode=evaluate \
-      --mig_points="$MIG_POINTS" --eval_images="$EVAL_IMAGES" --verbose=0
+      --mig_points="$MIG_POINTS" --mig_method="$MIG_METHOD" --eval_images="$EVAL_IMAGES" --verbose=0
   fi
-  if [ ! "$workdir/attacks/attack_results.json" -nt "$checkpoint" ]; then
+  if [ "$ATTACK" = 1 ] && [ ! "$workdir/attacks/attack_results.json" -nt "$checkpoint" ]; then
     stage attack "$ROOT/logs/$name.attack.log" --flagfile="$workdir/flags.cfg" --mode=attack \
       --attack_pairs="$PAIRS" --attack_lambdas="$LAMBDAS" --attack_modes=latent,output --attack_layers=all \
       --verbose=0
   fi
 done
-IFS=,
+done
+joined=$(IFS=,; echo "${workdirs[*]}")  # (IFS only here: EXTRA below still splits on spaces)
 echo "== report"
-stage report "$ROOT/logs/report.log" --mode=report --workdir="$ROOT/report" --workdirs="${workdirs[*]}"
+stage report "$ROOT/logs/report.log" --mode=report --workdir="$ROOT/report" --workdirs="$joined"
 echo "Report: $ROOT/report/report.md ($(( $(date +%s) - started )) s in all)"

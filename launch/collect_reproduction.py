@@ -1,0 +1,75 @@
+"""Writes the machine-readable summary of a reproduction campaign (launch/reproduce_dsprites.sh): one object per
+trained run under ROOT, with its settings, held-out ELBO, MIG of z^L by both protocols, and, where attacked, the
+median -log p(x^t|z~) and Delta of the latent (all layers) and output attacks over all pairs x lambdas.
+
+  python launch/collect_reproduction.py runs/reproduce docs/reproduction/summary.json
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from seatbelt_tf import io_utils  # noqa: E402
+
+HIERARCHICAL = ("seatbelt", "beta_tcdlgm")
+
+
+def _read(path):
+  if not os.path.isfile(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
+def mig_by_method(evaluation):
+  """{"histogram": value or None, "exact": value or None} from an evaluation.json."""
+  out = {"histogram": None, "exact": None}
+  if not evaluation:
+    return out
+  for method, result in (evaluation.get("mig_methods") or {}).items():
+    out[method] = result["mig"]
+  if "mig" in evaluation and out.get(evaluation["mig"].get("method")) is None:
+    out[evaluation["mig"]["method"]] = evaluation["mig"]["mig"]
+  return out
+
+
+def summarise(workdir):
+  """The summary object of one run workdir, or None when it has no results.json yet."""
+  config, results = _read(os.path.join(workdir, "config.json")), _read(os.path.join(workdir, "results.json"))
+  if not config or not results:
+    return None
+  mig = mig_by_method(_read(os.path.join(workdir, "evaluation", "evaluation.json")))
+  row = {"run": os.path.basename(workdir), "model": config["model"],
+         "layers": int(config["layers"]) if config["model"] in HIERARCHICAL else 1,
+         "beta": float(config["beta"]), "seed": int(config["seed"]), "network": config["network"],
+         "batch_size": int(config["batch_size"]), "learning_rate": float(config["learning_rate"]),
+         "free_bits": float(config["free_bits"]), "train_steps": int(results["step"]),
+         "images_seen": int(results["num_examples_seen"]), "epochs": results.get("epochs"),
+         "elbo": float(results["elbo"]), "mig_exact": mig["exact"], "mig_histogram": mig["histogram"]}
+  records = _read(os.path.join(workdir, "attacks", "attack_results.json")) or []
+  for mode in ("latent", "output"):
+    part = [r for r in records if r["mode"] == mode and r["layers"] == "all"]
+    row[f"{mode}_target_nll_median"] = float(np.median([r["target_nll"] for r in part])) if part else None
+    row[f"{mode}_delta_median"] = float(np.median([r["objective"] for r in part])) if part else None
+  return row
+
+
+def main(root, out):
+  rows = []
+  for name in sorted(os.listdir(root)):
+    row = summarise(os.path.join(root, name))
+    if row is not None:
+      rows.append(row)
+  if not rows:
+    sys.exit(f"No trained runs (config.json + results.json) under {root}.")
+  io_utils.atomic_write_json(out, rows)
+  print(f"{out}: {len(rows)} runs")
+
+
+if __name__ == "__main__":
+  if len(sys.argv) != 3:
+    sys.exit(__doc__)
+  main(sys.argv[1], sys.argv[2])
