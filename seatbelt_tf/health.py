@@ -60,24 +60,42 @@ def group_norms(gradients, variables, groups):
   return {"global": norm(total), **{name: norm(parts) for name, parts in squares.items()}}
 
 
+def running_median(history, count):
+  """The lower median of each row's valid entries: `[Q, W]` ring buffer, `count` steps written (the first
+  min(count, W) slots are valid) -> `[Q]` (0 where no slot is valid). By rank counting (an entry is the lower median
+  when fewer than k + 1 valid entries are below it and at least k + 1 are at or below it, k = (n - 1) // 2), not by
+  sorting: tf.sort and dynamic slicing inside an XLA-compiled train step (--jit_compile) made the compile hang on CPU.
+  """
+  window = tf.shape(history)[1]
+  n = tf.minimum(tf.cast(count, tf.int32), window)
+  valid = tf.range(window) < n  # [W]
+  column = history[:, None, :]  # [Q, 1, W]: the other entries
+  row = history[:, :, None]  # [Q, W, 1]: each candidate
+  counted = tf.cast(valid, history.dtype)[None, None, :]
+  below = tf.reduce_sum(tf.cast(column < row, history.dtype) * counted, axis=2)  # [Q, W]
+  at_or_below = tf.reduce_sum(tf.cast(column <= row, history.dtype) * counted, axis=2)
+  k = tf.cast((tf.maximum(n, 1) - 1) // 2, history.dtype)
+  is_median = tf.logical_and(tf.logical_and(below <= k, at_or_below > k), valid[None, :])
+  found = tf.reduce_any(is_median, axis=1)
+  median = tf.reduce_max(tf.where(is_median, history, tf.fill(tf.shape(history), -np.inf)), axis=1)
+  return tf.where(found, median, tf.zeros_like(median))
+
+
 def spike_ratios(values, history, count, floor=FLOOR, warmup=WARMUP):
   """How far each value sits above its running median.
 
   Args:
     values: `[Q]` this step's values.
     history: `[Q, W]` ring buffer of earlier values.
-    count: scalar int, steps written to the buffer so far (only the first min(count, W) slots are valid).
+    count: scalar, steps written to the buffer so far (only the first min(count, W) slots are valid).
     floor: the median is raised to at least this before dividing.
     warmup: fewer valid steps than this give ratios of 0 (no alarm).
 
   Returns:
     (ratios `[Q]`: value / max(median, floor), or 0 during warm-up; medians `[Q]`).
   """
-  window = tf.shape(history)[1]
-  valid = tf.minimum(tf.cast(count, tf.int32), window)
-  mask = tf.range(window) < valid
-  ordered = tf.sort(tf.where(mask[None, :], history, tf.fill(tf.shape(history), np.inf)), axis=1)
-  medians = ordered[:, tf.maximum(valid - 1, 0) // 2]
+  valid = tf.minimum(tf.cast(count, tf.int32), tf.shape(history)[1])
+  medians = running_median(history, count)
   ratios = values / tf.maximum(medians, floor)
   return tf.where(valid >= warmup, ratios, tf.zeros_like(ratios)), medians
 
@@ -109,18 +127,20 @@ class HealthMonitor(keras.layers.Layer):
   def update(self, values, step):
     """Scores `values` `[Q]` (the step's quantities, in `names` order) against the history, records a spike,
     and pushes the values into the ring buffer. Returns the number of quantities that spiked this step."""
+    # One-hot arithmetic instead of gathers and scatters at dynamic indices (XLA-friendly; see running_median).
     values = tf.cast(values, tf.float32)
     ratios, medians = spike_ratios(values, self.history, self.count, self.floor, self.warmup)
     spiking = ratios > self.factor
-    worst = tf.argmax(ratios, output_type=tf.int32)
+    worst = tf.one_hot(tf.argmax(ratios, output_type=tf.int32), len(self.names), dtype=tf.float32)
+    pick = lambda t: tf.reduce_sum(tf.where(worst > 0, t, tf.zeros_like(t)))  # noqa: E731  (NaN-safe)
     hits = tf.reduce_sum(tf.cast(spiking, tf.float32))
-    record = tf.stack([tf.cast(step, tf.float32), tf.cast(worst, tf.float32), values[worst], medians[worst],
-                       ratios[worst]])
-    self.pending.assign(tf.where(tf.logical_and(hits > 0, ratios[worst] > self.pending[4]), record, self.pending))
+    index = tf.reduce_sum(worst * tf.range(len(self.names), dtype=tf.float32))
+    record = tf.stack([tf.cast(step, tf.float32), index, pick(values), pick(medians), pick(ratios)])
+    take = tf.logical_and(hits > 0, pick(ratios) > self.pending[4])
+    self.pending.assign(tf.where(take, record, self.pending))
     self.spikes.assign_add(hits)
-    slot = tf.math.floormod(tf.cast(self.count, tf.int32), self.window)
-    self.history.assign(tf.tensor_scatter_nd_update(
-        self.history, tf.stack([tf.range(len(self.names)), tf.fill([len(self.names)], slot)], axis=1), values))
+    slot = tf.one_hot(tf.math.floormod(tf.cast(self.count, tf.int32), self.window), self.window, dtype=tf.float32)
+    self.history.assign(self.history * (1.0 - slot[None, :]) + values[:, None] * slot[None, :])
     self.count.assign_add(1.0)
     return hits
 

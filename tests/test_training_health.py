@@ -162,3 +162,20 @@ def test_gradient_norms_reach_the_logs_and_clipping_is_applied(tiny):
                    "grad_norm_decoder"}
   with pytest.raises(ValueError, match="clip_grad_norm"):
     tiny(clip_grad_norm=-1.0)
+
+
+def test_training_with_xla_compiles_the_health_guard(tiny):
+  """--jit_compile=true (what --jit_compile=auto picks for the MLP pair) trains with the guard in the step: the
+  first version sorted the history and gathered at dynamic indices, and the XLA compile hung on CPU."""
+  results = train_mode.train(tiny(network="tiny_mlp", jit_compile="true", train_steps=6))
+  assert results["step"] == 6 and np.isfinite(results["elbo"])
+
+
+def test_running_median_matches_numpy_with_ties():
+  rng = np.random.default_rng(3)
+  history = rng.integers(0, 4, size=(5, 9)).astype("float32")  # many ties
+  for count in (1, 2, 5, 9, 30):
+    valid = history[:, :min(count, 9)]
+    expected = np.sort(valid, axis=1)[:, (valid.shape[1] - 1) // 2]
+    np.testing.assert_array_equal(health.running_median(tf.constant(history), count).numpy(), expected)
+  assert not health.running_median(tf.constant(history), 0).numpy().any()
