@@ -1,6 +1,6 @@
 """Prints a markdown table of the runs under a folder (one workdir per run): held-out results per cell (model,
 depth, beta), as the mean and sample standard deviation over the cell's seeds with the range, and each cell's
-change of the ELBO without beta relative to its beta = 1 cell (paper Figure 3).
+change of the ELBO without beta relative to the beta = 1 runs of the same seeds (paper Figure 3).
 
   python launch/collect_results.py runs/elbo_vs_beta
 """
@@ -48,14 +48,22 @@ def main(root):
   if not runs:
     sys.exit(f"No finished runs (results.json + config.json) under {root}.")
   grouped = cells(runs)
-  reference = {(m, d): np.mean([r["elbo"] for r in rs]) for (m, d, b), rs in grouped.items() if b == 1.0}
+  # The beta = 1 ELBO of each (model, L) by seed: a cell's change is against the same seeds' beta = 1 runs.
+  reference = {}
+  for (m, d, b), rs in grouped.items():
+    if b == 1.0:
+      reference[(m, d)] = {r["seed"]: r["elbo"] for r in rs}
   print("| model | L | beta | free bits | seeds | steps | held-out ELBO | change vs beta = 1 | reconstruction | KL | "
         "KL per layer, bottom to top |")
   print("|---|---|---|---|---|---|---|---|---|---|---|")
   for (model, layers, beta), rs in grouped.items():
-    elbo = np.mean([r["elbo"] for r in rs])
-    ref = reference.get((model, layers))
-    change = f"{100 * (elbo - ref) / abs(ref):+.1f}%" if ref is not None else "n/a"
+    by_seed = reference.get((model, layers), {})
+    paired = [r for r in rs if r["seed"] in by_seed]
+    if paired:
+      elbo, ref = np.mean([r["elbo"] for r in paired]), np.mean([by_seed[r["seed"]] for r in paired])
+      change = f"{100 * (elbo - ref) / abs(ref):+.1f}%"
+    else:
+      change = "n/a"
     per_layer = [np.mean([r.get(f"kl_{i + 1}", r["kl"]) for r in rs]) for i in range(layers)]
     steps = sorted({r["step"] for r in rs})
     print(f"| {model} | {layers} | {beta:g} | {sorted({r['free_bits'] for r in rs})} | "
