@@ -147,9 +147,9 @@ class HealthMonitor(keras.layers.Layer):
   def take_report(self):
     """(spike count so far, the worst pending spike as a dict or None); clears the pending spike. Eager only."""
     step, index, value, median, ratio = (float(v) for v in self.pending.numpy())
-    self.pending.assign(tf.zeros_like(self.pending))
     report = None
-    if ratio > 0:
+    if ratio > 0:  # (nothing to clear otherwise: the callback calls this after every batch)
+      self.pending.assign(tf.zeros_like(self.pending))
       report = {"step": int(step), "quantity": self.names[int(index)], "value": value, "median": median,
                 "ratio": ratio}
     return int(self.spikes.numpy()), report

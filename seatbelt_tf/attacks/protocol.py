@@ -167,21 +167,15 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
   if mode == "latent":
     target_params = [(tf.constant(l), tf.constant(s)) for l, s in _batched(fns.encode_fn, x_t)]
 
-    def objective(x_adv, idx):
-      params = [(tf.gather(l, idx), tf.gather(s, idx)) for l, s in target_params]
-      return objectives.latent_objective(fns.encode_fn, x_adv, tf.gather(x, idx), params, tf.gather(lam, idx),
-                                         layers)
-
     def effect(x_adv, idx):  # the objective without its penalty: sum of the attacked layers' KLs
       params = [(tf.gather(l, idx), tf.gather(s, idx)) for l, s in target_params]
       return objectives.latent_divergence(fns.encode_fn(x_adv), params, layers)
   else:
-    def objective(x_adv, idx):
-      return objectives.output_objective(fns.elbo_fn, x_adv, tf.gather(x, idx), tf.gather(x_t, idx),
-                                         [tf.gather(e, idx) for e in noise], tf.gather(lam, idx))
-
     def effect(x_adv, idx):  # -ELBO of the target under q(z|x*)
       return -fns.elbo_fn(x_adv, tf.gather(x_t, idx), [tf.gather(e, idx) for e in noise])
+
+  def objective(x_adv, idx):  # Delta of eqs. 12-15 with the smoothed norm (objectives.latent/output_objective)
+    return effect(x_adv, idx) + tf.gather(lam, idx) * objectives.distortion_norm(x_adv - tf.gather(x, idx))
 
   # Every starting point of every problem is one row of a single batch (row j is problem j % n); each problem keeps
   # its best end point and is charged the work of all its starts.
