@@ -13,6 +13,8 @@ ATTACK_MODES = ("latent", "output")  # paper eqs. 13-15 and 12
 ATTACK_LAYER_SETS = ("all", "first", "top")  # latent attacks: every layer (eq. 15), z^1 (eq. 14), z^L
 ATTACK_OPTIMIZERS = ("lbfgs", "scipy")
 ATTACK_STARTS = ("input", "target")
+ATTACK_KINDS = ("lambda_sweep", "eps_ball", "margin")  # the paper's sweep; fixed-budget PGD; r-robustness margins
+DEFENCES = ("none", "hmc")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 JIT_CHOICES = ("auto", "true", "false")  # auto: XLA where benchmarks/train_throughput.py measured it faster
 
@@ -103,10 +105,23 @@ class AttackConfig:
   attack_shards: int = 1  # split the pairs over this many processes (launch/attack_shards.sh)
   attack_shard_index: int = 0  # this process's shard: pairs index, index + shards, ...
   attack_merge: bool = False  # assemble the shards' outputs into attack_results.json (and draw the figures)
+  attack_kind: str = "lambda_sweep"  # lambda_sweep (the paper), eps_ball (fixed L2 budgets), margin (r-robustness)
+  attack_epsilons: tuple = ()  # eps_ball radii; empty: 10 geometric from 1/256 to 1/4 of the box diagonal
+  attack_pgd_steps: int = 100  # eps_ball and margin: PGD steps per start
+  attack_random_starts: int = 1  # eps_ball and margin: random starts in the ball besides the deterministic ones
+  attack_margin_r: float = 0.0  # margin: damage threshold ||g(x+d) - g(x)||_2; 0: 1/10 of the box diagonal
+  attack_margin_epsilon_max: float = 0.0  # margin: largest radius tried; 0: 1/4 of the box diagonal
+  attack_margin_bisections: int = 8
+  defence: str = "none"  # hmc: re-score the attack's adversarial inputs through an HMC defence (attacks/defence.py)
+  defence_steps: int = 10
+  defence_leapfrog_steps: int = 5
+  defence_step_size: float = 0.1
+  defence_adaptive: bool = False  # eps_ball output attacks through the defence's chain (fixed randomness)
 
   def __post_init__(self):
     for name in ("attack_modes", "attack_layers", "attack_starts", "attack_fix"):
       object.__setattr__(self, name, as_tuple(getattr(self, name), name))
+    object.__setattr__(self, "attack_epsilons", as_tuple(self.attack_epsilons, "attack_epsilons", float))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -318,6 +333,29 @@ class RunConfig:
     elif a.attack_shards > a.attack_pairs:
       problems.append(f"attack_shards={a.attack_shards} exceeds attack_pairs={a.attack_pairs}: a shard would have "
                       "no pair")
+    if a.attack_kind not in ATTACK_KINDS:
+      problems.append(f"attack_kind={a.attack_kind!r} must be one of {', '.join(ATTACK_KINDS)}")
+    elif a.attack_kind != "lambda_sweep" and (a.attack_shards > 1 or a.attack_merge):
+      problems.append(f"attack_kind={a.attack_kind} runs in one process: --attack_shards/--attack_merge split the "
+                      "lambda sweep only")
+    if any(not e > 0 for e in a.attack_epsilons):
+      problems.append(f"attack_epsilons={','.join(map(str, a.attack_epsilons))} must all be > 0 (L2 radii)")
+    for name in ("attack_pgd_steps", "attack_margin_bisections", "defence_leapfrog_steps"):
+      if getattr(a, name) < 1:
+        problems.append(f"{name}={getattr(a, name)} must be >= 1")
+    for name in ("attack_random_starts", "defence_steps", "attack_margin_r", "attack_margin_epsilon_max"):
+      if getattr(a, name) < 0:
+        problems.append(f"{name}={getattr(a, name)} must be >= 0")
+    if a.defence not in DEFENCES:
+      problems.append(f"defence={a.defence!r} must be one of {', '.join(DEFENCES)}")
+    if not a.defence_step_size > 0:
+      problems.append(f"defence_step_size={a.defence_step_size} must be > 0")
+    if a.defence_adaptive and (a.defence != "hmc" or a.attack_kind != "eps_ball" or "output" not in a.attack_modes):
+      problems.append("defence_adaptive needs --defence=hmc, --attack_kind=eps_ball and the output attack mode "
+                      "(the defence acts after the encoder, so a latent attack cannot see it)")
+    if a.defence != "none" and a.attack_kind == "margin":
+      problems.append("defence=hmc re-scores adversarial inputs against targets: use it with --attack_kind="
+                      "lambda_sweep or eps_ball")
     if a.attack_fix and not a.attack_vary:
       problems.append(f"attack_fix={','.join(a.attack_fix)} needs --attack_vary (the factor the attack changes)")
     for item in a.attack_fix:

@@ -106,6 +106,37 @@ flags.DEFINE_integer("attack_shard_index", _A.attack_shard_index, "This process'
 flags.DEFINE_bool("attack_merge", _A.attack_merge, "Merge the shards' outputs into attacks/attack_results.json and "
                   "draw the figures (after every shard finished).")
 
+# Beyond the paper (attacks/budget.py, attacks/measures.py, attacks/defence.py).
+flags.DEFINE_enum("attack_kind", _A.attack_kind, config_lib.ATTACK_KINDS,
+                  "lambda_sweep: the paper's protocol (eqs. 12-15, lambda x pairs); eps_ball: maximise each mode's "
+                  "effect within L2 radii --attack_epsilons (PGD, exact ball-and-box projection); margin: per input, "
+                  "the smallest L2 radius that moves the reconstruction by more than --attack_margin_r.")
+flags.DEFINE_list("attack_epsilons", [str(e) for e in _A.attack_epsilons],
+                  "eps_ball: L2 radii (default: 10, geometric from 1/256 to 1/4 of the data box's diagonal, "
+                  "0.25 to 16 for 64x64 images in [0, 1]).")
+flags.DEFINE_integer("attack_pgd_steps", _A.attack_pgd_steps, "eps_ball and margin: PGD steps per start.",
+                     lower_bound=1)
+flags.DEFINE_integer("attack_random_starts", _A.attack_random_starts,
+                     "eps_ball and margin: random starts in the ball, besides the input (and target).", lower_bound=0)
+flags.DEFINE_float("attack_margin_r", _A.attack_margin_r, "margin: the damage ||g(x + d) - g(x)||_2 that counts as "
+                   "moved (0: 1/10 of the box diagonal, 6.4 for 64x64 images in [0, 1]).", lower_bound=0)
+flags.DEFINE_float("attack_margin_epsilon_max", _A.attack_margin_epsilon_max,
+                   "margin: the largest radius tried (0: 1/4 of the box diagonal); inputs not moved within it are "
+                   "reported as censored.", lower_bound=0)
+flags.DEFINE_integer("attack_margin_bisections", _A.attack_margin_bisections, "margin: bisection steps.",
+                     lower_bound=1)
+flags.DEFINE_enum("defence", _A.defence, config_lib.DEFENCES,
+                  "hmc: after the attack, re-score its adversarial inputs with codes refined by HMC targeting "
+                  "p(x*|z) p(z) (Kuzina et al. 2022); writes attacks/defence_hmc.json (non-adaptive unless "
+                  "--defence_adaptive).")
+flags.DEFINE_integer("defence_steps", _A.defence_steps, "hmc: transitions per chain.", lower_bound=0)
+flags.DEFINE_integer("defence_leapfrog_steps", _A.defence_leapfrog_steps, "hmc: leapfrog steps per transition.",
+                     lower_bound=1)
+flags.DEFINE_float("defence_step_size", _A.defence_step_size,
+                   "hmc: leapfrog step size in the encoder's whitened coordinates (units of posterior std).")
+flags.DEFINE_bool("defence_adaptive", _A.defence_adaptive,
+                  "eps_ball output attacks through the HMC chain (fixed randomness): an adaptive evaluation.")
+
 # SavedModel export (--mode=export).
 _E = config_lib.ExportConfig()
 flags.DEFINE_string("export_dir", _E.export_dir, "TF Serving model base folder (default: <workdir>/export).")
@@ -285,6 +316,10 @@ HELP_GROUPS = (
     ("attack", ("attack_pairs", "attack_lambdas", "attack_modes", "attack_layers", "attack_optimizer",
                 "attack_starts", "attack_max_iterations", "attack_neighbour_rounds", "attack_seed", "attack_vary",
                 "attack_fix")),
+    ("attacks beyond the paper", ("attack_kind", "attack_epsilons", "attack_pgd_steps", "attack_random_starts",
+                                  "attack_margin_r", "attack_margin_epsilon_max", "attack_margin_bisections",
+                                  "defence", "defence_steps", "defence_leapfrog_steps", "defence_step_size",
+                                  "defence_adaptive")),
     ("export (and --saved_model for evaluate/attack)", ("export_dir", "model_name", "saved_model")),
     ("tune", ("tuner", "tune_objective", "tune_max_trials", "tune_directory", "tune_project", "tune_models",
               "tune_betas", "tune_max_layers", "tune_learning_rates", "tune_free_bits", "tune_estimators",

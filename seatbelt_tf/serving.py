@@ -17,6 +17,8 @@ served) with these signatures, every one a graph of core TF ops (no Python funct
 * `generate`: `z_top` `[batch, d_L]`, `noise_1`, ..., `noise_{L-1}` -> `images`: decoder means of an ancestral
   pass down the generative chain (eq. 6) from z^L, the layers below sampled from p(z^i|z^{i+1}) by the
   standard-normal noise (zeros: their conditional means). Samples (z^L ~ N(0, I)) and latent traversals.
+* `log_joint`: `images`, `z_1`, ..., `z_L` -> `log_likelihood` log p(images|z) and `log_prior` log p(z) (the
+  generative chain, eq. 6), `[batch]` each: the target of the inference-time HMC defence (`attacks.defence`).
 
 Image inputs are checked inside the graph: rank 4, spatial size and channels as trained, finite values inside the
 data range; a violation raises `InvalidArgumentError` whose message says what was expected (the signature takes
@@ -43,7 +45,7 @@ import seatbelt_tf
 from seatbelt_tf import io_utils
 
 CARD_NAME = "model_card.json"
-SIGNATURES = ("serving_default", "encode", "decode", "reconstruct", "attack_terms", "generate")
+SIGNATURES = ("serving_default", "encode", "decode", "reconstruct", "attack_terms", "generate", "log_joint")
 
 
 def _check_images(images, image_shape, data_range, name="images"):
@@ -94,6 +96,7 @@ class ServingModule(tf.Module):
     self.generate = tf.function(
         self._generate, input_signature=[tf.TensorSpec([None, self.layer_sizes[-1]], tf.float32, name="z_top")]
         + noise_specs[:-1])
+    self.log_joint = tf.function(self._log_joint, input_signature=[any_images] + z_specs)
 
   def _images(self, images, name="images"):
     return _check_images(images, self.image_shape, self.data_range, name)
@@ -120,6 +123,10 @@ class ServingModule(tf.Module):
 
   def _generate(self, z_top, *noise):
     return {"images": self.model.generate(z_top, list(noise) if noise else None)}
+
+  def _log_joint(self, images, *z):
+    log_likelihood, log_prior = self.model.log_joint(self._images(images), list(z))
+    return {"log_likelihood": log_likelihood, "log_prior": log_prior}
 
   def signatures(self):
     return {name: getattr(self, name).get_concrete_function() for name in SIGNATURES}
@@ -281,6 +288,15 @@ class SavedModelFns:
       raise ValueError(f"{self.path} has no 'generate' signature (exported by an older seatbelt_tf): export the "
                        "checkpoint again to get samples and traversals from it.")
     return self.loaded.signatures["generate"](z_top=z_top, **kwargs)["images"]
+
+  def log_joint_fn(self, x, z):
+    """(log p(x|z) `[B]`, log p(z) `[B]`) from the `log_joint` signature; z: one `[B, d_i]` tensor per layer."""
+    if "log_joint" not in self.loaded.signatures:
+      raise ValueError(f"{self.path} has no 'log_joint' signature (exported by an older seatbelt_tf): export the "
+                       "checkpoint again to run the HMC defence (--defence=hmc) on it.")
+    kwargs = {f"z_{i + 1}": tf.cast(v, tf.float32) for i, v in enumerate(z)}
+    out = self.loaded.signatures["log_joint"](images=tf.cast(x, tf.float32), **kwargs)
+    return out["log_likelihood"], out["log_prior"]
 
   def terms_fn(self, x_input, x_target, noise):
     kwargs = {f"noise_{i + 1}": tf.cast(e, tf.float32) for i, e in enumerate(noise)}

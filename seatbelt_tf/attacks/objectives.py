@@ -46,6 +46,7 @@ class ModelFns:
     self.elbo_fn = model.attack_elbo
     self.recon_fn = lambda x: model(x, training=False)
     self.generate_fn = model.generate
+    self.log_joint_fn = model.log_joint
 
 
 def distortion_norm(d):

@@ -31,7 +31,8 @@ def attack_grid(path, records, arrays, adversarial_recons, data_range, title):
               adversarial_recons[i])
     for col, image in enumerate(images):
       _show(axes[row, col], image, data_range, columns[col] if row == 0 else None, diverging=col == 2)
-    axes[row, 0].set_ylabel(f"pair {records[i]['pair']}\nλ={records[i]['lambda']:.2g}", fontsize=8)
+    budget = f"λ={records[i]['lambda']:.2g}" if "lambda" in records[i] else f"ε={records[i]['epsilon']:.2g}"
+    axes[row, 0].set_ylabel(f"pair {records[i]['pair']}\n{budget}", fontsize=8)
   fig.suptitle(title, fontsize=10)
   _save(fig, path)
   plt.close(fig)
@@ -56,5 +57,47 @@ def distortion_curve(path, records, title):
   if len({r["pair"] for r in records}) <= 10:
     ax.legend(fontsize=7)
   ax.grid(alpha=0.3)
+  _save(fig, path)
+  plt.close(fig)
+
+
+def budget_curve(path, records, title):
+  """-log p(x^t|z~) against the L2 radius of a fixed-budget attack (`attacks.budget`), one thin line per pair and
+  the median over pairs in black (log-scaled radius): lower is a stronger attack, a less robust model."""
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(5.5, 4))
+  epsilons = sorted({r["epsilon"] for r in records})
+  for pair in sorted({r["pair"] for r in records}):
+    rs = sorted((r for r in records if r["pair"] == pair), key=lambda r: r["epsilon"])
+    ax.plot([r["epsilon"] for r in rs], [r["target_nll"] for r in rs], color="tab:blue", alpha=0.35, lw=1)
+  ax.plot(epsilons, [np.median([r["target_nll"] for r in records if r["epsilon"] == e]) for e in epsilons],
+          color="k", marker="o", lw=2, label="median over pairs")
+  ax.set_xscale("log")
+  ax.set_xlabel("L2 budget ε (log scale)")
+  ax.set_ylabel("−log p(x^t | z̃),  z̃ ~ q(z | x*)")
+  ax.set_title(title, fontsize=10)
+  ax.legend(fontsize=7)
+  ax.grid(alpha=0.3)
+  _save(fig, path)
+  plt.close(fig)
+
+
+def margin_histogram(path, records, title):
+  """Histogram of r-robustness margins (`attacks.measures.robustness_margins`); censored inputs (not moved by r
+  within the largest radius) are stacked in grey at that radius."""
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(5.5, 3.6))
+  margins = np.array([r["margin"] for r in records])
+  censored = np.array([r["censored"] for r in records], bool)
+  top = records[0]["epsilon_max"] if records else 1.0
+  bins = np.linspace(0.0, top, 21)
+  ax.hist([margins[~censored], margins[censored]], bins=bins, stacked=True, color=["tab:blue", "0.6"],
+          label=["margin found", f"censored (> {top:.3g})"])
+  if (~censored).any():
+    ax.axvline(np.median(margins[~censored]), color="k", ls="--", lw=1, label="median of those found")
+  ax.set_xlabel("smallest L2 radius ε moving the reconstruction by > r")
+  ax.set_ylabel("inputs")
+  ax.set_title(title, fontsize=10)
+  ax.legend(fontsize=7)
   _save(fig, path)
   plt.close(fig)

@@ -89,13 +89,53 @@ def _l2(a, b):
   return np.sqrt(((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2).reshape(len(a), -1).sum(axis=1))
 
 
-def _noise(layer_sizes, n, seed, sample, rows=None):
+def fixed_noise(layer_sizes, n, seed, sample, rows=None):
   """Fixed standard-normal noise `[n, d_i]` per layer; with `rows`, those rows of the draw for max(rows) + 1
   problems (a shard of a sweep gets exactly the noise its problems get in the whole sweep)."""
   if rows is None:
     return [tf.random.stateless_normal([n, d], seed=[seed, 1000 * sample + i]) for i, d in enumerate(layer_sizes)]
   total = int(np.max(rows)) + 1
-  return [tf.gather(e, rows) for e in _noise(layer_sizes, total, seed, sample)]
+  return [tf.gather(e, rows) for e in fixed_noise(layer_sizes, total, seed, sample)]
+
+
+def check_attack_inputs(fns, inputs, targets, mode, layers, data_range):
+  """Validates one attack's inputs; returns (inputs, targets) as float32 arrays and the box (lo, hi).
+
+  Raises:
+    ValueError: naming the problem (unknown mode or layer set, shapes, non-finite values, values outside the box).
+  """
+  if mode not in objectives.MODES:
+    raise ValueError(f"Unknown attack mode {mode!r}: choose one of {', '.join(objectives.MODES)}.")
+  objectives.select_layers(len(fns.layer_sizes), layers)
+  lo, hi = (float(v) for v in data_range)
+  inputs = np.asarray(inputs, np.float32)
+  targets = np.asarray(targets, np.float32)
+  if inputs.shape != targets.shape or not np.isfinite(inputs).all() or not np.isfinite(targets).all():
+    raise ValueError(f"inputs {inputs.shape} and targets {targets.shape} must be finite arrays of one shape (no NaN "
+                     "or Inf).")
+  expected = tuple(getattr(fns, "image_shape", inputs.shape[1:]))
+  if inputs.ndim != 4 or inputs.shape[1:] != expected:
+    raise ValueError(f"inputs and targets must be batches of the model's images [P, {', '.join(map(str, expected))}]"
+                     f"; got shape {inputs.shape}.")
+  if inputs.min() < lo or inputs.max() > hi or targets.min() < lo or targets.max() > hi:
+    raise ValueError(f"inputs and targets must lie in the data range [{lo}, {hi}].")
+  return inputs, targets, (lo, hi)
+
+
+def effect_fn(fns, mode, layers, x_t, noise):
+  """The attack's effect without its penalty, (x_adv `[m, ...]`, idx `[m]`) -> `[m]`, to minimise: the latent
+  divergence of the attacked layers to the target's posterior (eqs. 13-15) or the target's -ELBO under q(z|x*)
+  (eq. 12, with the fixed `noise`). `x_t` `[n, ...]` holds each problem's target; idx picks problems' rows."""
+  if mode == "latent":
+    target_params = [(tf.constant(l), tf.constant(s)) for l, s in _batched(fns.encode_fn, x_t)]
+
+    def effect(x_adv, idx):
+      params = [(tf.gather(l, idx), tf.gather(s, idx)) for l, s in target_params]
+      return objectives.latent_divergence(fns.encode_fn(x_adv), params, layers)
+  else:
+    def effect(x_adv, idx):
+      return -fns.elbo_fn(x_adv, tf.gather(x_t, idx), [tf.gather(e, idx) for e in noise])
+  return effect
 
 
 def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.0, 1.0), optimizer="lbfgs",
@@ -133,26 +173,12 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
     data range exactly; inputs + distortions equals it up to float32 rounding) `[P*K, H, W, C]`, indexed like the
     records.
   """
-  if mode not in objectives.MODES:
-    raise ValueError(f"Unknown attack mode {mode!r}: choose one of {', '.join(objectives.MODES)}.")
-  objectives.select_layers(len(fns.layer_sizes), layers)
   if int(neighbour_rounds) < 0:
     raise ValueError(f"neighbour_rounds must be >= 0 (0 turns the neighbour restarts off); got {neighbour_rounds}.")
   if optimizer not in lbfgs.OPTIMIZERS or not starts or set(starts) - set(STARTS):
     raise ValueError(f"optimizer must be one of {', '.join(lbfgs.OPTIMIZERS)} and starts a non-empty subset of "
                      f"{STARTS}; got {optimizer!r}, {starts!r}.")
-  lo, hi = (float(v) for v in data_range)
-  inputs = np.asarray(inputs, np.float32)
-  targets = np.asarray(targets, np.float32)
-  if inputs.shape != targets.shape or not np.isfinite(inputs).all() or not np.isfinite(targets).all():
-    raise ValueError(f"inputs {inputs.shape} and targets {targets.shape} must be finite arrays of one shape (no NaN "
-                     "or Inf).")
-  expected = tuple(getattr(fns, "image_shape", inputs.shape[1:]))
-  if inputs.ndim != 4 or inputs.shape[1:] != expected:
-    raise ValueError(f"inputs and targets must be batches of the model's images [P, {', '.join(map(str, expected))}]"
-                     f"; got shape {inputs.shape}.")
-  if inputs.min() < lo or inputs.max() > hi or targets.min() < lo or targets.max() > hi:
-    raise ValueError(f"inputs and targets must lie in the data range [{lo}, {hi}].")
+  inputs, targets, (lo, hi) = check_attack_inputs(fns, inputs, targets, mode, layers, data_range)
   num_pairs, lambdas = len(inputs), np.asarray(lambdas, np.float32)
   pair_ids = np.arange(num_pairs) if pair_ids is None else np.asarray(pair_ids, np.int64)
   if pair_ids.shape != (num_pairs,):
@@ -163,16 +189,7 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
   x_t = tf.constant(targets[pair])
   lam = tf.constant(np.tile(lambdas, num_pairs))
   n = len(pair)
-  noise = _noise(fns.layer_sizes, n, seed, 0, rows)
-  if mode == "latent":
-    target_params = [(tf.constant(l), tf.constant(s)) for l, s in _batched(fns.encode_fn, x_t)]
-
-    def effect(x_adv, idx):  # the objective without its penalty: sum of the attacked layers' KLs
-      params = [(tf.gather(l, idx), tf.gather(s, idx)) for l, s in target_params]
-      return objectives.latent_divergence(fns.encode_fn(x_adv), params, layers)
-  else:
-    def effect(x_adv, idx):  # -ELBO of the target under q(z|x*)
-      return -fns.elbo_fn(x_adv, tf.gather(x_t, idx), [tf.gather(e, idx) for e in noise])
+  effect = effect_fn(fns, mode, layers, x_t, fixed_noise(fns.layer_sizes, n, seed, 0, rows))
 
   def objective(x_adv, idx):  # Delta of eqs. 12-15 with the smoothed norm (objectives.latent/output_objective)
     return effect(x_adv, idx) + tf.gather(lam, idx) * objectives.distortion_norm(x_adv - tf.gather(x, idx))
@@ -194,7 +211,7 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
     if callback is not None:
       callback(-1, np.tile(best["objective"], len(starts)))
   x_adv = best["x"].astype(np.float32)
-  metrics = _metrics(fns, x_adv, x.numpy(), x_t.numpy(), num_samples, seed, rows)
+  metrics = attack_metrics(fns, x_adv, x.numpy(), x_t.numpy(), num_samples, seed, rows)
   # The recorded objective is Delta of eqs. 12-15 exactly: the effect at x* plus lambda ||d||_2 with the exact norm
   # (the optimiser's smoothed norm adds up to lambda * 1e-6: 1.05 at lambda = 2^20 and d = 0).
   exact = (lbfgs.objective_values(effect, tf.constant(x_adv), n)
@@ -259,16 +276,23 @@ def _batched(fn, x, chunk=500):
   return [tuple(np.concatenate([p[i][j].numpy() for p in parts]) for j in range(2)) for i in range(len(parts[0]))]
 
 
-def _metrics(fns, x_adv, x, x_t, num_samples, seed, rows=None):
+def attack_metrics(fns, x_adv, x, x_t, num_samples, seed, rows=None):
+  """Per-problem metrics of adversarial inputs `x_adv` `[n, ...]` against inputs `x` and targets `x_t`: float64
+  `[n]` arrays `target_nll` (-log p(x^t|z~), z~ ~ q(z|x*), over `num_samples` fixed noise draws), the L2 norms
+  `distortion_l2`, `target_recon_l2`, `adversarial_recon_l2`, `adversarial_to_target_l2`, and the pair's own
+  `input_to_target_l2` (||x - x^t||) and `input_recon_to_target_l2` (||recon(x) - x^t||), the scales AUDDC
+  normalises by (`attacks.measures`)."""
   n = len(x_adv)
   nll = np.zeros(n)
   for sample in range(num_samples):
-    terms = fns.terms_fn(tf.constant(x_adv), tf.constant(x_t), _noise(fns.layer_sizes, n, seed + 1, sample, rows))
+    terms = fns.terms_fn(tf.constant(x_adv), tf.constant(x_t), fixed_noise(fns.layer_sizes, n, seed + 1, sample, rows))
     nll -= terms["reconstruction"].numpy() / num_samples
   recon_adv = fns.recon_fn(tf.constant(x_adv)).numpy()
   recon_t = fns.recon_fn(tf.constant(x_t)).numpy()
+  recon_x = fns.recon_fn(tf.constant(x)).numpy()
   return {"target_nll": nll, "distortion_l2": _l2(x_adv, x), "target_recon_l2": _l2(x_t, recon_t),
-          "adversarial_recon_l2": _l2(x_adv, recon_adv), "adversarial_to_target_l2": _l2(recon_adv, x_t)}
+          "adversarial_recon_l2": _l2(x_adv, recon_adv), "adversarial_to_target_l2": _l2(recon_adv, x_t),
+          "input_to_target_l2": _l2(x, x_t), "input_recon_to_target_l2": _l2(recon_x, x_t)}
 
 
 def mark_display(records):

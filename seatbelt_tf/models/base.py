@@ -170,6 +170,14 @@ class BaseVAE(keras.Model):
     terms = self.attack_terms(x_input, x_target, noise)
     return terms["reconstruction"] - terms["kl"]
 
+  def log_joint(self, x, z):
+    """log p(x|z) and log p(z), each `[B]`, at codes `z` (a list with one `[B, d_i]` tensor per layer, bottom
+    first): what an inference-time defence samples from (`attacks.defence`, Kuzina et al. 2022). The prior is
+    N(0, I) here; `HierarchicalVAE` adds the generative chain p(z^i|z^{i+1}) (eq. 6)."""
+    z = [tf.cast(v, self.compute_dtype) for v in z]
+    params = self.decode(z[0], training=False)
+    return self.log_likelihood(tf.cast(x, self.compute_dtype), params), standard_normal_log_prob(z[-1])
+
   def posterior(self, x, training=False):
     """q(z|x) as a TFP distribution with event shape `[D]`."""
     loc, scale = self.encode(x, training=training)
@@ -327,6 +335,11 @@ class BaseVAE(keras.Model):
             "image_shape": list(self.image_shape), "likelihood": self.likelihood, "beta": self.beta,
             "dataset_size": self.dataset_size, "estimator": self.estimator, "free_bits": self.free_bits,
             "seed": self.seed}
+
+
+def standard_normal_log_prob(z):
+  """log N(z; 0, I) summed over the last axis: `[B, d]` -> `[B]`."""
+  return tf.reduce_sum(tfd.Normal(tf.zeros_like(z), tf.ones_like(z)).log_prob(z), axis=-1)
 
 
 def gaussian_params(raw):

@@ -13,12 +13,15 @@ layer keeps its widths whatever L is). x is the encoder's input; q(z^1|x) comes 
 """
 
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 from seatbelt_tf import distribute
 from seatbelt_tf import objectives
 from seatbelt_tf.config import DEFAULT_Z_SIZES, H_SIZES
-from seatbelt_tf.models.base import BaseVAE, decomposition_means, gaussian_params
+from seatbelt_tf.models.base import BaseVAE, decomposition_means, gaussian_params, standard_normal_log_prob
 from seatbelt_tf.nn import GaussianMLP
+
+tfd = tfp.distributions
 
 # DEFAULT_Z_SIZES: paper eqs. C.1-C.3 (dSprites, Chairs, 3D Faces); datasets may carry their own (`source.z_sizes`).
 
@@ -167,6 +170,17 @@ class HierarchicalVAE(BaseVAE):
   def attack_terms(self, x_input, x_target, noise):
     f = self.forward(x_input, training=False, noise=noise, target=x_target)
     return {"reconstruction": f["reconstruction"], "kl": tf.add_n(f["kl"])}
+
+  def log_joint(self, x, z):
+    """log p(x|z) (the decoder reads `decoder_input(z)`) and log p(z) = log N(z^L; 0, I) + sum_i log
+    p(z^i|z^{i+1}) (eq. 6), each `[B]`, at codes `z` (L tensors `[B, d_i]`, bottom first)."""
+    z = [tf.cast(v, self.compute_dtype) for v in z]
+    params = self.decode(self.decoder_input(z), training=False)
+    log_prior = standard_normal_log_prob(z[-1])
+    for i, mlp in enumerate(self.down):
+      loc, scale = gaussian_params(mlp(z[i + 1], training=False))
+      log_prior += tf.reduce_sum(tfd.Normal(loc, scale).log_prob(z[i]), axis=-1)
+    return self.log_likelihood(tf.cast(x, self.compute_dtype), params), log_prior
 
   # ---------------------------------------------------------------- the objective
   def loss_terms(self, x, training):
