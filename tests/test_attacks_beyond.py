@@ -282,6 +282,14 @@ def test_every_new_attack_path_runs_on_a_workdir_and_on_its_export(tmp_path):
   summary = attack_mode.attack(sweep)
   assert 0.0 <= summary["attacks"]["latent_all"]["median_auddc"] <= 1.5
   assert set(summary["attacks"]["latent_all"]["auddc"]) == {"0", "1"}
+  # The report gains the fixed-budget figure, the margins, the defence table and the AUDDC column.
+  from seatbelt_tf.evaluation import report
+  out = report.write_report([config.workdir], str(tmp_path / "report"))
+  text = open(out["report"]).read()
+  for needle in ("## Fixed-budget attacks", "## r-robustness margins", "## HMC defence", "median AUDDC",
+                 "non-adaptive"):
+    assert needle in text, needle
+  assert {"eps_ball_latent_all.png", "eps_ball_output_all.png", "margins.png"} <= set(out["figures"])
   # The same three paths on the export (and the adaptive defence there: gradients through the loaded signatures).
   exported = export_mode.export(config_lib.RunConfig.from_flat({**config.flat(), "mode": "export"}).validate())
   on_export = {**common, "saved_model": exported["export_path"], "workdir": str(tmp_path / "served")}

@@ -2,7 +2,8 @@
 
 `write_report(workdirs, out_dir)` reads, from each run workdir, `config.json`, `results.json` (after training),
 `evaluation/evaluation.json` and `evaluation/noise.npz` (--mode=evaluate) and `attacks/attack_results.json`
-(--mode=attack), whichever exist, and writes to `out_dir`:
+(--mode=attack; and `eps_ball_results.json`, `margin_results.json`, `defence_hmc.json` of the attacks beyond the
+paper), whichever exist, and writes to `out_dir`:
 
   report.md                 tables and the figures below, with what each shows
   elbo_vs_beta.png          held-out ELBO without beta against beta, per model family and depth (Figure 3)
@@ -12,6 +13,8 @@
   mig_vs_latent_dim.png     beta-TCVAE MIG against |z|, per beta (Figure J.35), when runs differ in |z|
   noise_<family>.png        smoothed histograms of log p(x|z*) under input noise, per beta and L (Figure 8)
   grids/                    each run's attack grids (Figure 1)
+  eps_ball_<mode>_<layers>.png  median -log p(x^t|z~) against the L2 budget, one line per run (--attack_kind=eps_ball)
+  margins.png               median r-robustness margin per run (--attack_kind=margin)
 and tables of MIG at z^L (Table J.2) and of the relative change of the encoder and decoder weight norms from the
 smallest to the largest beta (Table 1). Runs missing a stage are listed with what they lack; a figure is only drawn
 when some run has its data.
@@ -24,6 +27,7 @@ import os
 import numpy as np
 
 from seatbelt_tf import io_utils
+from seatbelt_tf.attacks import measures
 from seatbelt_tf.evaluation import plots
 
 HIERARCHICAL = ("seatbelt", "beta_tcdlgm")
@@ -73,6 +77,9 @@ def load_run(workdir):
           "results": _read_json(os.path.join(workdir, "results.json")),
           "evaluation": _read_json(os.path.join(workdir, "evaluation", "evaluation.json")),
           "attacks": _read_json(os.path.join(attacks_dir, "attack_results.json"), []), "noise": noise,
+          "eps_ball": _read_json(os.path.join(attacks_dir, "eps_ball_results.json"), []),
+          "margins": _read_json(os.path.join(attacks_dir, "margin_results.json"), []),
+          "defence": _read_json(os.path.join(attacks_dir, "defence_hmc.json")),
           "grids": [os.path.join(attacks_dir, n) for n in grids]}
 
 
@@ -117,6 +124,9 @@ def write_report(workdirs, out_dir):
   lines += _runs_table(runs)
   lines += _elbo_section(runs, out_dir, figures)
   lines += _attack_section(runs, out_dir, figures)
+  lines += _budget_section(runs, out_dir, figures)
+  lines += _margin_section(runs, out_dir, figures)
+  lines += _defence_section(runs)
   lines += _mig_section(runs, out_dir, figures)
   lines += _noise_section(runs, out_dir, figures)
   lines += _weight_section(runs)
@@ -178,13 +188,18 @@ def _attack_section(runs, out_dir, figures):
   lines = ["## Adversarial attacks (Figures 5-7)", "",
            "Medians over all pairs × λ of each run's sweep (`--mode=attack`): Δ is the attack's final objective "
            "(lower: a stronger attack, a less robust model); −log p(x^t|z̃), z̃ ~ q(z|x*), is how well the adversarial "
-           "input's posterior explains the target (higher: more robust).", "",
-           "| run | attack | problems | median Δ | median −log p(x^t\\|z̃) |", "|---|---|---|---|---|"]
+           "input's posterior explains the target (higher: more robust). AUDDC is the median over pairs of the area "
+           "under the normalised distortion-distance curve (Gondim-Ribeiro et al. 2018, `attacks.measures`): 1 when "
+           "no attack moves the reconstruction towards the target, near 0 when a tiny distortion does.", "",
+           "| run | attack | problems | median Δ | median −log p(x^t\\|z̃) | median AUDDC |",
+           "|---|---|---|---|---|---|"]
   medians = {r["name"]: attack_medians(r["attacks"]) for r in attacked}
   for r in attacked:
+    auddc = measures.auddc_per_pair(r["attacks"])
     for (mode, layers), m in medians[r["name"]].items():
+      values = [v for k, v in auddc.items() if k[:2] == (mode, layers)]
       lines.append(f"| `{r['name']}` | {mode} ({layers}) | {m['problems']} | {m['delta']:.4g} | "
-                   f"{m['target_nll']:.1f} |")
+                   f"{m['target_nll']:.1f} | {_fmt(float(np.median(values)) if values else None, '.3f')} |")
   lines.append("")
   keys = sorted({k for m in medians.values() for k in m})
   metrics = (("delta", "median Δ"), ("target_nll", "median −log p(x^t|z̃)"))
@@ -223,6 +238,76 @@ def _attack_section(runs, out_dir, figures):
       figures.append(fname)
       lines += [f"![{mode} attack heat maps]({fname})", ""]
   return lines
+
+
+def _budget_section(runs, out_dir, figures):
+  """Fixed-budget attacks (--attack_kind=eps_ball): median -log p(x^t|z~) against the L2 radius, one line per run."""
+  attacked = [r for r in runs if r["eps_ball"]]
+  if not attacked:
+    return []
+  lines = ["## Fixed-budget attacks (beyond the paper)", "",
+           "Each attack maximises its effect within an L2 ball of radius ε around the input, inside the data range "
+           "(`--attack_kind=eps_ball`, PGD with an exact projection): models compared at equal distortion. Lower "
+           "−log p(x^t|z̃) at a radius: a stronger attack, a less robust model.", ""]
+  for mode, layers in sorted({(rec["mode"], rec["layers"]) for r in attacked for rec in r["eps_ball"]}):
+    groups = {}
+    for r in attacked:
+      part = [rec for rec in r["eps_ball"] if (rec["mode"], rec["layers"]) == (mode, layers)]
+      if part:
+        adaptive = " (through the HMC defence)" if any(rec.get("defence") == "hmc_adaptive" for rec in part) else ""
+        groups[f"{r['name']}{adaptive}"] = [
+            (e, float(np.median([rec["target_nll"] for rec in part if rec["epsilon"] == e])))
+            for e in sorted({rec["epsilon"] for rec in part})]
+    fname = f"eps_ball_{mode}_{layers}.png"
+    plots.lines_by_group(os.path.join(out_dir, fname), groups, "L2 budget ε", "median −log p(x^t|z̃)",
+                         f"{mode} attack ({layers} layers) at fixed budgets: medians over pairs", log_x=True)
+    figures.append(fname)
+    lines += [f"![{mode} fixed-budget attack]({fname})", ""]
+  return lines
+
+
+def _margin_section(runs, out_dir, figures):
+  """r-robustness margins (--attack_kind=margin): a table and bars of the median margin per run."""
+  measured = [r for r in runs if r["margins"]]
+  if not measured:
+    return []
+  summaries = {r["name"]: measures.margin_summary(r["margins"]) for r in measured}
+  lines = ["## r-robustness margins (beyond the paper)", "",
+           "Per input, the smallest L2 radius at which a max-damage attack moves the mean reconstruction by more "
+           "than r (`--attack_kind=margin`; an upper bound, since PGD lower-bounds the damage). Censored inputs were "
+           "not moved within the largest radius and count at it. Higher: more robust.", "",
+           "| run | r | inputs | median margin | quartiles | censored |", "|---|---|---|---|---|---|"]
+  for r in measured:
+    m = summaries[r["name"]]
+    lines.append(f"| `{r['name']}` | {m['r']:.3g} | {m['inputs']} | {m['median_margin']:.3g} | "
+                 f"{m['q1_margin']:.3g} – {m['q3_margin']:.3g} | {m['censored']} |")
+  fname = "margins.png"
+  plots.bars(os.path.join(out_dir, fname), [_label(r) for r in measured],
+             [("median margin (L2)", [summaries[r["name"]]["median_margin"] for r in measured]),
+              ("censored inputs", [summaries[r["name"]]["censored"] for r in measured])],
+             "r-robustness margins: median over inputs")
+  figures.append(fname)
+  return lines + ["", f"![r-robustness margins]({fname})", ""]
+
+
+def _defence_section(runs):
+  """The HMC defence (--defence=hmc): -log p(x^t|z) on the same adversarial inputs without and with it."""
+  defended = [r for r in runs if r["defence"]]
+  if not defended:
+    return []
+  lines = ["## HMC defence (beyond the paper)", "",
+           "The adversarial inputs of each run's attack re-scored with codes refined by HMC targeting p(x*|z) p(z) "
+           "(Kuzina et al. 2022, `--defence=hmc`). A positive change means the defence pushed the reconstruction "
+           "away from the attacker's target. Non-adaptive rows: the attack did not know about the defence, so they "
+           "overstate its protection against an attacker who does.", "",
+           "| run | attack | evaluation | median without | median with | median change | acceptance |",
+           "|---|---|---|---|---|---|---|"]
+  for r in defended:
+    for part, m in sorted(r["defence"]["summary"].items()):
+      lines.append(f"| `{r['name']}` | {part.replace('_', ' (', 1)}) | "
+                   f"{'adaptive' if m['adaptive'] else 'non-adaptive'} | {m['median_target_nll_without']:.1f} | "
+                   f"{m['median_target_nll_with']:.1f} | {m['median_change']:+.1f} | {m['mean_acceptance']:.2f} |")
+  return lines + [""]
 
 
 def _mig_section(runs, out_dir, figures):
