@@ -65,6 +65,13 @@ MUTATIONS = [
      "the unit-scale Gaussian heads (Keras's default Glorot/zero initialisation instead)"),
     ("test_training_health.py::test_the_guard_names_the_step_and_layer_of_a_kl_jump", "seatbelt_tf/health.py",
      "spiking = ratios > self.factor", "spiking = ratios > np.inf", "the per-step spike guard"),
+    ("test_attacks_beyond.py::test_projection_is_feasible_and_the_nearest_point_of_ball_and_box",
+     "seatbelt_tf/attacks/budget.py", "  t = tf.where(inside, tf.ones_like(t), tf.minimum(t, 1.0))",
+     "  t = tf.ones_like(t)", "the exact projection (clip to the box, then shrink: feasible but not the nearest)"),
+    ("test_attacks_beyond.py::test_hmc_leaves_a_conjugate_gaussian_posterior_invariant",
+     "seatbelt_tf/attacks/defence.py", "  return state, accepted / max(int(num_steps), 1)",
+     "  return list(initial_state), accepted / max(int(num_steps), 1)", "the HMC chain's transitions (codes left "
+     "at the encoder's draws)"),
 ]
 
 

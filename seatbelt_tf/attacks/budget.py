@@ -172,7 +172,7 @@ BUDGET_STARTS = ("input", "target")
 
 def run_budget_attack(fns, inputs, targets, epsilons, mode, layers="all", data_range=(0.0, 1.0),
                       starts=BUDGET_STARTS, random_starts=1, steps=DEFAULT_STEPS, num_samples=8, seed=0,
-                      verbose=False, pair_ids=None, effect_factory=None):
+                      verbose=False, pair_ids=None, effect_factory=None, chunk=512):
   """Fixed-budget attacks (module docstring) on every (pair, epsilon) problem of one mode and layer set, one batch.
 
   Args:
@@ -188,6 +188,7 @@ def run_budget_attack(fns, inputs, targets, epsilons, mode, layers="all", data_r
     seed: seed of the fixed noise and of the random starts.
     verbose: a progress bar over steps.
     pair_ids: the pairs' indices in a larger sweep (default 0..P-1).
+    chunk: rows per objective call (1: every problem and start evaluated on its own, for benchmarks).
     effect_factory: optional (x_t `[n, ...]`, noise: list of `[n, d_i]`) -> effect function over the n problems
       (`protocol.effect_fn`'s contract) replacing the mode's: e.g. an adaptive attack through a defence
       (`defence.defended_output_effect`).
@@ -221,7 +222,7 @@ def run_budget_attack(fns, inputs, targets, epsilons, mode, layers="all", data_r
   x0 += [random_ball_points(x, eps, seed * 1000 + r, lo, hi) for r in range(int(random_starts))]
   total = len(x0)
   result = minimize_pgd(lambda x_adv, idx: effect(x_adv, idx % n), tf.concat(x0, 0), tf.tile(x, [total, 1, 1, 1]),
-                        tf.tile(eps, [total]), lo, hi, steps=steps, verbose=verbose)
+                        tf.tile(eps, [total]), lo, hi, steps=steps, verbose=verbose, chunk=chunk)
   best = np.argmin(result.objective.reshape(total, n), axis=0) * n + np.arange(n)
   x_adv = result.x[best].astype(np.float32)
   metrics = protocol.attack_metrics(fns, x_adv, x.numpy(), x_t.numpy(), num_samples, seed, rows)

@@ -77,7 +77,7 @@ def auddc_per_pair(records):
 
 
 def robustness_margins(recon_fn, inputs, r, epsilon_max, data_range=(0.0, 1.0), bisection_steps=8,
-                       steps=budget.DEFAULT_STEPS, random_starts=1, seed=0, verbose=False):
+                       steps=budget.DEFAULT_STEPS, random_starts=1, seed=0, verbose=False, chunk=512):
   """r-robustness margins of `inputs` `[P, H, W, C]` (module docstring): one PGD batch per bisection step.
 
   Args:
@@ -90,6 +90,7 @@ def robustness_margins(recon_fn, inputs, r, epsilon_max, data_range=(0.0, 1.0), 
     steps, random_starts: PGD steps per start, and random starts besides x itself.
     seed: seed of the random starts.
     verbose: one line per bisection step.
+    chunk: rows per reconstruction call (1: one input and start at a time, for benchmarks).
 
   Returns:
     dict of `[P]` arrays: `margin` (the upper end of each final bracket: damage > r was reached there; epsilon_max
@@ -113,7 +114,7 @@ def robustness_margins(recon_fn, inputs, r, epsilon_max, data_range=(0.0, 1.0), 
                for k in range(int(random_starts))]
     total = len(starts)
     result = budget.minimize_pgd(damage_objective, tf.concat(starts, 0), tf.tile(x, [total, 1, 1, 1]),
-                                 np.tile(eps, total), lo, hi, steps=steps)
+                                 np.tile(eps, total), lo, hi, steps=steps, chunk=chunk)
     return -result.objective.reshape(total, p).min(axis=0)
 
   lower, upper = np.zeros(p), np.full(p, float(epsilon_max))
