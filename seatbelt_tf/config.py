@@ -11,7 +11,7 @@ from typing import Optional
 MODES = ("train", "evaluate", "attack", "export", "report", "tune")
 ATTACK_MODES = ("latent", "output")  # paper eqs. 13-15 and 12
 ATTACK_LAYER_SETS = ("all", "first", "top")  # latent attacks: every layer (eq. 15), z^1 (eq. 14), z^L
-ATTACK_OPTIMIZERS = ("lbfgs", "scipy")
+ATTACK_OPTIMIZERS = ("lbfgs", "scipy", "tfp")
 ATTACK_STARTS = ("input", "target")
 ATTACK_KINDS = ("lambda_sweep", "eps_ball", "margin")  # the paper's sweep; fixed-budget PGD; r-robustness margins
 DEFENCES = ("none", "hmc")

@@ -85,7 +85,8 @@ flags.DEFINE_integer("attack_lambdas", _A.attack_lambdas, "Lambda values, geomet
 flags.DEFINE_list("attack_modes", list(_A.attack_modes), "Attack modes: latent (eqs. 13-15), output (eq. 12).")
 flags.DEFINE_list("attack_layers", list(_A.attack_layers), "Layer sets of latent attacks: all, first, top.")
 flags.DEFINE_enum("attack_optimizer", _A.attack_optimizer, config_lib.ATTACK_OPTIMIZERS,
-                  "lbfgs: batched box-constrained L-BFGS; scipy: L-BFGS-B one problem at a time (reference).")
+                  "lbfgs: batched box-constrained L-BFGS; scipy: L-BFGS-B one problem at a time (reference); tfp: "
+                  "tfp.optimizer.lbfgs_minimize on the whole batch in one graph, bounds by projection.")
 flags.DEFINE_list("attack_starts", list(_A.attack_starts), "Starting points tried per problem: input, target.")
 flags.DEFINE_integer("attack_max_iterations", _A.attack_max_iterations, "L-BFGS iterations per problem and start.",
                      lower_bound=1)

@@ -551,5 +551,3 @@ def minimize_scipy(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, ft
   return Result(x=xs, objective=values, iterations=iterations, evaluations=evaluations, converged=converged,
                 wall_time_s=time.perf_counter() - start)
 
-
-OPTIMIZERS = {"lbfgs": minimize_batched, "scipy": minimize_scipy}

@@ -24,10 +24,14 @@ import tensorflow as tf
 from seatbelt_tf import config
 from seatbelt_tf.attacks import lbfgs
 from seatbelt_tf.attacks import objectives
+from seatbelt_tf.attacks import tfp_lbfgs
 
 ATTACK_RECORD_KEYS = ("mode", "layers", "pair", "lambda", "objective", "target_nll", "distortion_l2",
                       "target_recon_l2", "adversarial_recon_l2", "adversarial_to_target_l2", "iterations")
 STARTS = config.ATTACK_STARTS
+# --attack_optimizer: the batched L-BFGS-B-style driver, scipy's L-BFGS-B one problem at a time (the reference), and
+# TFP's L-BFGS on the device with a projection variant for the bounds (attacks/tfp_lbfgs.py).
+OPTIMIZERS = {"lbfgs": lbfgs.minimize_batched, "scipy": lbfgs.minimize_scipy, "tfp": tfp_lbfgs.minimize_tfp}
 NEIGHBOUR_ROUNDS = config.AttackConfig.attack_neighbour_rounds
 NEIGHBOUR_GAIN = 1e-3  # a neighbour's end point must beat a problem's own by this fraction (plus 1e-6) to restart it
 
@@ -175,8 +179,8 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
   """
   if int(neighbour_rounds) < 0:
     raise ValueError(f"neighbour_rounds must be >= 0 (0 turns the neighbour restarts off); got {neighbour_rounds}.")
-  if optimizer not in lbfgs.OPTIMIZERS or not starts or set(starts) - set(STARTS):
-    raise ValueError(f"optimizer must be one of {', '.join(lbfgs.OPTIMIZERS)} and starts a non-empty subset of "
+  if optimizer not in OPTIMIZERS or not starts or set(starts) - set(STARTS):
+    raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)} and starts a non-empty subset of "
                      f"{STARTS}; got {optimizer!r}, {starts!r}.")
   inputs, targets, (lo, hi) = check_attack_inputs(fns, inputs, targets, mode, layers, data_range)
   num_pairs, lambdas = len(inputs), np.asarray(lambdas, np.float32)
@@ -197,7 +201,7 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
   # Every starting point of every problem is one row of a single batch (row j is problem j % n); each problem keeps
   # its best end point and is charged the work of all its starts.
   x0 = np.concatenate([(x if start == "input" else x_t).numpy() for start in starts])
-  result = lbfgs.OPTIMIZERS[optimizer](lambda x_adv, idx: objective(x_adv, idx % n), x0, lo, hi,
+  result = OPTIMIZERS[optimizer](lambda x_adv, idx: objective(x_adv, idx % n), x0, lo, hi,
                                        max_iterations=max_iterations, verbose=verbose, callback=callback)
   best_start = np.argmin(result.objective.reshape(len(starts), n), axis=0)
   chosen = best_start * n + np.arange(n)
@@ -206,7 +210,7 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
   best["restarts"] = np.zeros(n, np.int64)
   neighbours = _lambda_neighbours(num_pairs, lambdas)
   for _ in range(int(neighbour_rounds)):
-    if not _neighbour_round(objective, lbfgs.OPTIMIZERS[optimizer], best, neighbours, lo, hi, max_iterations):
+    if not _neighbour_round(objective, OPTIMIZERS[optimizer], best, neighbours, lo, hi, max_iterations):
       break
     if callback is not None:
       callback(-1, np.tile(best["objective"], len(starts)))
