@@ -19,6 +19,8 @@ With `--gradient_noise=1e-7` scipy runs once more with its gradient multiplied b
 rounding size), and the same per-problem ratios are printed for that run against the plain one: how far scipy moves
 from itself on problems that have not converged, the yardstick for "none worse by more than 5%".
 
+`--optimizers=lbfgs,scipy,tfp` adds TFP's L-BFGS (`attacks/tfp_lbfgs.py`) with its own speed-up and ratios to scipy.
+
 Usage: python benchmarks/attack_sweep.py --workdir=runs/elbo_vs_beta/seatbelt_L2_beta6 [--pairs=10] [--lambdas=50]
        [--evaluation_cost] (also: ms per problem of one objective+gradient call at batch 1, 64 and 512)
        [--gradient_noise=1e-7] [--profile] (also: where the batched driver's time goes)
@@ -107,6 +109,9 @@ def main():
         starts=starts, max_iterations=args.max_iterations, neighbour_rounds=args.neighbour_rounds)[0])
     print(f"\nscipy with gradient noise {args.gradient_noise:g} against plain scipy: "
           + _ratios(noisy, results["scipy"][1], args.ratio_floor, "noisy"))
+  if "tfp" in results and "scipy" in results:
+    (tt, rt), ts = results["tfp"], results["scipy"][0]
+    print(f"\nspeed-up tfp/scipy: **{ts / tt:.1f}x**; " + _ratios(rt, results["scipy"][1], args.ratio_floor, "tfp"))
   if "lbfgs" not in results or "scipy" not in results:
     return
   (tb, rb), (ts, rs) = results["lbfgs"], results["scipy"]

@@ -409,3 +409,21 @@ def test_batched_driver_matches_scipy_on_a_trained_model(tmp_path):
   ratio = batched[keep] / reference[keep]
   assert np.median(ratio) <= 1.01, ratio
   assert ratio.max() <= 1.05, ratio
+
+
+def test_tfp_path_reaches_box_optima_of_negative_objectives_and_runs_the_protocol():
+  """TFP's relative function tolerance misfires on objectives near or below zero (it is switched off): a box
+  quadratic shifted to negative values still reaches its optimum; and the whole protocol (both starts, neighbour
+  restarts, records) runs with --attack_optimizer=tfp."""
+  objective, x0, optimum = _box_quadratic()
+  result = attacks.minimize_tfp(lambda x, idx: objective(x, idx) - 100.0, x0, 0.0, 1.0, max_iterations=200)
+  np.testing.assert_allclose(result.x, optimum, atol=2e-3)
+  assert result.x.min() >= 0.0 and result.x.max() <= 1.0 and (result.objective < -90).all()
+  model = _model("seatbelt")
+  x, x_t = _images(2).numpy(), _images(2, seed=1).numpy()
+  records, arrays = attacks.run_attack(attacks.ModelFns(model), x, x_t, attacks.lambda_grid(3), "latent",
+                                       optimizer="tfp", max_iterations=20, neighbour_rounds=1)
+  assert len(records) == 6 and arrays["adversarial"].min() >= 0.0 and arrays["adversarial"].max() <= 1.0
+  assert all(np.isfinite([r[k] for k in attacks.ATTACK_RECORD_KEYS[3:]]).all() for r in records)
+  # At lambda = 2^20 the best attack is no attack.
+  assert max(r["distortion_l2"] for r in records if r["lambda"] > 1e5) < 1e-3
