@@ -4,6 +4,10 @@
 # under ROOT, finished training is only re-evaluated and finished attacks are skipped, so re-running after a kill
 # continues where it stopped. Writes the two tables to ROOT/elbo_vs_beta.md and ROOT/robustness.md.
 #   launch/health_remeasure.sh [ROOT=runs/remeasure] [STEPS=3000] [SEEDS="0 1 2"]
+# Do not edit the checkout it runs from while it runs: TensorFlow's autograph re-reads Python source when it
+# traces a function, so an edit (even one that only shifts line numbers) can break a run mid-campaign (seen: a
+# hierarchy's evaluation traced the wrong method). Run long campaigns from a frozen copy, e.g.
+#   git worktree add ../campaign HEAD && cd ../campaign && ROOT=$OLDPWD/runs/<folder> PYTHON=... launch/<script>
 set -euo pipefail
 ROOT=${ROOT:-runs/remeasure}
 STEPS=${STEPS:-3000}

@@ -9,6 +9,10 @@
 #     STEPS=100000 CHUNK=5000 launch/learning_curve.sh
 # Environment: ROOT (runs/curves), NAME, FLAGS (the run's flags), STEPS (50000), CHUNK (5000), MIG_POINTS (10000),
 # PYTHON (python).
+# Do not edit the checkout it runs from while it runs: TensorFlow's autograph re-reads Python source when it
+# traces a function, so an edit (even one that only shifts line numbers) can break a run mid-campaign (seen: a
+# hierarchy's evaluation traced the wrong method). Run long campaigns from a frozen copy, e.g.
+#   git worktree add ../campaign HEAD && cd ../campaign && ROOT=$OLDPWD/runs/<folder> PYTHON=... launch/<script>
 set -euo pipefail
 ROOT=${ROOT:-runs/curves}
 NAME=${NAME:?set NAME (the run folder under ROOT)}

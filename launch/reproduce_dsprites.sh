@@ -17,6 +17,10 @@
 # machine unchanged (TensorFlow places the work there).
 # Environment: ROOT (runs/reproduce), SEEDS ("0 1 2"), BETAS ("1 2 4 6 8 10"), ROBUST_BETAS ("4 8"), NETWORK (conv),
 # BATCH (64), LR (0.001), STEPS (30000), PAIRS (10), LAMBDAS (50), MIG_POINTS (0: the full grid), SUMMARY, PYTHON.
+# Do not edit the checkout it runs from while it runs: TensorFlow's autograph re-reads Python source when it
+# traces a function, so an edit (even one that only shifts line numbers) can break a run mid-campaign (seen: a
+# hierarchy's evaluation traced the wrong method). Run long campaigns from a frozen copy, e.g.
+#   git worktree add ../campaign HEAD && cd ../campaign && ROOT=$OLDPWD/runs/<folder> PYTHON=... launch/<script>
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 export ROOT=${ROOT:-runs/reproduce}
