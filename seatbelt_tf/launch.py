@@ -248,6 +248,14 @@ def config_from_flags():
 MODES = {mode: f"seatbelt_tf.modes.{mode}" for mode in config_lib.MODES}
 
 
+# What --mode=attack writes under <workdir>/attacks/, per --attack_kind (printed after the run).
+ATTACK_OUTPUTS = {
+    "lambda_sweep": "attack_results.json, adversarial_inputs.npz, grid_*.png, distortion_*.png",
+    "eps_ball": "eps_ball_results.json, eps_ball_inputs.npz, eps_ball_*.png, grid_eps_ball_*.png",
+    "margin": "margin_results.json, margins.png",
+}
+
+
 def run_mode(config):
   """Runs `config.mode` on `config` (a validated `RunConfig`) and returns the mode's results dict."""
   module = importlib.import_module(MODES[config.mode])
@@ -284,8 +292,8 @@ def main(argv):
         f"  flags.cfg     relaunch with --flagfile={os.path.join(workdir, 'flags.cfg')}"
         + ("\n  evaluation/   evaluation.json (ELBO, MIG, noise robustness, weight norms), noise.npz, figures"
            if config.mode == "evaluate" else "")
-        + ("\n  attacks/      attack_results.json, adversarial_inputs.npz, grid_*.png, distortion_*.png"
-           if config.mode == "attack" else "")
+        + (f"\n  attacks/      {ATTACK_OUTPUTS[config.attack.attack_kind]}"
+           + (", defence_hmc.json" if config.attack.defence == "hmc" else "") if config.mode == "attack" else "")
         + (f"\n  SavedModel    {results['export_path']} (serve it: see README, 'Serving')"
            if config.mode == "export" else ""))
   return 0

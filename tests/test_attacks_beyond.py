@@ -304,3 +304,11 @@ def test_every_new_attack_path_runs_on_a_workdir_and_on_its_export(tmp_path):
     config_lib.RunConfig.from_flat({**common, "defence_adaptive": True}).validate()
   with pytest.raises(ValueError, match="runs in one process"):
     config_lib.RunConfig.from_flat({**common, "attack_kind": "eps_ball", "attack_shards": 2}).validate()
+
+
+def test_the_launcher_names_what_each_attack_kind_writes():
+  from seatbelt_tf import config as config_lib
+  from seatbelt_tf import launch
+  assert set(launch.ATTACK_OUTPUTS) == set(config_lib.ATTACK_KINDS)
+  assert "eps_ball_results.json" in launch.ATTACK_OUTPUTS["eps_ball"]
+  assert "margin_results.json" in launch.ATTACK_OUTPUTS["margin"]
