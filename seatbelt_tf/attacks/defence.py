@@ -68,7 +68,7 @@ def refine(fns, x, noise, num_steps=DEFAULT_STEPS, step_size=DEFAULT_STEP_SIZE,
     x: images.
     noise: list of standard-normal `[B, d_i]` tensors: the chains' starting draws in whitened coordinates.
     num_steps, step_size, num_leapfrog_steps: the chain (0 steps: the encoder's draw itself).
-    seed: int seed of the chain's randomness.
+    seed: int (or int32 scalar tensor) seed of the chain's randomness.
 
   Returns:
     (z: list of `[B, d_i]` codes, acceptance rate `[B]`).
@@ -87,7 +87,8 @@ def refine(fns, x, noise, num_steps=DEFAULT_STEPS, step_size=DEFAULT_STEP_SIZE,
   u0 = [tf.cast(e, tf.float32) for e in noise]
   if int(num_steps) == 0:
     return to_codes(u0), tf.zeros(tf.shape(x)[:1], tf.float32)
-  u, acceptance = hmc_chain(target, u0, num_steps, step_size, num_leapfrog_steps, tf.constant([seed, 17], tf.int32))
+  seed_pair = tf.stack([tf.cast(seed, tf.int32), tf.constant(17, tf.int32)])  # seed may be a tensor (no retrace)
+  u, acceptance = hmc_chain(target, u0, num_steps, step_size, num_leapfrog_steps, seed_pair)
   return to_codes(u), acceptance
 
 
@@ -122,7 +123,7 @@ def defended_target_nll(fns, x_adv, x_t, num_samples=8, num_steps=DEFAULT_STEPS,
              for i, d in enumerate(fns.layer_sizes)]
     for s in range(0, n, chunk):
       without, with_, acceptance = score(tf.constant(x_adv[s:s + chunk]), tf.constant(x_t[s:s + chunk]),
-                                         [e[s:s + chunk] for e in noise], seed * 1000 + sample)
+                                         [e[s:s + chunk] for e in noise], tf.constant(seed * 1000 + sample, tf.int32))
       out["target_nll_without"][s:s + chunk] += without.numpy() / num_samples
       out["target_nll_with"][s:s + chunk] += with_.numpy() / num_samples
       out["acceptance"][s:s + chunk] += acceptance.numpy() / num_samples
