@@ -1,0 +1,60 @@
+"""The loss and gradients of one training step of the shipped models, kept as a reference (issue 21: speed work must
+leave the numerics unchanged).
+
+`python tests/step_reference.py` writes tests/data/step_reference.json from the present implementation;
+tests/test_step_reference.py recomputes the same step and compares. Regenerate the file only for a change that is
+meant to alter the numerics (and say so in the commit).
+
+Each case: seed 0, the first 32 procedural dSprites images, one `loss_terms(x, training=True)` under a gradient
+tape (the same call `BaseVAE.train_step` makes), the model's own sampling-seed stream. Stored: every loss term, and
+per trainable variable (in `trainable_variables` order, by name) the gradient's L2 norm and sum.
+"""
+
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from seatbelt_tf import data, models  # noqa: E402
+
+PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "step_reference.json")
+CASES = {
+    "beta_tcvae_conv": ("beta_tcvae", {"network": "conv", "latent_dim": 10, "beta": 6.0}),
+    "beta_tcvae_mlp": ("beta_tcvae", {"network": "mlp", "latent_dim": 10, "beta": 6.0}),
+    "seatbelt_L2_conv": ("seatbelt", {"network": "conv", "layers": 2, "beta": 6.0}),
+    "beta_tcdlgm_L2_mlp": ("beta_tcdlgm", {"network": "mlp", "layers": 2, "beta": 6.0}),
+}
+
+
+def compute(case):
+  """{terms: {name: float}, gradients: [[name, norm, sum], ...]} of one step of `case`."""
+  name, kw = CASES[case]
+  keras.utils.set_random_seed(0)
+  model = models.build_model(name, dataset_size=727280, seed=0, **kw)
+  model.build()
+  x = tf.constant(data.ProceduralDSprites().images(np.arange(32)), tf.float32)
+  with tf.GradientTape() as tape:
+    terms = model.loss_terms(x, training=True)
+  gradients = tape.gradient(terms["loss"], model.trainable_variables)
+  return {"terms": {k: float(v) for k, v in terms.items() if np.ndim(v) == 0},
+          "gradients": [[v.path, float(tf.norm(g)), float(tf.reduce_sum(g))]
+                        for v, g in zip(model.trainable_variables, gradients)]}
+
+
+def main():
+  out = {case: compute(case) for case in CASES}
+  os.makedirs(os.path.dirname(PATH), exist_ok=True)
+  with open(PATH + ".tmp", "w") as f:
+    json.dump(out, f, indent=1, sort_keys=True)
+  os.replace(PATH + ".tmp", PATH)
+  print(f"wrote {PATH}: {', '.join(CASES)}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
