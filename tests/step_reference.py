@@ -7,7 +7,8 @@ meant to alter the numerics (and say so in the commit).
 
 Each case: seed 0, the first 32 procedural dSprites images, one `loss_terms(x, training=True)` under a gradient
 tape (the same call `BaseVAE.train_step` makes), the model's own sampling-seed stream. Stored: every loss term, and
-per trainable variable (in `trainable_variables` order, by name) the gradient's L2 norm and sum.
+per trainable variable (in `trainable_variables` order, by its path below the model, which Keras may rename
+`seatbelt_1` when a process builds two) the gradient's L2 norm and sum.
 """
 
 import json
@@ -42,7 +43,7 @@ def compute(case):
     terms = model.loss_terms(x, training=True)
   gradients = tape.gradient(terms["loss"], model.trainable_variables)
   return {"terms": {k: float(v) for k, v in terms.items() if np.ndim(v) == 0},
-          "gradients": [[v.path, float(tf.norm(g)), float(tf.reduce_sum(g))]
+          "gradients": [[v.path.split("/", 1)[-1], float(tf.norm(g)), float(tf.reduce_sum(g))]
                         for v, g in zip(model.trainable_variables, gradients)]}
 
 
