@@ -28,6 +28,8 @@ input itself, the target projected onto C (the direction a targeted attacker wou
 of the ball (uniform direction and radius, projected).
 """
 
+import time
+
 import numpy as np
 import tensorflow as tf
 
@@ -37,14 +39,18 @@ DEFAULT_STEPS = 100
 DEFAULT_STEP_FRACTION = 0.5
 
 
+def box_diagonal(data_range, image_shape):
+  """The L2 length of the data box's diagonal, (hi - lo) sqrt(H W C): the scale of the default radii."""
+  lo, hi = (float(v) for v in data_range)
+  return (hi - lo) * float(np.sqrt(np.prod(image_shape)))
+
+
 def epsilon_grid(data_range, image_shape, num=10):
   """`num` L2 radii, geometric from 1/256 to 1/4 of the box's diagonal (hi - lo) sqrt(D).
 
   For 64 x 64 images in [0, 1] that is 0.25 to 16: from a few pixels' worth of change to most of the distance
   between two dSprites images (a typical input/target pair is 10-20 apart)."""
-  lo, hi = (float(v) for v in data_range)
-  diagonal = (hi - lo) * float(np.sqrt(np.prod(image_shape)))
-  return diagonal * np.geomspace(1.0 / 256.0, 1.0 / 4.0, int(num))
+  return box_diagonal(data_range, image_shape) * np.geomspace(1.0 / 256.0, 1.0 / 4.0, int(num))
 
 
 def project_ball_box(v, centre, epsilon, lo, hi):
@@ -122,7 +128,6 @@ def minimize_pgd(objective, x0, centre, epsilon, lo, hi, steps=DEFAULT_STEPS, st
     `lbfgs.Result` with x `[n, ...]` (the best point seen), objective `[n]`, iterations `[n]` (steps),
     evaluations `[n]` (gradient evaluations), converged `[n]` (all True: the budget is the stopping rule).
   """
-  import time  # pylint: disable=g-import-not-at-top
   start = time.time()
   x0 = tf.convert_to_tensor(x0, tf.float32)
   centre = tf.convert_to_tensor(centre, tf.float32)

@@ -150,8 +150,7 @@ def _margins(config, fns, source, pairs, title, step, start):
   """r-robustness margins (`attacks.measures.robustness_margins`) of the pairs' inputs: attacks/margin_results.json
   and attacks/margins.png."""
   a = config.attack
-  lo, hi = source.data_range
-  diagonal = (hi - lo) * float(np.sqrt(np.prod(fns.image_shape)))
+  diagonal = budget.box_diagonal(source.data_range, fns.image_shape)
   r = a.attack_margin_r or diagonal / 10.0
   epsilon_max = a.attack_margin_epsilon_max or diagonal / 4.0
   inputs = source.tf_images(pairs[:, 0]).numpy()
