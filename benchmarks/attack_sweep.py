@@ -19,7 +19,9 @@ With `--gradient_noise=1e-7` scipy runs once more with its gradient multiplied b
 rounding size), and the same per-problem ratios are printed for that run against the plain one: how far scipy moves
 from itself on problems that have not converged, the yardstick for "none worse by more than 5%".
 
-`--optimizers=lbfgs,scipy,tfp` adds TFP's L-BFGS (`attacks/tfp_lbfgs.py`) with its own speed-up and ratios to scipy.
+`--optimizers=lbfgs,scipy,tfp` adds TFP's L-BFGS (`attacks/tfp_lbfgs.py`) with its own speed-up and ratios to scipy;
+`lbfgs_tf` adds the batched driver with its per-step algebra as TensorFlow ops (`--attack_backend=tf`,
+attacks/lbfgs_tf.py); `lbfgs` is always the numpy backend here.
 
 Usage: python benchmarks/attack_sweep.py --workdir=runs/elbo_vs_beta/seatbelt_L2_beta6 [--pairs=10] [--lambdas=50]
        [--evaluation_cost] (also: ms per problem of one objective+gradient call at batch 1, 64 and 512)
@@ -74,23 +76,26 @@ def main():
     _evaluation_cost(fns, inputs, targets)
   results, trace = {}, []
   starts = tuple(args.starts.split(","))
-  for optimizer in args.optimizers.split(","):
+  for name in args.optimizers.split(","):
+    optimizer = "lbfgs" if name.startswith("lbfgs") else name
+    backend = {"lbfgs": "numpy", "lbfgs_tf": "tf"}.get(name, "auto")
     start = time.perf_counter()
 
     def record(step, objective, start=start):  # the batched driver's strength against wall time
       label = f"step {step}" if step >= 0 else f"neighbour round {sum(s.startswith('n') for _, _, s in trace) + 1}"
       trace.append((time.perf_counter() - start, objective.reshape(len(starts), -1).min(axis=0), label))
-    profiler = cProfile.Profile() if args.profile and optimizer == "lbfgs" else None
+    profiler = cProfile.Profile() if args.profile and name == "lbfgs" else None
     if profiler:
       profiler.enable()
     records, _ = attacks.run_attack(fns, inputs, targets, lambdas, "latent", args.layers,
-                                    data_range=source.data_range, optimizer=optimizer, starts=starts,
-                                    max_iterations=args.max_iterations, neighbour_rounds=args.neighbour_rounds,
-                                    callback=record if optimizer == "lbfgs" else None)
-    results[optimizer] = (time.perf_counter() - start, records)
+                                    data_range=source.data_range, optimizer=optimizer, backend=backend,
+                                    starts=starts, max_iterations=args.max_iterations,
+                                    neighbour_rounds=args.neighbour_rounds,
+                                    callback=record if name == "lbfgs" else None)
+    results[name] = (time.perf_counter() - start, records)
     if profiler:
       profiler.disable()
-      _print_profile(profiler, results[optimizer][0])
+      _print_profile(profiler, results[name][0])
   print(f"\nLatent attack ({args.layers} layers) on {config.model.model} L={config.model.layers} "
         f"({config.model.network}), {args.pairs} pairs x {args.lambdas} lambdas, starts {args.starts}, "
         f"{args.neighbour_rounds} neighbour rounds")
@@ -109,9 +114,15 @@ def main():
         starts=starts, max_iterations=args.max_iterations, neighbour_rounds=args.neighbour_rounds)[0])
     print(f"\nscipy with gradient noise {args.gradient_noise:g} against plain scipy: "
           + _ratios(noisy, results["scipy"][1], args.ratio_floor, "noisy"))
-  if "tfp" in results and "scipy" in results:
-    (tt, rt), ts = results["tfp"], results["scipy"][0]
-    print(f"\nspeed-up tfp/scipy: **{ts / tt:.1f}x**; " + _ratios(rt, results["scipy"][1], args.ratio_floor, "tfp"))
+  for name in ("tfp", "lbfgs_tf"):
+    if name in results and "scipy" in results:
+      (tt, rt), ts = results[name], results["scipy"][0]
+      print(f"\nspeed-up {name}/scipy: **{ts / tt:.1f}x**; " + _ratios(rt, results["scipy"][1], args.ratio_floor,
+                                                                       name))
+  if "lbfgs_tf" in results and "lbfgs" in results:
+    print("lbfgs_tf against lbfgs (numpy backend): wall "
+          f"{results['lbfgs_tf'][0] / results['lbfgs'][0]:.2f}x; "
+          + _ratios(results["lbfgs_tf"][1], results["lbfgs"][1], args.ratio_floor, "lbfgs_tf", "lbfgs"))
   if "lbfgs" not in results or "scipy" not in results:
     return
   (tb, rb), (ts, rs) = results["lbfgs"], results["scipy"]
@@ -141,14 +152,15 @@ def _print_profile(profiler, wall):
       print(f"| {names.get(name, name)} | {seconds:.1f} |")
 
 
-def _ratios(records, reference, floor, name):
+def _ratios(records, reference, floor, name, reference_name="scipy"):
   """Per-problem objective ratios of `records` to `reference` over problems whose reference objective >= floor."""
   a = np.array([r["objective"] for r in records])
   b = np.array([r["objective"] for r in reference])
   keep = b >= floor
   ratio = a[keep] / b[keep]
-  return (f"objective ratio {name}/scipy over {keep.sum()} problems with scipy objective >= {floor}: median "
-          f"{np.median(ratio):.4f}, worst {ratio.max():.3f}; {name} better by >1%: {(a < 0.99 * b).sum()}, scipy "
+  ref = reference_name
+  return (f"objective ratio {name}/{ref} over {keep.sum()} problems with {ref} objective >= {floor}: median "
+          f"{np.median(ratio):.4f}, worst {ratio.max():.3f}; {name} better by >1%: {(a < 0.99 * b).sum()}, {ref} "
           f"better by >1%: {(b < 0.99 * a).sum()} of {len(a)}")
 
 

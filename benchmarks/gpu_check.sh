@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command for a machine with a GPU (under 10 minutes): checks that training and attack ops run on the GPU, then
-# prints training throughput (conv and mlp, graph and XLA) and the attack sweep time of each optimizer (lbfgs,
-# scipy, tfp) on a short-trained conv Seatbelt-VAE. Record what it prints in docs/BENCHMARKS.md ("GPU check").
+# prints training throughput (conv and mlp, graph and XLA) and the attack sweep time of each optimizer (lbfgs on
+# both backends, scipy, tfp) on a short-trained conv Seatbelt-VAE. Record what it prints in docs/BENCHMARKS.md
+# ("GPU check").
 #   benchmarks/gpu_check.sh [OUT=runs/gpu_check] [PYTHON=python] [ALLOW_CPU=1: a dry run on a CPU machine, smaller]
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,4 +25,4 @@ echo "== 3. attack sweep: $pairs pairs x $lambdas lambdas, latent attack on all 
   --train_steps=$steps --steps_per_epoch=$steps --eval_examples=1000 --verbose=0 > "$OUT/train.log" 2>&1 \
   || { tail -20 "$OUT/train.log"; exit 1; }
 "$PYTHON" benchmarks/attack_sweep.py --workdir="$OUT/seatbelt_L2" --pairs=$pairs --lambdas=$lambdas \
-  --max_iterations=$iters --optimizers=lbfgs,scipy,tfp
+  --max_iterations=$iters --optimizers=lbfgs,lbfgs_tf,scipy,tfp

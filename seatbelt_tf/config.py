@@ -12,6 +12,7 @@ MODES = ("train", "evaluate", "attack", "export", "report", "tune")
 ATTACK_MODES = ("latent", "output")  # paper eqs. 13-15 and 12
 ATTACK_LAYER_SETS = ("all", "first", "top")  # latent attacks: every layer (eq. 15), z^1 (eq. 14), z^L
 ATTACK_OPTIMIZERS = ("lbfgs", "scipy", "tfp")
+ATTACK_BACKENDS = ("auto", "numpy", "tf")  # where the lbfgs driver's per-step algebra runs (attacks/lbfgs.py)
 ATTACK_STARTS = ("input", "target")
 ATTACK_KINDS = ("lambda_sweep", "eps_ball", "margin")  # the paper's sweep; fixed-budget PGD; r-robustness margins
 DEFENCES = ("none", "hmc")
@@ -96,6 +97,7 @@ class AttackConfig:
   attack_modes: tuple = ATTACK_MODES
   attack_layers: tuple = ("all",)
   attack_optimizer: str = "lbfgs"
+  attack_backend: str = "auto"  # lbfgs driver algebra: numpy on the host, tf next to the objective; auto: tf on a GPU
   attack_starts: tuple = ATTACK_STARTS
   attack_max_iterations: int = 200
   attack_neighbour_rounds: int = 3  # restarts from the neighbouring lambdas' end points (attacks/protocol.py)
@@ -327,6 +329,11 @@ class RunConfig:
       problems.append(f"attack_neighbour_rounds={a.attack_neighbour_rounds} must be >= 0 (0: no neighbour restarts)")
     if a.attack_optimizer not in ATTACK_OPTIMIZERS:
       problems.append(f"attack_optimizer={a.attack_optimizer!r} must be one of {', '.join(ATTACK_OPTIMIZERS)}")
+    if a.attack_backend not in ATTACK_BACKENDS:
+      problems.append(f"attack_backend={a.attack_backend!r} must be one of {', '.join(ATTACK_BACKENDS)}")
+    elif a.attack_backend != "auto" and a.attack_optimizer != "lbfgs":
+      problems.append(f"attack_backend={a.attack_backend} needs --attack_optimizer=lbfgs: it chooses where the "
+                      f"batched driver's algebra runs, and {a.attack_optimizer} has its own (leave it at auto)")
     if a.attack_shards < 1 or not 0 <= a.attack_shard_index < max(1, a.attack_shards):
       problems.append(f"attack_shard_index={a.attack_shard_index} must be in 0..attack_shards-1 "
                       f"(attack_shards={a.attack_shards})")

@@ -87,6 +87,10 @@ flags.DEFINE_list("attack_layers", list(_A.attack_layers), "Layer sets of latent
 flags.DEFINE_enum("attack_optimizer", _A.attack_optimizer, config_lib.ATTACK_OPTIMIZERS,
                   "lbfgs: batched box-constrained L-BFGS; scipy: L-BFGS-B one problem at a time (reference); tfp: "
                   "tfp.optimizer.lbfgs_minimize on the whole batch in one graph, bounds by projection.")
+flags.DEFINE_enum("attack_backend", _A.attack_backend, config_lib.ATTACK_BACKENDS,
+                  "Where the lbfgs driver's per-step algebra runs: numpy (host, threaded; fastest on a CPU), tf "
+                  "(TensorFlow ops on the objective's device: no host copies per step on a GPU), auto (tf when a GPU "
+                  "is visible, else numpy).")
 flags.DEFINE_list("attack_starts", list(_A.attack_starts), "Starting points tried per problem: input, target.")
 flags.DEFINE_integer("attack_max_iterations", _A.attack_max_iterations, "L-BFGS iterations per problem and start.",
                      lower_bound=1)
@@ -323,7 +327,7 @@ HELP_GROUPS = (
     ("evaluate and report", ("eval_images", "mig_method", "mig_points", "mig_bins", "mig_samples", "mig_layers",
                              "noise_scales", "workdirs")),
     ("attack", ("attack_pairs", "attack_lambdas", "attack_modes", "attack_layers", "attack_optimizer",
-                "attack_starts", "attack_max_iterations", "attack_neighbour_rounds", "attack_seed", "attack_vary",
+                "attack_backend", "attack_starts", "attack_max_iterations", "attack_neighbour_rounds", "attack_seed", "attack_vary",
                 "attack_fix")),
     ("attacks beyond the paper", ("attack_kind", "attack_epsilons", "attack_pgd_steps", "attack_random_starts",
                                   "attack_margin_r", "attack_margin_epsilon_max", "attack_margin_bisections",

@@ -44,6 +44,8 @@ import scipy.optimize
 import tensorflow as tf
 import threadpoolctl
 
+from seatbelt_tf.attacks import lbfgs_tf
+
 ARMIJO = 1e-4  # sufficient-decrease constant of the line search (the c1 of L-BFGS-B's line search)
 _ROUNDS_PER_STEP = 2  # line-search evaluations per row and step; a longer search continues in the next step
 CURVATURE_EPS = 2.2e-16  # a pair is stored only if s.y > eps * y.y (as L-BFGS-B)
@@ -294,9 +296,23 @@ def _rowdot(a, b):
   return np.einsum("ad,ad->a", a, b)
 
 
+BACKENDS = ("numpy", "tf", "auto")
+
+
+def resolve_backend(backend):
+  """The driver backend `backend` names: "numpy" or "tf" as given; "auto" is "tf" when TensorFlow sees a GPU (the
+  algebra then stays where the objective runs, instead of copying the batch to the host every step) and "numpy"
+  otherwise (on a CPU the numpy algebra, threaded over row blocks, is the faster one: docs/BENCHMARKS.md)."""
+  if backend not in BACKENDS:
+    raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}.")
+  if backend == "auto":
+    return "tf" if tf.config.list_logical_devices("GPU") else "numpy"
+  return backend
+
+
 def minimize_batched(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, f_relative_tolerance=2.2e-9,
                      num_correction_pairs=10, max_line_search=20, chunk=1024, compact_below=0.75,
-                     verbose=False, callback=None):
+                     verbose=False, callback=None, backend="numpy"):
   """Minimises n independent objectives over boxes with batched projected L-BFGS (see the module docstring).
 
   Args:
@@ -318,24 +334,106 @@ def minimize_batched(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, 
     callback: called as callback(step, objective) after every step (see the module docstring: one iteration for
       most problems), objective `[n]` the current value of every problem (its final value once it has stopped);
       e.g. to trace strength against wall time.
+    backend: where the per-step algebra runs (`BACKENDS`): "numpy" on the host (this module's functions), "tf" as
+      TensorFlow ops next to the objective (attacks/lbfgs_tf.py: the vectors, pairs and pair products stay on the
+      objective's device; only per-problem scalars come to the host), "auto" tf when a GPU is visible. The two
+      take the same steps; their float rounding differs (equal to float tolerance, tests/test_attacks.py).
 
   Returns:
     `Result` with the solutions `x`, their `objective`, per-problem `iterations` and `evaluations` (objective and
     gradient evaluations of that problem), `converged` (stopped on a tolerance, or because not even a tiny
     steepest-descent step decreases f, rather than on the iteration limit), and `wall_time_s`.
   """
+  if resolve_backend(backend) == "tf":
+    ops = lbfgs_tf.TensorOps(lo, hi, ARMIJO, CURVATURE_EPS, DENSE_UPDATE_FRACTION)
+  else:
+    ops = NumpyOps(lo, hi)
   with _single_threaded_blas():
-    return _minimize_batched(objective, x0, lo, hi, max_iterations, tolerance, f_relative_tolerance,
+    return _minimize_batched(ops, objective, x0, lo, hi, max_iterations, tolerance, f_relative_tolerance,
                              num_correction_pairs, max_line_search, chunk, compact_below, verbose, callback)
 
 
-def _minimize_batched(objective, x0, lo, hi, max_iterations, tolerance, f_relative_tolerance, num_correction_pairs,
-                      max_line_search, chunk, compact_below, verbose, callback):
+class NumpyOps:
+  """The driver's per-step algebra on the host, in numpy (the functions of this module). Every method that takes
+  the driver's arrays returns them (updated in place here; `lbfgs_tf.TensorOps` returns new tensors), so the
+  driver reads the same with either backend. Per-problem scalars (f, steps, slopes, flags) are numpy in both."""
+
+  def __init__(self, lo, hi):
+    self.lo, self.hi = lo, hi
+
+  def scratch(self, n, dim):
+    """`[n, 3, dim]` float32 scratch of `_update_products` (reused so that no fresh pages are touched)."""
+    return np.empty((n, 3, dim), np.float32)
+
+  def evaluator(self, objective, shape, dim, chunk):
+    """(x, idx numpy `[a]`) -> (values float64 numpy `[a]`, gradients `[a, dim]` in this backend)."""
+    return _value_and_gradient_fn(objective, shape, dim, chunk)
+
+  def array(self, value):
+    return value
+
+  def zeros(self, shape, dtype):
+    return np.zeros(shape, dtype)
+
+  def numpy(self, value):
+    return value
+
+  def take(self, values, keep):
+    """Rows `keep` (a bool mask) of each array of `values`."""
+    return tuple(v[keep] for v in values)
+
+  def projected_gradient_norm(self, x, g):
+    return _projected_gradient_norm(x, g, self.lo, self.hi)
+
+  def free_set(self, x, g):
+    return _free_set(x, g, self.lo, self.hi)
+
+  def update_free_set_grams(self, grams, S, Y, stored, free_old, free_new):
+    update_free_set_grams(grams, S, Y, stored, free_old, free_new)
+    return grams
+
+  def direction(self, g_free, S, Y, SY, YY, grams, stored, free, age):
+    """(d, has_pair `[a]` numpy, slope g_F.d `[a]` numpy): `reduced_direction` and its slope."""
+    d, has_pair = reduced_direction(g_free, S, Y, SY, YY, grams, stored, free, age)
+    return d, has_pair, _rowdot(g_free, d)
+
+  def steepest(self, direction, g_free, rows):
+    """The unit steepest-descent direction on the rows `rows` (bool mask): (direction, ||g_F|| of those rows)."""
+    norm = np.sqrt(_rowdot(g_free[rows], g_free[rows]))
+    direction[rows] = -g_free[rows] / np.maximum(norm, 1e-30)[:, None]
+    return direction, norm
+
+  def set_rows(self, d, rows, direction):
+    """d with rows `rows` (indices) taken from direction."""
+    d[rows] = direction[rows]
+    return d
+
+  def trial_points(self, x, d, t, trial):
+    """clip(x + t d) of the rows `trial`, `[len(trial), dim]` float32."""
+    lo, hi = self.lo, self.hi
+    x_try = np.empty((len(trial), x.shape[1]), np.float32)
+    _map_rows(lambda b: np.clip(x[trial[b]] + t[trial[b], None] * d[trial[b]], lo, hi, out=x_try[b]),
+              len(trial), _ROW_BLOCK)
+    return x_try
+
+  def accept(self, trial, x_try, f_try, g_try, x, f, g, S, Y, slot, projected):
+    """The Armijo test and, where it passes, the step (`_accept`): (passed mask of `trial`, x, g, S, Y); f and
+    `projected` (numpy) are updated in place."""
+    ok = _accept(trial, x_try, f_try, g_try, x, f, g, S, Y, slot, self.lo, self.hi, projected)
+    return ok, x, g, S, Y
+
+  def update_products(self, S, Y, SY, YY, grams, free, slot, work):
+    _update_products(S, Y, SY, YY, grams, free, slot, work)
+    return SY, YY, grams
+
+
+def _minimize_batched(ops, objective, x0, lo, hi, max_iterations, tolerance, f_relative_tolerance,
+                      num_correction_pairs, max_line_search, chunk, compact_below, verbose, callback):
   start = time.perf_counter()
   x0 = np.asarray(x0, np.float32)
   n, shape = x0.shape[0], x0.shape[1:]
   dim = int(np.prod(shape))
-  evaluate = _value_and_gradient_fn(objective, shape, dim, chunk)
+  evaluate = ops.evaluator(objective, shape, dim, chunk)
   m = num_correction_pairs
 
   out_x = np.clip(x0.reshape(n, dim), lo, hi)
@@ -346,22 +444,23 @@ def _minimize_batched(objective, x0, lo, hi, max_iterations, tolerance, f_relati
   # State per stored row: the problem id, x, f, g and the curvature history (a ring buffer whose slot all rows
   # share; `stored` marks the slots that hold a pair), and the line search in progress (direction d, step t, slope,
   # trials so far, whether it is a steepest-descent search). `running` marks rows still optimising, `searching`
-  # those whose line search carries over into the next step.
+  # those whose line search carries over into the next step. x, g, d, the pairs and their products live in the
+  # backend (`ops`); the per-problem scalars and flags are numpy.
   ids = np.arange(n)
-  x = out_x.copy()
+  x = ops.array(out_x.copy())
   f, g = evaluate(x, ids)
-  S = np.zeros((n, m, dim), np.float32)
-  Y = np.zeros((n, m, dim), np.float32)
-  SY, YY = np.zeros((n, m, m), np.float32), np.zeros((n, m), np.float32)
-  grams = tuple(np.zeros((n, m, m)) for _ in range(3))  # pair products over the free set `free_ref`
-  free_ref = np.ones((n, dim), bool)
-  work = np.empty((n, 3, dim), np.float32)  # scratch of _update_products
+  S = ops.zeros((n, m, dim), np.float32)
+  Y = ops.zeros((n, m, dim), np.float32)
+  SY, YY = ops.zeros((n, m, m), np.float32), ops.zeros((n, m), np.float32)
+  grams = tuple(ops.zeros((n, m, m), np.float64) for _ in range(3))  # pair products over the free set `free_ref`
+  free_ref = ops.array(np.ones((n, dim), bool))
+  work = ops.scratch(n, dim)
   stored = np.zeros((n, m), bool)
-  d = np.zeros((n, dim), np.float32)
+  d = ops.zeros((n, dim), np.float32)
   t, slope, f_start = np.ones(n), np.zeros(n), f.copy()
   tries, steep, searching = np.zeros(n, np.int64), np.zeros(n, bool), np.zeros(n, bool)
   small_before = np.zeros(n, bool)
-  running = np.isfinite(f) & (_projected_gradient_norm(x, g, lo, hi) > tolerance)
+  running = np.isfinite(f) & (ops.projected_gradient_norm(x, g) > tolerance)
   converged[~running] = np.isfinite(f[~running])
   current = f.copy()  # every problem's objective now (for the callback)
   slot = 0
@@ -375,30 +474,29 @@ def _minimize_batched(objective, x0, lo, hi, max_iterations, tolerance, f_relati
       break
     step_number += 1
     if running.mean() < compact_below:  # drop the rows of stopped problems
-      out_x[ids[~running]] = x[~running]
-      ids, x, f, g, d = ids[running], x[running], f[running], g[running], d[running]
-      S, Y, SY, YY, stored = S[running], Y[running], SY[running], YY[running], stored[running]
-      grams, free_ref = tuple(p[running] for p in grams), free_ref[running]
+      out_x[ids[~running]] = ops.numpy(ops.take((x,), ~running)[0])
+      x, g, d, S, Y, SY, YY, free_ref, *grams = ops.take((x, g, d, S, Y, SY, YY, free_ref, *grams), running)
+      grams = tuple(grams)
+      ids, f, stored = ids[running], f[running], stored[running]
       t, slope, f_start, tries, steep = t[running], slope[running], f_start[running], tries[running], steep[running]
       small_before, searching = small_before[running], searching[running]
       running = running[running]
     # A new direction for every row not in a search, on the free coordinates (binding ones: on a bound, gradient
     # pointing out of the box).
     fresh = running & ~searching
-    free_now, free, g_free = _free_set(x, g, lo, hi)
-    update_free_set_grams(grams, S, Y, stored, free_ref, free_now)
+    free_now, free, g_free = ops.free_set(x, g)
+    grams = ops.update_free_set_grams(grams, S, Y, stored, free_ref, free_now)
     free_ref = free_now
     rows = np.flatnonzero(fresh)
     if rows.size:
-      direction, has_pair = reduced_direction(g_free, S, Y, SY, YY, grams, stored, free, ring_ages(m, slot))
-      new_slope = _rowdot(g_free, direction)
+      direction, has_pair, new_slope = ops.direction(g_free, S, Y, SY, YY, grams, stored, free, ring_ages(m, slot))
       steepest = fresh & (~has_pair | ~(new_slope < 0))
       if steepest.any():  # no history yet, or not a descent direction: a unit steepest-descent step, history dropped
-        norm = np.sqrt(_rowdot(g_free[steepest], g_free[steepest]))
-        direction[steepest] = -g_free[steepest] / np.maximum(norm, 1e-30)[:, None]
+        direction, norm = ops.steepest(direction, g_free, steepest)
         new_slope[steepest] = -norm
         stored[steepest] = False
-      d[rows], slope[rows], steep[rows] = direction[rows], new_slope[rows], steepest[rows]
+      d = ops.set_rows(d, rows, direction)
+      slope[rows], steep[rows] = new_slope[rows], steepest[rows]
       t[rows], tries[rows], f_start[rows] = 1.0, 0, f[rows]
       iterations[ids[rows]] += 1
     # Backtracking Armijo search along the projected path; rows that accepted a step are not evaluated again. At
@@ -410,13 +508,11 @@ def _minimize_batched(objective, x0, lo, hi, max_iterations, tolerance, f_relati
     trial = np.flatnonzero(running)
     projected = np.full(len(ids), np.inf)  # projected-gradient max-norm at the accepted points
     for _ in range(_ROUNDS_PER_STEP):
-      x_try = np.empty((len(trial), dim), np.float32)
-      _map_rows(lambda b: np.clip(x[trial[b]] + t[trial[b], None] * d[trial[b]], lo, hi, out=x_try[b]),
-                len(trial), _ROW_BLOCK)
+      x_try = ops.trial_points(x, d, t, trial)
       f_try, g_try = evaluate(x_try, ids[trial])
       evaluations[ids[trial]] += 1
       tries[trial] += 1
-      ok = _accept(trial, x_try, f_try, g_try, x, f, g, S, Y, slot, lo, hi, projected)
+      ok, x, g, S, Y = ops.accept(trial, x_try, f_try, g_try, x, f, g, S, Y, slot, projected)
       accepted[trial[ok]] = True
       # Backtrack to the minimiser of the quadratic through f(0), f'(0) and f(t), kept within [0.01 t, 0.5 t].
       back = trial[~ok]
@@ -433,7 +529,7 @@ def _minimize_batched(objective, x0, lo, hi, max_iterations, tolerance, f_relati
     searching[:] = False
     searching[trial] = True
     stored[:, slot] = accepted  # (the curvature test is made in reduced_direction)
-    _update_products(S, Y, SY, YY, grams, free, slot, work[:len(ids)])
+    SY, YY, grams = ops.update_products(S, Y, SY, YY, grams, free, slot, None if work is None else work[:len(ids)])
     slot = (slot + 1) % m
     relative = (f_start - f) / np.maximum(np.maximum(np.abs(f_start), np.abs(f)), 1.0)
     # The relative-decrease test must hold on two iterations in a row: on a float32 objective below 1 it is an
@@ -448,7 +544,7 @@ def _minimize_batched(objective, x0, lo, hi, max_iterations, tolerance, f_relati
     if callback is not None:
       current[ids] = f
       callback(step_number, current)
-  out_x[ids] = x  # the rest stopped on the iteration limit
+  out_x[ids] = ops.numpy(x)  # the rest stopped on the iteration limit
   if progress:
     progress.update(n)
   x_out = out_x.reshape((n,) + shape)

@@ -18,6 +18,8 @@ the L-BFGS iterations used; `display` marks, per pair, the lambda whose objectiv
 objective over all lambdas (Gondim-Ribeiro et al. 2018), the one the paper's figures show.
 """
 
+import functools
+
 import numpy as np
 import tensorflow as tf
 
@@ -144,7 +146,7 @@ def effect_fn(fns, mode, layers, x_t, noise):
 
 def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.0, 1.0), optimizer="lbfgs",
                starts=STARTS, max_iterations=200, num_samples=8, seed=0, verbose=False, pair_ids=None,
-               callback=None, neighbour_rounds=NEIGHBOUR_ROUNDS):
+               callback=None, neighbour_rounds=NEIGHBOUR_ROUNDS, backend="auto"):
   """Attacks every (pair, lambda) problem of one mode and layer set.
 
   Args:
@@ -155,7 +157,7 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
     mode: "latent" or "output".
     layers: for latent attacks, "all", "first" or "top".
     data_range: (lo, hi) box for x*.
-    optimizer: "lbfgs" (batched) or "scipy" (reference).
+    optimizer: a name of `OPTIMIZERS`: "lbfgs" (batched), "scipy" (reference) or "tfp".
     starts: which starting points to try: "input" and/or "target".
     max_iterations: L-BFGS iterations per problem and start.
     num_samples: noise draws for -log p(x^t|z~).
@@ -169,6 +171,7 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
     neighbour_rounds: rounds of restarts from the neighbouring lambdas' end points (0: none; see the module
       docstring). A round restarts only the problems a neighbour's end point improves; the rounds stop early when
       none does.
+    backend: with optimizer "lbfgs", where its per-step algebra runs (`lbfgs.BACKENDS`: numpy, tf, auto).
 
   Returns:
     (records, arrays): a list of dicts with `ATTACK_RECORD_KEYS` plus `display`, `evaluations` (every objective
@@ -182,6 +185,11 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
   if optimizer not in OPTIMIZERS or not starts or set(starts) - set(STARTS):
     raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)} and starts a non-empty subset of "
                      f"{STARTS}; got {optimizer!r}, {starts!r}.")
+  minimize = OPTIMIZERS[optimizer]
+  if optimizer == "lbfgs":
+    minimize = functools.partial(minimize, backend=lbfgs.resolve_backend(backend))
+  elif backend != "auto":
+    raise ValueError(f"backend={backend!r} applies to optimizer 'lbfgs' only; got optimizer {optimizer!r}.")
   inputs, targets, (lo, hi) = check_attack_inputs(fns, inputs, targets, mode, layers, data_range)
   num_pairs, lambdas = len(inputs), np.asarray(lambdas, np.float32)
   pair_ids = np.arange(num_pairs) if pair_ids is None else np.asarray(pair_ids, np.int64)
@@ -201,8 +209,8 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
   # Every starting point of every problem is one row of a single batch (row j is problem j % n); each problem keeps
   # its best end point and is charged the work of all its starts.
   x0 = np.concatenate([(x if start == "input" else x_t).numpy() for start in starts])
-  result = OPTIMIZERS[optimizer](lambda x_adv, idx: objective(x_adv, idx % n), x0, lo, hi,
-                                       max_iterations=max_iterations, verbose=verbose, callback=callback)
+  result = minimize(lambda x_adv, idx: objective(x_adv, idx % n), x0, lo, hi, max_iterations=max_iterations,
+                    verbose=verbose, callback=callback)
   best_start = np.argmin(result.objective.reshape(len(starts), n), axis=0)
   chosen = best_start * n + np.arange(n)
   best = {key: result[key][chosen] for key in ("x", "objective", "iterations")}
@@ -210,7 +218,7 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
   best["restarts"] = np.zeros(n, np.int64)
   neighbours = _lambda_neighbours(num_pairs, lambdas)
   for _ in range(int(neighbour_rounds)):
-    if not _neighbour_round(objective, OPTIMIZERS[optimizer], best, neighbours, lo, hi, max_iterations):
+    if not _neighbour_round(objective, minimize, best, neighbours, lo, hi, max_iterations):
       break
     if callback is not None:
       callback(-1, np.tile(best["objective"], len(starts)))

@@ -12,6 +12,7 @@ from seatbelt_tf import io_utils
 from seatbelt_tf import runs
 from seatbelt_tf.attacks import budget
 from seatbelt_tf.attacks import defence
+from seatbelt_tf.attacks import lbfgs
 from seatbelt_tf.attacks import measures
 from seatbelt_tf.attacks import plots
 
@@ -64,15 +65,17 @@ def attack(config):
     ids = np.arange(len(pairs))[a.attack_shard_index::a.attack_shards]  # this process's share of the pairs
     records, arrays = [], {"inputs": [], "targets": [], "distortions": [], "adversarial": []}
     inputs, targets = source.tf_images(pairs[ids, 0]).numpy(), source.tf_images(pairs[ids, 1]).numpy()
+    backend = f", {lbfgs.resolve_backend(a.attack_backend)} backend" if a.attack_optimizer == "lbfgs" else ""
     for mode, layers in parts:
       shard = f" (shard {a.attack_shard_index} of {a.attack_shards})" if a.attack_shards > 1 else ""
       print(f"Attacking: {mode} attack on layers {layers}, {len(ids)} pairs x {len(lambdas)} lambdas{shard} "
-            f"({a.attack_optimizer}, starts {', '.join(a.attack_starts)})...")
+            f"({a.attack_optimizer}{backend}, "
+            f"starts {', '.join(a.attack_starts)})...")
       part, part_arrays = attacks_lib.run_attack(
           fns, inputs, targets, lambdas, mode, layers, data_range=source.data_range,
-          optimizer=a.attack_optimizer, starts=a.attack_starts, max_iterations=a.attack_max_iterations,
-          neighbour_rounds=a.attack_neighbour_rounds, seed=a.attack_seed, verbose=config.train.verbose > 0,
-          pair_ids=ids)
+          optimizer=a.attack_optimizer, backend=a.attack_backend, starts=a.attack_starts,
+          max_iterations=a.attack_max_iterations, neighbour_rounds=a.attack_neighbour_rounds, seed=a.attack_seed,
+          verbose=config.train.verbose > 0, pair_ids=ids)
       records += part
       for key in arrays:
         arrays[key].append(part_arrays[key])
