@@ -1,7 +1,8 @@
 """Checks that training and attack ops actually run on a GPU (for benchmarks/gpu_check.sh).
 
-Runs one compiled training step of a conv beta-TCVAE and one batched TFP L-BFGS attack evaluation, and prints the
-device of the model's variables and of each step's outputs. Exits 1 if no GPU is visible or any of them is not on
+Runs one compiled training step of a conv beta-TCVAE, one batched TFP L-BFGS attack evaluation and the lbfgs
+driver's tf-backend algebra (`--attack_backend=tf`), and prints the device of the model's variables and of each
+step's outputs. Exits 1 if no GPU is visible or any of them is not on
 a GPU (`--allow_cpu` reports instead of failing: a dry run of the check on a CPU machine).
 
 Usage: python benchmarks/gpu_placement.py [--allow_cpu]
@@ -17,6 +18,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from seatbelt_tf import attacks, data, models  # noqa: E402
+from seatbelt_tf.attacks import lbfgs, lbfgs_tf  # noqa: E402
 
 
 def main():
@@ -53,6 +55,18 @@ def main():
   devices["attack objective"] = evaluate(tf.constant(x0)).device
   result = attacks.minimize_tfp(objective, x0, 0.0, 1.0, max_iterations=5)
   print(f"tfp L-BFGS attack: {result.iterations[0]} iterations in {result.wall_time_s:.2f} s")
+  # The lbfgs driver's tf backend: its per-step algebra must run where the objective does.
+  ops = lbfgs_tf.TensorOps(0.0, 1.0, lbfgs.ARMIJO, lbfgs.CURVATURE_EPS, lbfgs.DENSE_UPDATE_FRACTION)
+  flat = tf.reshape(tf.constant(x0), [4, -1])
+  _, g = ops.evaluator(objective, x0.shape[1:], flat.shape[1], 64)(flat, np.arange(4))
+  _, free, g_free = ops.free_set(flat, g)
+  S = tf.zeros([4, 3, flat.shape[1]])
+  grams = lbfgs_tf.free_set_grams(S, S, free)
+  direction, _, _ = lbfgs_tf.reduced_direction(g_free, S, S, tf.zeros([4, 3, 3]), tf.zeros([4, 3]), grams,
+                                               tf.zeros([4, 3], tf.bool), free, tf.range(3), lbfgs.CURVATURE_EPS)
+  devices["lbfgs tf backend: gradient"], devices["lbfgs tf backend: direction"] = g.device, direction.device
+  result = attacks.minimize_batched(objective, x0, 0.0, 1.0, max_iterations=5, backend="tf")
+  print(f"lbfgs attack, tf backend: {result.iterations[0]} iterations in {result.wall_time_s:.2f} s")
   bad = {name: device for name, device in devices.items() if "GPU" not in device.upper()}
   for name, device in devices.items():
     print(f"  {name}: {device}")
