@@ -76,6 +76,13 @@ MUTATIONS = [
      "  return loc, tf.nn.softplus(raw_scale) + MIN_SCALE",
      "  return loc, tf.nn.softplus(raw_scale) * 1.001 + MIN_SCALE",
      "unchanged numerics of a training step (a 0.1% change of every posterior scale)"),
+    ("test_lbfgs_backends.py::test_reduced_direction_twin_equals_numpy", "seatbelt_tf/attacks/lbfgs_tf.py",
+     "  k22 = th * sbsb * pair_mask + pad", "  k22 = 1.001 * th * sbsb * pair_mask + pad",
+     "the tf backend's direction equal to numpy's (a 0.1% change of the binding block of K)"),
+    ("test_lbfgs_backends.py::test_free_set_grams_and_running_products_twins_equal_numpy",
+     "seatbelt_tf/attacks/lbfgs_tf.py", "  sign = tf.where(is_change, tf.where(became_free, 1.0, -1.0), 0.0)",
+     "  sign = tf.where(is_change, tf.where(became_free, 1.0, -1.0), 0.0) * 0.999",
+     "the tf backend's sparse free-set updates equal to numpy's"),
 ]
 
 
