@@ -12,8 +12,11 @@ the beta-TCVAE (latent 10), the L = 4 Seatbelt-VAE and the L = 4 beta-TC DLGM (l
 inter-layer MLPs of eq. C.8), each compiled as the launcher's `--jit_compile=auto` would, and reports the cost of
 each step relative to the beta-TCVAE's (target for the Seatbelt-VAE: <= 1.5x).
 
+Table 3 (`--tables=batchnorm`) times the beta-TCVAE and Seatbelt-VAE (L = 2, 4) steps with Keras's
+BatchNormalization against the fused-kernel layer the networks use (issue 21), alternating in one process.
+
 Usage: python benchmarks/train_throughput.py [--batch_size=256] [--rounds=5] [--steps=5] [--no_torch]
-       [--tables=backends,hierarchy]
+       [--tables=backends,hierarchy,batchnorm]
 Needs the `bench` extra for PyTorch: pip install -e '.[bench]'.
 """
 
@@ -167,6 +170,39 @@ def hierarchy_table(args, batch):
     print(f"| {network} | {mode} | {label} | {median:.0f} | {lo:.0f} | {hi:.0f} | **{cost:.2f}x** |")
 
 
+def batch_norm_table(args, batch):
+  """Table 3: each step with Keras's BatchNormalization against the fused kernel the networks use
+  (`nn.networks.FusedBatchNormalization`), alternating in one process."""
+  from seatbelt_tf.nn import networks  # pylint: disable=g-import-not-at-top
+  fused = networks.batch_norm
+
+  def keras_batch_norm(name):
+    return keras.layers.BatchNormalization(momentum=0.9, name=name)
+  variants = {"beta_tcvae (latent 10)": ("beta_tcvae", {}), "seatbelt L=2": ("seatbelt", {"layers": 2}),
+              "seatbelt L=4": ("seatbelt", {"layers": 4})}
+  rows = []
+  for network in args.networks.split(","):
+    jit = network in nn.XLA_BY_DEFAULT
+    steps = {}
+    for label, (name, kw) in variants.items():
+      networks.batch_norm = keras_batch_norm
+      try:
+        steps[(label, "keras")] = tf_step_fn(network, batch, jit, name, **kw)
+      finally:
+        networks.batch_norm = fused
+      steps[(label, "fused")] = tf_step_fn(network, batch, jit, name, **kw)
+    rates = alternating_rates(steps, args)
+    for label in variants:
+      before, after = (statistics.median(rates[(label, k)]) for k in ("keras", "fused"))
+      rows.append((network, label, before, after, after / before))
+  print(f"\nBatchNorm: Keras layer against the fused kernel, batch {args.batch_size}, median of {args.rounds} rounds "
+        f"x {args.steps} steps, alternating")
+  print("| network | model | images/s, keras BatchNormalization | images/s, fused | speed-up |")
+  print("|---|---|---|---|---|")
+  for network, label, before, after, ratio in rows:
+    print(f"| {network} | {label} | {before:.0f} | {after:.0f} | **{ratio:.2f}x** |")
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--batch_size", type=int, default=256)
@@ -174,7 +210,8 @@ def main():
   parser.add_argument("--steps", type=int, default=5, help="training steps per round")
   parser.add_argument("--networks", default="conv,mlp")
   parser.add_argument("--no_torch", action="store_true")
-  parser.add_argument("--tables", default="backends,hierarchy", help="which tables: backends, hierarchy")
+  parser.add_argument("--tables", default="backends,hierarchy",
+                      help="which tables: backends, hierarchy, batchnorm (Keras's layer against the fused kernel)")
   args = parser.parse_args()
   tables = args.tables.split(",")
 
@@ -183,6 +220,8 @@ def main():
   batch = tf.constant(batch_np)
   if "hierarchy" in tables:
     hierarchy_table(args, batch)
+  if "batchnorm" in tables:
+    batch_norm_table(args, batch)
   if "backends" not in tables:
     return
   peak = matmul_peak_gflops()

@@ -10,7 +10,8 @@ A workdir holds
   attacks/           --mode=attack: attack_results.json (one record per pair x lambda x mode x layer set),
                      adversarial_inputs.npz, and per mode and layer set grid_*.png and distortion_*.png
   results.json       held-out metrics under the tracker names, `kl_units` (mean per-unit KL of each layer),
-                     `num_examples_seen`, `step`, `wall_time_s`
+                     `num_examples_seen`, `step`, `wall_time_s`, and after training `train_images_per_s` (the
+                     training loop's speed in this process, first epoch left out; null under two epochs)
 A re-run with the same workdir restores the latest checkpoint and continues from its step; since every training
 batch is a pure function of (seed, step), the resumed run sees the batches an uninterrupted run would have.
 """

@@ -54,6 +54,27 @@ class _CheckpointAndStop(keras.callbacks.Callback):
       self.saved_step = step
 
 
+class Throughput(keras.callbacks.Callback):
+  """The training loop's own speed: images per second between this process's first and last epoch ends, so the
+  first epoch (tracing, pipeline start-up) is left out and everything a run does per step and per epoch is in
+  (input pipeline, callbacks, checkpoint saves). `images_per_s()` is None before two epoch ends. Placed last among
+  the callbacks, so each epoch's time includes the others' epoch-end work."""
+
+  def __init__(self, batch_size):
+    super().__init__()
+    self.batch_size = batch_size
+    self.marks = []  # (time, step) at each epoch end
+
+  def on_epoch_end(self, epoch, logs=None):
+    self.marks.append((time.perf_counter(), int(self.model.optimizer.iterations.numpy())))
+
+  def images_per_s(self):
+    if len(self.marks) < 2 or self.marks[-1][1] == self.marks[0][1]:
+      return None
+    (t0, s0), (t1, s1) = self.marks[0], self.marks[-1]
+    return (s1 - s0) * self.batch_size / (t1 - t0)
+
+
 class _StepProgbar(keras.callbacks.ProgbarLogger):
   """Keras's progress bar, with each epoch's target the steps it will actually run: a last epoch cut short by
   --train_steps (or a first one after a mid-epoch resume) shows 100/100, not 100/200 finalised as 200/200."""
@@ -93,12 +114,14 @@ def train(config):
     initial_epoch = start_step // t.steps_per_epoch
     model.skip_nonfinite = t.on_nonfinite == "skip"
     checkpointer = _CheckpointAndStop(manager, t.train_steps)
+    throughput = Throughput(t.batch_size)
     model.fit(
         data_lib.train_dataset(source, t.batch_size, config.data.eval_examples, t.seed, start_step=start_step),
         steps_per_epoch=t.steps_per_epoch, initial_epoch=initial_epoch,
         epochs=initial_epoch + math.ceil(remaining / t.steps_per_epoch), shuffle=False, verbose=t.verbose,
         callbacks=[checkpointer, health.HealthCallback(), _StepProgbar(t.train_steps),
-                   keras.callbacks.TensorBoard(os.path.join(output_dir or config.workdir, "tensorboard"))])
+                   keras.callbacks.TensorBoard(os.path.join(output_dir or config.workdir, "tensorboard")),
+                   throughput])
     checkpointer.save()  # normally a no-op: the last epoch end (also when stopped mid-epoch) saved already
     if checkpointer.nonfinite_step is not None:
       last = manager.latest_checkpoint
@@ -112,6 +135,7 @@ def train(config):
                     "and were skipped (--on_nonfinite=skip); results.json counts them as skipped_batches.",
                     RuntimeWarning, stacklevel=2)
     extra = {"skipped_batches": checkpointer.skipped_batches} if model.skip_nonfinite else {}
+    extra["train_images_per_s"] = throughput.images_per_s()  # None when this process saw fewer than 2 epoch ends
   else:
     print(f"{config.workdir} is already trained to step {start_step} >= train_steps={t.train_steps}.")
     extra = {}
