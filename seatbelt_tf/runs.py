@@ -254,6 +254,15 @@ def open_trained_run(config):
   return config, source, model
 
 
+def read_results(workdir):
+  """The run's results.json as a dict, or {} when there is none (or it cannot be read)."""
+  try:
+    with open(os.path.join(workdir, "results.json")) as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return {}
+
+
 def evaluate_and_record(config, model, source, start, record=True, extra=None):
   """Evaluates on the held-out split and (if `record`) writes `results.json` (wall time counted from `start`;
   `extra` entries added)."""

@@ -83,6 +83,9 @@ MUTATIONS = [
      "seatbelt_tf/attacks/lbfgs_tf.py", "  sign = tf.where(is_change, tf.where(became_free, 1.0, -1.0), 0.0)",
      "  sign = tf.where(is_change, tf.where(became_free, 1.0, -1.0), 0.0) * 0.999",
      "the tf backend's sparse free-set updates equal to numpy's"),
+    ("test_networks.py::test_fused_batch_norm_equals_keras_batch_norm", "seatbelt_tf/nn/networks.py",
+     "    variance = unbiased * tf.maximum(n - 1.0, 0.0) / n", "    variance = unbiased",
+     "the fused BatchNorm's moving variance being Keras's (biased) one"),
 ]
 
 

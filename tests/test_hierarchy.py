@@ -264,7 +264,7 @@ def test_paper_widths_and_mlp_structure():
   assert [m.hidden for m in model.up] == [1024, 512, 256, 128]
   q2 = model.up[0]  # q(z^2|z^1): 96 -> 1024 -> 1024 -> 2 * 48, BatchNorm after each hidden Dense
   kinds = [type(layer).__name__ for layer in q2.blocks]
-  assert kinds == ["Dense", "BatchNormalization", "LeakyReLU"] * 2
+  assert kinds == ["Dense", "FusedBatchNormalization", "LeakyReLU"] * 2  # (Keras's layer on the fused kernel)
   assert q2.count_params() == (96 * 1024 + 1024) + 4 * 1024 + (1024 * 1024 + 1024) + 4 * 1024 + (1024 * 96 + 96)
 
 
