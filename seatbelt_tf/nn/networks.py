@@ -9,7 +9,7 @@
 * `tiny_conv` / `tiny_mlp`: the same code with narrow layers, for tests.
 
 Encoders map `[batch, 64, 64, C]` images to `[batch, output_dim]` raw Gaussian parameters (means, then
-pre-softplus scales, from a head that starts near a unit-scale Gaussian: `seatbelt_tf.nn.heads`); decoders map
+pre-softplus scales, from a plain Dense head: `seatbelt_tf.nn.heads.encoder_head`); decoders map
 `[batch, latent_dim]` codes to `[batch, 64, 64, output_channels]` raw parameters (logits or means).
 """
 
@@ -18,10 +18,7 @@ import tensorflow as tf
 from keras import layers
 
 from seatbelt_tf import distribute
-from seatbelt_tf.nn.heads import gaussian_head
-
-# The encoder head's means keep Keras's Glorot initialisation; its scales start at 1 (seatbelt_tf.nn.heads).
-ENCODER_LOC_GAIN = None
+from seatbelt_tf.nn.heads import encoder_head
 
 
 def batch_norm(name):
@@ -91,7 +88,7 @@ class ConvEncoder(layers.Layer):
     self.flatten = layers.Flatten()
     self.blocks_top = [layers.Dense(self.hidden, name="conv5_4x4_valid"),
                        batch_norm("bn5"), layers.ReLU()]
-    self.head = gaussian_head(self.output_dim // 2, name="conv_z_1x1", loc_gain=ENCODER_LOC_GAIN)
+    self.head = encoder_head(self.output_dim // 2, name="conv_z_1x1")
 
   def call(self, x, training=False):
     _check_image_shape(x.shape, "conv")
@@ -148,7 +145,7 @@ class MLPEncoder(layers.Layer):
     self.hidden = tuple(int(h) for h in hidden)
     self.flatten = layers.Flatten()
     self.dense = [layers.Dense(h, activation="relu", name=f"fc{i + 1}") for i, h in enumerate(self.hidden)]
-    self.head = gaussian_head(self.output_dim // 2, name="fc_z", loc_gain=ENCODER_LOC_GAIN)
+    self.head = encoder_head(self.output_dim // 2, name="fc_z")
 
   def call(self, x, training=False):
     x = self.flatten(x)
