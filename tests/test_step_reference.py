@@ -22,7 +22,8 @@ def test_one_training_step_matches_the_stored_reference(case):
   # float noise). The yardstick of float tolerance here: computing BatchNorm's moments in two passes in float64
   # instead of Keras's one float32 pass (the same maths, rounded better) moves the conv cases' norms by up to
   # 1.7e-3 (beta-TCVAE) and 1.9e-3 (Seatbelt-VAE), median 1.1e-4 and 1.5e-4; the fused BatchNorm kernel
-  # (nn/networks.py) moves them by up to 1.8e-3 and 4.2e-3, median 1.3e-4 and 1.9e-4. A change of the maths moves
+  # (nn/networks.py) moved them by up to 1.8e-3 and 4.2e-3, median 1.3e-4 and 1.9e-4, from a reference computed with
+  # Keras's layer (the stored one is now computed with the fused kernel). A change of the maths moves
   # every norm: the median bound catches it (and the loss terms' 1e-4 above).
   norms = np.array([g[1] for g in got["gradients"]])
   want = np.array([g[1] for g in expected["gradients"]])
