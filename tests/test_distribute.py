@@ -82,11 +82,13 @@ def _results(workdir):
 
 
 def _assert_same_results(a, b):
-  # rel 1e-3, not the 1e-5 of the SGD comparison above: the tiny config trains with Adam, which turns float
+  # rel 3e-3, not the 1e-5 of the SGD comparison above: the tiny config trains with Adam, which turns float
   # round-off in parameters whose gradient is exactly 0 (the biases of Dense layers feeding BatchNorm) into
-  # lr-sized steps; without the all-gather the results differ by about 1e-2.
+  # lr-sized steps, and one device runs BatchNorm on the fused kernel while replicas run Keras's synchronised layer
+  # (their round-off differs; measured: kl 0.5180 against 0.5191, 2e-3 relative; mi 0.0292 against 0.0304, 1.1e-3
+  # absolute); without the all-gather the results differ by about 1e-2.
   for key in ("elbo", "reconstruction", "kl", "mi", "tc", "dim_kl", "loss"):
-    assert a[key] == pytest.approx(b[key], rel=1e-3, abs=1e-3), key
+    assert a[key] == pytest.approx(b[key], rel=3e-3, abs=3e-3), key
   assert a["step"] == b["step"]
 
 
