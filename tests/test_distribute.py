@@ -82,13 +82,11 @@ def _results(workdir):
 
 
 def _assert_same_results(a, b):
-  # rel 3e-3, not the 1e-5 of the SGD comparison above: the tiny config trains with Adam, which turns float
+  # rel 1e-3, not the 1e-5 of the SGD comparison above: the tiny config trains with Adam, which turns float
   # round-off in parameters whose gradient is exactly 0 (the biases of Dense layers feeding BatchNorm) into
-  # lr-sized steps, and one device runs BatchNorm on the fused kernel while replicas run Keras's synchronised layer
-  # (their round-off differs; measured: kl 0.5180 against 0.5191, 2e-3 relative; mi 0.0292 against 0.0304, 1.1e-3
-  # absolute); without the all-gather the results differ by about 1e-2.
+  # lr-sized steps; without the all-gather the results differ by about 1e-2.
   for key in ("elbo", "reconstruction", "kl", "mi", "tc", "dim_kl", "loss"):
-    assert a[key] == pytest.approx(b[key], rel=3e-3, abs=3e-3), key
+    assert a[key] == pytest.approx(b[key], rel=1e-3, abs=1e-3), key
   assert a["step"] == b["step"]
 
 
@@ -106,8 +104,11 @@ def _free_ports(n):
 def test_training_with_mirrored_and_multi_worker_strategies_matches_one_device(tmp_path):
   """The launcher's --strategy=mirrored (2 logical CPUs) and --strategy=multi_worker (two worker processes on
   localhost, TF_CONFIG) train the tiny config to the held-out results of the one-device run."""
+  # The one-device reference is a one-replica mirrored run: it runs the same (synchronised) BatchNorm code as the
+  # replicas. The default single-device path uses the fused kernel (nn/networks.py), whose round-off Adam turns into
+  # differences of 2e-3 (kl) against the replicas: measured, not a replication error.
   single = str(tmp_path / "single")
-  _finish(_launch(single))
+  _finish(_launch(single, "--strategy=mirrored", "--devices=/cpu:0"))
   mirrored = str(tmp_path / "mirrored")
   _finish(_launch(mirrored, "--strategy=mirrored", "--devices=/cpu:0,/cpu:1"))
   _assert_same_results(_results(mirrored), _results(single))
