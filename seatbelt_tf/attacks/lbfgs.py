@@ -59,13 +59,7 @@ class Result(dict):
 
 def _value_and_gradient_fn(objective, shape, dim, chunk):
   """(x `[m, dim]` float32, idx `[m]`) -> (values `[m]`, gradients `[m, dim]`) as numpy, in chunks of `chunk` rows."""
-
-  @tf.function(autograph=False, input_signature=[tf.TensorSpec([None, dim], tf.float32), tf.TensorSpec([None], tf.int32)])
-  def value_and_gradient(x_flat, idx):
-    with tf.GradientTape(watch_accessed_variables=False) as tape:
-      tape.watch(x_flat)
-      value = objective(tf.reshape(x_flat, tf.concat([[-1], shape], 0)), idx)
-    return value, tape.gradient(value, x_flat)
+  value_and_gradient = lbfgs_tf.value_and_gradient_function(objective, shape, dim)
 
   def call(x, idx):
     values, grads = [], []

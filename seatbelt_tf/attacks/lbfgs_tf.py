@@ -199,9 +199,9 @@ def update_products(S, Y, SY, YY, grams, free, slot):
   return SY, YY, (yfyf, sfy, sbsb)
 
 
-def _value_and_gradient_fn(objective, shape, dim, chunk):
-  """(x `[a, dim]` tensor, idx numpy `[a]`) -> (values float64 numpy `[a]`, gradients `[a, dim]` tensor), in
-  chunks of `chunk` rows; the gradients stay on the device."""
+def value_and_gradient_function(objective, shape, dim):
+  """The compiled (x_flat `[m, dim]` float32, idx int32 `[m]`) -> (values `[m]`, gradients `[m, dim]`) of
+  `objective` (which takes x reshaped to `[m, *shape]`); both backends call it."""
 
   @tf.function(autograph=False, input_signature=[tf.TensorSpec([None, dim], F32), tf.TensorSpec([None], tf.int32)])
   def value_and_gradient(x_flat, idx):
@@ -209,6 +209,13 @@ def _value_and_gradient_fn(objective, shape, dim, chunk):
       tape.watch(x_flat)
       value = objective(tf.reshape(x_flat, tf.concat([[-1], shape], 0)), idx)
     return value, tape.gradient(value, x_flat)
+  return value_and_gradient
+
+
+def _value_and_gradient_fn(objective, shape, dim, chunk):
+  """(x `[a, dim]` tensor, idx numpy `[a]`) -> (values float64 numpy `[a]`, gradients `[a, dim]` tensor), in
+  chunks of `chunk` rows; the gradients stay on the device."""
+  value_and_gradient = value_and_gradient_function(objective, shape, dim)
 
   def call(x, idx):
     values, grads = [], []
