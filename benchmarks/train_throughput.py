@@ -15,8 +15,18 @@ each step relative to the beta-TCVAE's (target for the Seatbelt-VAE: <= 1.5x).
 Table 3 (`--tables=batchnorm`) times the beta-TCVAE and Seatbelt-VAE (L = 2, 4) steps with Keras's
 BatchNormalization against the fused-kernel layer the networks use (issue 21), alternating in one process.
 
+Table 4 (`--tables=blocks`) times the same steps with the networks' `linear -> BatchNorm -> activation` blocks run
+as three Keras calls (bias added to the map; Keras's Conv2DTranspose for the decoder's 1x1 -> 4x4 layer) against
+`nn.networks.norm_block` (bias left out of the map in training, the 1x1 layer as one matmul), alternating.
+
+Table 5 (`--tables=ceiling`) is a ceiling for the conv pair: each of its ten layers written as the GEMMs of its
+im2col form (forward, kernel gradient and, but for the first layer, input gradient) at the same batch, timed alone
+on matrices already in memory, against the matmul peak. No convolution algorithm that computes the same products
+beats these GEMMs by much, and BatchNorm, ReLU, the loss, the estimator and Adam come on top; so the table's "% of
+peak" bounds what the conv step can reach on this machine.
+
 Usage: python benchmarks/train_throughput.py [--batch_size=256] [--rounds=5] [--steps=5] [--no_torch]
-       [--tables=backends,hierarchy,batchnorm]
+       [--tables=backends,hierarchy,batchnorm,blocks,ceiling]
 Needs the `bench` extra for PyTorch: pip install -e '.[bench]'.
 """
 
@@ -203,6 +213,102 @@ def batch_norm_table(args, batch):
     print(f"| {network} | {label} | {before:.0f} | {after:.0f} | **{ratio:.2f}x** |")
 
 
+def blocks_table(args, batch):
+  """Table 4: the plain Keras block order against `networks.norm_block`, alternating in one process."""
+  from seatbelt_tf.nn import networks, stochastic  # pylint: disable=g-import-not-at-top
+  fast_block, fast_transpose = networks.norm_block, networks.Conv2DTranspose
+
+  def plain_block(layer, norm, activation, x, training):
+    return activation(norm(layer(x), training=training))
+
+  class ConvTranspose(networks.Conv2DTranspose):  # the 1x1 layer on oneDNN's transposed convolution
+    matmul_1x1 = False
+  variants = {"beta_tcvae (latent 10)": ("beta_tcvae", {}), "seatbelt L=2": ("seatbelt", {"layers": 2}),
+              "seatbelt L=4": ("seatbelt", {"layers": 4})}
+  plans = {"plain": (plain_block, keras.layers.Conv2DTranspose), "bias out": (fast_block, ConvTranspose),
+           "bias out + 1x1 matmul": (fast_block, fast_transpose)}
+  rows = []
+  for network in args.networks.split(","):
+    jit = network in nn.XLA_BY_DEFAULT
+    steps = {}
+    for label, (name, kw) in variants.items():
+      for plan, (block, transpose) in plans.items():
+        networks.norm_block = stochastic.norm_block = block
+        networks.Conv2DTranspose = transpose
+        try:
+          steps[(label, plan)] = tf_step_fn(network, batch, jit, name, **kw)
+          steps[(label, plan)]()  # traces with this plan's code
+        finally:
+          networks.norm_block = stochastic.norm_block = fast_block
+          networks.Conv2DTranspose = fast_transpose
+    rates = alternating_rates(steps, args)
+    for label in variants:
+      base = statistics.median(rates[(label, "plain")])
+      rows.append((network, label, *(statistics.median(rates[(label, p)]) for p in plans),
+                   *(statistics.median(rates[(label, p)]) / base for p in list(plans)[1:])))
+  print(f"\nNetwork blocks: plain Keras calls against norm_block, batch {args.batch_size}, median of {args.rounds} "
+        f"rounds x {args.steps} steps, alternating")
+  print("| network | model | images/s, plain | bias out of the map | + 1x1 layer as matmul | speed-up, bias out | "
+        "speed-up, both |")
+  print("|---|---|---|---|---|---|---|")
+  for network, label, plain, bias, both, r_bias, r_both in rows:
+    print(f"| {network} | {label} | {plain:.0f} | {bias:.0f} | {both:.0f} | {r_bias:.2f}x | **{r_both:.2f}x** |")
+
+
+def conv_gemms(batch_size, channels=(32, 32, 64, 64), hidden=512, image_size=64, image_channels=1):
+  """[(layer, M, K, N, input gradient needed)]: the conv pair's layers as the GEMMs of their im2col form
+  (nn.networks.ConvEncoder / ConvDecoder; a transposed convolution as the convolution it transposes)."""
+  rows, size, c_in = [], image_size, image_channels
+  for i, c in enumerate(channels):  # 4x4 stride-2 convolutions
+    size //= 2
+    rows.append((f"conv{i + 1}", batch_size * size * size, 16 * c_in, c, i > 0))
+    c_in = c
+  rows.append(("conv5_4x4_valid", batch_size, size * size * c_in, hidden, True))
+  rows.append(("deconv1_1x1", batch_size, LATENT_DIM, hidden, True))
+  rows.append(("deconv2", batch_size, hidden, 16 * channels[-1], True))
+  dec = list(reversed(channels)) + [image_channels]
+  for i in range(len(dec) - 1):  # stride-2 transposed convolutions: the adjoint of a conv from the larger map
+    rows.append((f"deconv{i + 3}" if i < len(dec) - 2 else "deconv_out", batch_size * size * size, 16 * dec[i + 1],
+                 dec[i], True))
+    size *= 2
+  return rows
+
+
+def ceiling_table(args):
+  """Table 5: the conv pair's layers as GEMMs, alone, against the matmul peak (see the module docstring)."""
+  peak = max(matmul_peak_gflops() for _ in range(3))
+  rows, total_flops, total_time = [], 0, 0.0
+  for name, m, k, n, input_gradient in conv_gemms(args.batch_size):
+    a, w, g = tf.random.normal([m, k]), tf.random.normal([k, n]), tf.random.normal([m, n])
+    products = [lambda: tf.matmul(a, w), lambda: tf.matmul(a, g, transpose_a=True)]
+    if input_gradient:
+      products.append(lambda: tf.matmul(g, w, transpose_b=True))
+    seconds = 0.0
+    for product in products:
+      fn = tf.function(lambda product=product: tf.reduce_sum(product()), autograph=False)
+      fn().numpy()
+      best = float("inf")
+      for _ in range(args.rounds):
+        start = time.perf_counter()
+        for _ in range(args.steps):
+          out = fn()
+        out.numpy()
+        best = min(best, (time.perf_counter() - start) / args.steps)
+      seconds += best
+    flops = 2 * m * k * n * len(products)
+    total_flops, total_time = total_flops + flops, total_time + seconds
+    rows.append((name, m, k, n, seconds, flops / seconds / 1e9))
+  print(f"\nThe conv pair's layers as GEMMs (im2col form), batch {args.batch_size}, best of {args.rounds} rounds x "
+        f"{args.steps}; matmul peak {peak:.0f} GFLOP/s")
+  print("| layer | M | K | N | ms (forward + gradients) | GFLOP/s | % of peak |")
+  print("|---|---|---|---|---|---|---|")
+  for name, m, k, n, seconds, rate in rows:
+    print(f"| {name} | {m} | {k} | {n} | {1e3 * seconds:.2f} | {rate:.0f} | {100 * rate / peak:.1f}% |")
+  rate = total_flops / total_time / 1e9
+  print(f"| **all** | | | | {1e3 * total_time:.1f} | {rate:.0f} | **{100 * rate / peak:.1f}%** |")
+  print(f"Ceiling: {args.batch_size / total_time:.0f} images/s with BatchNorm, ReLU, im2col, the loss and Adam free.")
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--batch_size", type=int, default=256)
@@ -211,7 +317,8 @@ def main():
   parser.add_argument("--networks", default="conv,mlp")
   parser.add_argument("--no_torch", action="store_true")
   parser.add_argument("--tables", default="backends,hierarchy",
-                      help="which tables: backends, hierarchy, batchnorm (Keras's layer against the fused kernel)")
+                      help="which tables: backends, hierarchy, batchnorm (Keras's layer against the fused kernel), "
+                      "blocks (plain Keras calls against norm_block), ceiling (the conv layers as GEMMs)")
   args = parser.parse_args()
   tables = args.tables.split(",")
 
@@ -222,6 +329,10 @@ def main():
     hierarchy_table(args, batch)
   if "batchnorm" in tables:
     batch_norm_table(args, batch)
+  if "blocks" in tables:
+    blocks_table(args, batch)
+  if "ceiling" in tables:
+    ceiling_table(args)
   if "backends" not in tables:
     return
   peak = matmul_peak_gflops()

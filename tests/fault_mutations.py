@@ -86,6 +86,14 @@ MUTATIONS = [
     ("test_networks.py::test_fused_batch_norm_equals_keras_batch_norm", "seatbelt_tf/nn/networks.py",
      "    variance = unbiased * tf.maximum(n - 1.0, 0.0) / n", "    variance = unbiased",
      "the fused BatchNorm's moving variance being Keras's (biased) one"),
+    ("test_networks.py::test_norm_block_equals_the_plain_block", "seatbelt_tf/nn/networks.py",
+     "      mean = mean + tf.cast(shift, tf.float32)", "      mean = mean",
+     "norm_block's moving mean recording the bias it leaves out of the map"),
+    ("test_networks.py::test_the_1x1_transposed_convolution_is_keras_s", "seatbelt_tf/nn/networks.py",
+     "    kernel = tf.reshape(tf.cast(self.kernel, inputs.dtype), [kh * kw * filters, channels])",
+     "    kernel = tf.reshape(tf.transpose(tf.cast(self.kernel, inputs.dtype), [1, 0, 2, 3]), "
+     "[kh * kw * filters, channels])",
+     "the 1x1 transposed convolution's matmul using Keras's kernel layout"),
 ]
 
 

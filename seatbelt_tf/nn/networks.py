@@ -26,8 +26,8 @@ def batch_norm(name):
   when built under a tf.distribute strategy, so a replicated step normalises like one device. Outside a strategy it
   is `FusedBatchNormalization`: the same layer (variables, config, numbers to float rounding) on TensorFlow's fused
   kernel."""
-  if distribute.in_strategy():
-    return layers.BatchNormalization(momentum=0.9, synchronized=True, name=name)
+  if distribute.in_strategy():  # Keras's synchronised code (FusedBatchNormalization hands it on)
+    return FusedBatchNormalization(momentum=0.9, synchronized=True, name=name)
   return FusedBatchNormalization(momentum=0.9, name=name)
 
 
@@ -44,24 +44,119 @@ class FusedBatchNormalization(layers.BatchNormalization):
 
   Inputs `[B, C]` or `[B, H, W, C]` float32 with the default last axis, trainable, no mask; anything else (and
   inference, which is one elementwise affine map) runs Keras's own code.
+
+  `shift` (optional, `[C]`): a per-channel constant the caller left out of `inputs`; the layer normalises
+  `inputs + shift`. With batch statistics (training, trainable, no renorm) the batch mean subtracts a per-channel
+  constant exactly, so the output and every gradient are those of `inputs`, the shift's gradient is exactly zero
+  (as the maths says) and only the moving mean records `batch mean + shift`. On the fused path that costs
+  nothing; on Keras's (the synchronised layer under a strategy) the output is `y + 0 * shift`, which connects the
+  shift's exact zero gradient. `norm_block` uses it to leave a layer's bias out of a training step (see there).
   """
 
-  def call(self, inputs, training=None, mask=None):
+  def call(self, inputs, training=None, mask=None, shift=None):
     rank = len(inputs.shape)
+    if shift is not None and not (training and self.trainable and not self.renorm):
+      inputs, shift = inputs + tf.cast(shift, inputs.dtype), None  # moving statistics: the shift does not cancel
     if (not training or not self.trainable or mask is not None or self.synchronized or self.renorm
         or inputs.dtype != tf.float32 or rank not in (2, 4) or self.axis not in (-1, rank - 1)
         or not (self.scale and self.center)):
-      return super().call(inputs, training=training, mask=mask)
+      y = super().call(inputs, training=training, mask=mask)
+      if shift is not None:
+        self.moving_mean.assign_add(tf.cast(shift, self.moving_mean.dtype) * (1.0 - self.momentum))
+        y = y + 0.0 * tf.cast(shift, y.dtype)
+      return y
     x = inputs if rank == 4 else inputs[:, None, None, :]
+    offset = tf.cast(self.beta, tf.float32)
+    if shift is not None:  # connects the shift with its exact (zero) gradient; 32-element op
+      offset = offset + 0.0 * tf.cast(shift, tf.float32)
     y, mean, unbiased, *_ = tf.raw_ops.FusedBatchNormV3(
-        x=x, scale=tf.cast(self.gamma, tf.float32), offset=tf.cast(self.beta, tf.float32),
+        x=x, scale=tf.cast(self.gamma, tf.float32), offset=offset,
         mean=tf.zeros([0]), variance=tf.zeros([0]), epsilon=self.epsilon, data_format="NHWC", is_training=True)
     n = tf.cast(tf.reduce_prod(tf.shape(x)[:3]), tf.float32)
     variance = unbiased * tf.maximum(n - 1.0, 0.0) / n
+    if shift is not None:
+      mean = mean + tf.cast(shift, tf.float32)
     self.moving_mean.assign(self.moving_mean * self.momentum + tf.stop_gradient(mean) * (1.0 - self.momentum))
     self.moving_variance.assign(
         self.moving_variance * self.momentum + tf.stop_gradient(variance) * (1.0 - self.momentum))
     return y if rank == 4 else y[:, 0, 0, :]
+
+
+def _linear(layer):
+  if layer.activation not in (None, keras.activations.linear):
+    raise ValueError(f"{layer.name}: add_bias=False is for layers without an activation (they feed a BatchNorm).")
+
+
+@keras.saving.register_keras_serializable(package="seatbelt_tf")
+class Conv2D(layers.Conv2D):
+  """Keras's Conv2D with `call(x, add_bias=True)`; `add_bias=False` computes it without its bias (the variable
+  stays, so configs and checkpoints are Keras's). Used by `norm_block`."""
+
+  def call(self, inputs, add_bias=True):
+    if add_bias or not self.use_bias:
+      return super().call(inputs)
+    _linear(self)
+    return self.convolution_op(inputs, self.kernel)
+
+
+@keras.saving.register_keras_serializable(package="seatbelt_tf")
+class Dense(layers.Dense):
+  """Keras's Dense with `call(x, add_bias=True)` (as `Conv2D`)."""
+
+  def call(self, inputs, training=None, add_bias=True):
+    if add_bias or not self.use_bias:
+      return super().call(inputs, training=training)
+    _linear(self)
+    return tf.matmul(inputs, tf.cast(self.kernel, inputs.dtype))
+
+
+@keras.saving.register_keras_serializable(package="seatbelt_tf")
+class Conv2DTranspose(layers.Conv2DTranspose):
+  """Keras's Conv2DTranspose with `call(x, add_bias=True)` (as `Conv2D`).
+
+  On a 1x1 input with 'valid' padding, stride 1 and no dilation (the decoder's 1x1 -> 4x4 layer) every output
+  pixel is one dot product with the input vector, so the layer runs as one matmul with the same kernel variable,
+  `[B, C] @ [C, kh * kw * F]`, instead of oneDNN's transposed convolution (3.6x faster for that layer at batch
+  256; docs/BENCHMARKS.md, issue 21); the same numbers to float rounding (tests/test_networks.py).
+  `matmul_1x1 = False` (a subclass) keeps oneDNN's transposed convolution there (benchmarks/train_throughput.py's
+  A/B)."""
+
+  matmul_1x1 = True
+
+  def call(self, inputs, add_bias=True):
+    if not add_bias and self.use_bias:
+      _linear(self)
+    if (not self.matmul_1x1 or tuple(inputs.shape[1:3]) != (1, 1) or self.padding != "valid" or tuple(self.strides) != (1, 1)
+        or tuple(self.dilation_rate) != (1, 1) or self.data_format != "channels_last"):
+      if add_bias or not self.use_bias:
+        return super().call(inputs)
+      return keras.ops.conv_transpose(inputs, self.kernel, strides=list(self.strides), padding=self.padding,
+                                      output_padding=self.output_padding, dilation_rate=self.dilation_rate,
+                                      data_format=self.data_format)
+    kh, kw, filters, channels = self.kernel.shape
+    kernel = tf.reshape(tf.cast(self.kernel, inputs.dtype), [kh * kw * filters, channels])
+    y = tf.reshape(tf.matmul(tf.reshape(inputs, [-1, channels]), kernel, transpose_b=True), [-1, kh, kw, filters])
+    if add_bias and self.use_bias:
+      y = y + tf.cast(self.bias, y.dtype)
+    return self.activation(y) if self.activation is not None else y
+
+
+def norm_block(layer, norm, activation, x, training):
+  """One `linear layer -> BatchNorm -> activation` block: Chen et al.'s conv networks (conv + ReLU) and the
+  hierarchies' conditional MLPs (Dense + Leaky-ReLU, eq. C.8). `layer`: one of the layers above.
+
+  In a training step BatchNorm subtracts the batch mean, which cancels the layer's bias exactly (y does not depend
+  on it; its gradient is zero). So the block leaves the bias out of the feature map (a pass over the map forward
+  and a reduction backward: 5.8 of conv1's 13.2 ms at batch 256) and hands it to `FusedBatchNormalization` as
+  `shift`: the moving mean records the mean of `layer(x) + bias` as before, so inference (`layer(x) + bias -
+  moving mean`) is unchanged, for old checkpoints too. The output and the gradients equal the plain block's to
+  float rounding (tests/test_networks.py), and the bias gets its exact gradient, 0, instead of round-off that Adam
+  would turn into lr-sized steps. Under a strategy (Keras's synchronised code) the same holds. Inference and other
+  normalisation layers run the plain block."""
+  if training and layer.use_bias and isinstance(norm, FusedBatchNormalization):
+    return activation(norm(layer(x, add_bias=False), training=True, shift=layer.bias))
+  return activation(norm(layer(x), training=training))
+
 
 IMAGE_SIZE = 64
 
@@ -83,20 +178,18 @@ class ConvEncoder(layers.Layer):
     self.hidden = int(hidden)
     self.blocks = []
     for i, c in enumerate(self.channels):
-      self.blocks += [layers.Conv2D(c, 4, strides=2, padding="same", name=f"conv{i + 1}"),
+      self.blocks += [Conv2D(c, 4, strides=2, padding="same", name=f"conv{i + 1}"),
                       batch_norm(f"bn{i + 1}"), layers.ReLU()]
     self.flatten = layers.Flatten()
-    self.blocks_top = [layers.Dense(self.hidden, name="conv5_4x4_valid"),
+    self.blocks_top = [Dense(self.hidden, name="conv5_4x4_valid"),
                        batch_norm("bn5"), layers.ReLU()]
     self.head = encoder_head(self.output_dim // 2, name="conv_z_1x1")
 
   def call(self, x, training=False):
     _check_image_shape(x.shape, "conv")
-    for layer in self.blocks:
-      x = layer(x, training=training)
-    x = self.flatten(x)
-    for layer in self.blocks_top:
-      x = layer(x, training=training)
+    for i in range(0, len(self.blocks), 3):
+      x = norm_block(*self.blocks[i:i + 3], x, training)
+    x = norm_block(*self.blocks_top, self.flatten(x), training)
     return self.head(x)
 
   def get_config(self):
@@ -113,21 +206,22 @@ class ConvDecoder(layers.Layer):
     self.output_channels = int(output_channels)
     self.channels = tuple(int(c) for c in channels)
     self.hidden = int(hidden)
-    self.stem = [layers.Dense(self.hidden, name="deconv1_1x1"),
+    self.stem = [Dense(self.hidden, name="deconv1_1x1"),
                  batch_norm("bn1"), layers.ReLU(),
                  layers.Reshape((1, 1, self.hidden)),
-                 layers.Conv2DTranspose(self.channels[0], 4, strides=1, padding="valid", name="deconv2"),
+                 Conv2DTranspose(self.channels[0], 4, strides=1, padding="valid", name="deconv2"),
                  batch_norm("bn2"), layers.ReLU()]
     self.blocks = []
     for i, c in enumerate(self.channels[1:]):
-      self.blocks += [layers.Conv2DTranspose(c, 4, strides=2, padding="same", name=f"deconv{i + 3}"),
+      self.blocks += [Conv2DTranspose(c, 4, strides=2, padding="same", name=f"deconv{i + 3}"),
                       batch_norm(f"bn{i + 3}"), layers.ReLU()]
     self.head = layers.Conv2DTranspose(self.output_channels, 4, strides=2, padding="same", name="deconv_out")
 
   def call(self, z, training=False):
-    x = z
-    for layer in self.stem + self.blocks:
-      x = layer(x, training=training)
+    x = norm_block(*self.stem[:3], z, training)
+    x = norm_block(*self.stem[4:], self.stem[3](x), training)
+    for i in range(0, len(self.blocks), 3):
+      x = norm_block(*self.blocks[i:i + 3], x, training)
     return self.head(x)
 
   def get_config(self):

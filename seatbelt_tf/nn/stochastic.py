@@ -9,7 +9,7 @@ import keras
 from keras import layers
 
 from seatbelt_tf.nn.heads import DEFAULT_LOC_GAIN, gaussian_head
-from seatbelt_tf.nn.networks import batch_norm
+from seatbelt_tf.nn.networks import Dense, batch_norm, norm_block
 
 
 @keras.saving.register_keras_serializable(package="seatbelt_tf")
@@ -34,14 +34,14 @@ class GaussianMLP(layers.Layer):
     self.loc_gain = float(loc_gain)
     self.blocks = []
     for i in range(self.num_hidden):
-      self.blocks += [layers.Dense(self.hidden, name=f"fc{i + 1}"),
+      self.blocks += [Dense(self.hidden, name=f"fc{i + 1}"),
                       batch_norm(f"bn{i + 1}"),
                       layers.LeakyReLU(negative_slope=self.negative_slope)]
     self.head = gaussian_head(self.output_dim, "gaussian_params", self.loc_gain)
 
   def call(self, x, training=False):
-    for layer in self.blocks:
-      x = layer(x, training=training)
+    for i in range(0, len(self.blocks), 3):
+      x = norm_block(*self.blocks[i:i + 3], x, training)
     return self.head(x)
 
   def get_config(self):
