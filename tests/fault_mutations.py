@@ -94,6 +94,10 @@ MUTATIONS = [
      "    kernel = tf.reshape(tf.transpose(tf.cast(self.kernel, inputs.dtype), [1, 0, 2, 3]), "
      "[kh * kw * filters, channels])",
      "the 1x1 transposed convolution's matmul using Keras's kernel layout"),
+    ("test_networks.py::test_norm_block_with_a_frozen_batch_norm_keeps_the_bias", "seatbelt_tf/nn/networks.py",
+     "    if shift is not None and not (training and self.trainable and not self.renorm):",
+     "    if shift is not None and not (training and not self.renorm):",
+     "norm_block adding the bias when BatchNorm uses its moving statistics"),
 ]
 
 

@@ -132,3 +132,36 @@ def test_the_1x1_transposed_convolution_is_keras_s():
       np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-5)
   again = keras.layers.deserialize(keras.layers.serialize(ours))
   assert type(again) is networks.Conv2DTranspose and again.get_config() == ours.get_config()
+
+
+def test_norm_block_with_a_frozen_batch_norm_keeps_the_bias():
+  """A frozen BatchNorm (trainable=False) normalises with its moving statistics even in training, where the bias does
+  not cancel: the block must then add it, giving the plain block's output and gradients, with statistics untouched."""
+  rng = np.random.default_rng(3)
+  shape = (8, 6, 6, 3)
+  pairs = []
+  for _ in range(2):
+    layer, norm = networks.Conv2D(4, 3, padding="same"), networks.FusedBatchNormalization(momentum=0.9)
+    layer.build(shape)
+    norm.build(layer.compute_output_shape(shape))
+    pairs.append((layer, norm))
+  first = pairs[0][0].weights + pairs[0][1].weights
+  for weight in first:  # moving variances positive
+    weight.assign(rng.normal(size=weight.shape) + (2.0 if "variance" in weight.path else 0.0))
+  for target, source in zip(pairs[1][0].weights + pairs[1][1].weights, first):
+    target.assign(source)
+  for _, norm in pairs:
+    norm.trainable = False
+  x = tf.constant(rng.normal(size=shape), tf.float32)
+  results = []
+  for (layer, norm), block in zip(pairs, (networks.norm_block, _plain_block)):
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      y = block(layer, norm, keras.layers.ReLU(), x, True)
+      loss = tf.reduce_sum(tf.sin(y))
+    results.append((y, *tape.gradient(loss, [x, layer.kernel, layer.bias])))
+  for got, want in zip(*results):
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-5)
+  assert np.abs(results[0][3].numpy()).max() > 0.1  # the bias matters here
+  for a, b in zip(pairs[0][1].non_trainable_variables, pairs[1][1].non_trainable_variables):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
