@@ -126,8 +126,9 @@ class Conv2DTranspose(layers.Conv2DTranspose):
   def call(self, inputs, add_bias=True):
     if not add_bias and self.use_bias:
       _linear(self)
-    if (not self.matmul_1x1 or tuple(inputs.shape[1:3]) != (1, 1) or self.padding != "valid" or tuple(self.strides) != (1, 1)
-        or tuple(self.dilation_rate) != (1, 1) or self.data_format != "channels_last"):
+    if (not self.matmul_1x1 or tuple(inputs.shape[1:3]) != (1, 1) or self.padding != "valid"
+        or tuple(self.strides) != (1, 1) or tuple(self.dilation_rate) != (1, 1)
+        or self.data_format != "channels_last"):
       if add_bias or not self.use_bias:
         return super().call(inputs)
       return keras.ops.conv_transpose(inputs, self.kernel, strides=list(self.strides), padding=self.padding,
