@@ -2,7 +2,9 @@
 
 q(z^{i+1}|z^i) and p(z^i|z^{i+1}) are diagonal Gaussians whose parameters come from an MLP with two hidden layers,
 each Dense -> BatchNorm -> Leaky-ReLU, and a linear head (eqs. C.6-C.8). The Leaky-ReLU slope is 0.01 and the
-BatchNorm momentum 0.9, the PyTorch defaults of the paper's code base. Every head starts near a unit-scale Gaussian (`seatbelt_tf.nn.heads`).
+BatchNorm momentum 0.9, the PyTorch defaults of the paper's code base. Every head starts near a unit-scale
+Gaussian (`seatbelt_tf.nn.heads`). The hidden blocks run through `networks.norm_block` (the Dense bias, which
+BatchNorm cancels in training, stays out of the training step).
 """
 
 import keras
