@@ -56,7 +56,8 @@ def main():
   result = attacks.minimize_tfp(objective, x0, 0.0, 1.0, max_iterations=5)
   print(f"tfp L-BFGS attack: {result.iterations[0]} iterations in {result.wall_time_s:.2f} s")
   # The lbfgs driver's tf backend: its per-step algebra must run where the objective does.
-  ops = lbfgs_tf.TensorOps(0.0, 1.0, lbfgs.ARMIJO, lbfgs.CURVATURE_EPS, lbfgs.DENSE_UPDATE_FRACTION)
+  ops = lbfgs_tf.TensorOps(0.0, 1.0, lbfgs.ARMIJO, lbfgs.CURVATURE_EPS, lbfgs.DENSE_UPDATE_FRACTION,
+                          lbfgs.decrease_limit)
   flat = tf.reshape(tf.constant(x0), [4, -1])
   _, g = ops.evaluator(objective, x0.shape[1:], flat.shape[1], 64)(flat, np.arange(4))
   _, free, g_free = ops.free_set(flat, g)

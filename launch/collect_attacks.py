@@ -12,7 +12,8 @@ import sys
 
 import numpy as np
 
-BOOTSTRAP = 2000
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from seatbelt_tf.evaluation.seeds import median_interval  # noqa: E402
 
 
 def load(root):
@@ -25,22 +26,6 @@ def load(root):
       with open(path) as f, open(config_path) as g:
         out.append((json.load(g), json.load(f)))
   return out
-
-
-def median_interval(groups, key, rng):
-  """Median of `key` pooled over `groups` (a list per seed of a list per pair of records) and a 95% interval from
-  a hierarchical bootstrap: seeds with replacement, then pairs with replacement within each."""
-  pooled = np.median([r[key] for seed in groups for pair in seed for r in pair])
-  stats = []
-  for _ in range(BOOTSTRAP):
-    values = []
-    for s in rng.integers(len(groups), size=len(groups)):
-      seed = groups[s]
-      for p in rng.integers(len(seed), size=len(seed)):
-        values.extend(r[key] for r in seed[p])
-    stats.append(np.median(values))
-  lo, hi = np.percentile(stats, [2.5, 97.5])
-  return pooled, lo, hi
 
 
 def main(root):

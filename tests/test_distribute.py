@@ -154,20 +154,12 @@ def test_a_sweep_sharded_over_two_processes_equals_the_single_process_sweep(tmp_
   merged = json.load(open(os.path.join(folder, "attack_results.json")))
   assert [(r["mode"], r["pair"], r["lambda"], r["display"]) for r in merged] == \
       [(r["mode"], r["pair"], r["lambda"], r["display"]) for r in expected]
-  # A shard batches fewer problems than the single sweep, so the model's float32 arithmetic differs by round-off
-  # (measured: encoder and decoder outputs and input gradients up to 7e-8 apart between batch sizes 12 and 1-5, before
-  # and after issue 21's network changes). A problem whose lambda pins it to its start (lambda = 2^20 here) can take
-  # that round-off into a different line-search exit: measured, one record of twelve ended after 2 iterations instead
-  # of 1, both at the start (distortion 1e-10 and 0), objectives 0.01903 and 0.01893. Such a record must still be a
-  # no-move result in both runs; every other record must agree to 1e-4.
-  same = np.array([r["iterations"] == e["iterations"] for r, e in zip(merged, expected)])
-  assert same.sum() >= len(same) - 1, [(r["iterations"], e["iterations"]) for r, e in zip(merged, expected)]
-  for r, e in zip(np.array(merged)[~same], np.array(expected)[~same]):
-    assert max(r["distortion_l2"], e["distortion_l2"]) <= 1e-6 and r["lambda"] >= 2.0 ** 19, (r, e)
-    assert r["objective"] == pytest.approx(e["objective"], rel=1e-2)
+  # A shard batches fewer problems than the single sweep, so the model's float32 round-off differs (measured: up to
+  # 7e-8 between batches of 12 and 1-5 rows); the driver's decrease floor (lbfgs.DECREASE_ULPS) keeps it out of the
+  # decisions of problems pinned to their start (lambda = 2^20 here), so every record agrees, iterations included.
+  assert [r["iterations"] for r in merged] == [e["iterations"] for e in expected]
   for key in ("objective", "target_nll", "distortion_l2", "adversarial_to_target_l2"):
-    np.testing.assert_allclose([r[key] for r in np.array(merged)[same]], [r[key] for r in np.array(expected)[same]],
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose([r[key] for r in merged], [e[key] for e in expected], rtol=1e-4, atol=1e-4)
   merged_arrays = np.load(os.path.join(folder, "adversarial_inputs.npz"))
   np.testing.assert_array_equal(merged_arrays["inputs"], expected_arrays["inputs"])
   np.testing.assert_allclose(merged_arrays["adversarial"], expected_arrays["adversarial"], atol=1e-4)

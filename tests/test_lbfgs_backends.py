@@ -108,7 +108,8 @@ def test_line_search_twins_equal_numpy():
   f = rng.uniform(1.0, 2.0, a)
   trial = np.array([0, 2, 3, 5, 8])
   ops = lbfgs.NumpyOps(lo, hi)
-  t_ops = lbfgs_tf.TensorOps(lo, hi, lbfgs.ARMIJO, lbfgs.CURVATURE_EPS, lbfgs.DENSE_UPDATE_FRACTION)
+  t_ops = lbfgs_tf.TensorOps(lo, hi, lbfgs.ARMIJO, lbfgs.CURVATURE_EPS, lbfgs.DENSE_UPDATE_FRACTION,
+                             lbfgs.decrease_limit)
   for got, want in zip(t_ops.free_set(tf.constant(x), tf.constant(g)), ops.free_set(x, g)):
     np.testing.assert_array_equal(got.numpy(), want)
   x_try = ops.trial_points(x, d, t, trial)

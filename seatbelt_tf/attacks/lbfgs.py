@@ -10,7 +10,11 @@ on a whole batch of independent problems min_{lo <= x <= hi} f_k(x). Every itera
    is not a descent direction);
 3. a backtracking Armijo line search along the projected path x(t) = clip(x + t d, lo, hi) picks the step - so an
    optimum on the boundary (common here: dSprites pixels are 0 or 1, and a large lambda pins d to 0) is reached
-   exactly, and a coordinate leaves a bound as soon as its gradient points inwards;
+   exactly, and a coordinate leaves a bound as soon as its gradient points inwards. A step must also lower f by
+   more than `DECREASE_ULPS` float32 ulps of f: the objective is float32 and its round-off depends on the rows
+   evaluated with it (the networks' kernels block by batch size: up to 7e-8 apart between batches of 12 and 1-5
+   rows), so a smaller decrease is not evidence of descent. Without that floor a problem pinned to its start by
+   lambda = 2^20 took a 1e-10 step in one batch composition and none in another;
 4. the pair (s, y) of the accepted step is stored (used while s.y > eps y.y, as in L-BFGS-B).
 
 A problem stops on scipy's L-BFGS-B criteria: projected gradient max-norm <= `tolerance`, relative decrease
@@ -25,8 +29,9 @@ rows each (a TensorFlow call costs ~2 ms even for one image). A problem that has
 (its rows of the state are dropped once enough problems have stopped). The algebra runs in numpy (float32 vectors,
 float64 2m x 2m systems) in row blocks on a few threads, with BLAS pinned to one thread; the products of the pairs
 over the free coordinates that step 2 needs are kept up to date (`update_free_set_grams`) rather than recomputed
-(m^2 dim work per problem and step). Each problem's arithmetic is its own, so its path is bit-identical whatever
-else is in the batch (a sharded sweep equals the single-process one).
+(m^2 dim work per problem and step). Each problem's arithmetic in the driver is its own; what else is in the batch
+reaches a problem only through the objective's round-off, which the decrease floor keeps out of the accept/reject
+decisions of problems at a (numerical) optimum, so a sharded sweep equals the single-process one to round-off.
 
 `minimize_scipy` runs scipy's L-BFGS-B one problem at a time on the same objective, bounds handled natively: the
 fidelity reference. On attack problems that have not converged, single problems are chaotic: scipy against itself
@@ -49,6 +54,13 @@ from seatbelt_tf.attacks import lbfgs_tf
 ARMIJO = 1e-4  # sufficient-decrease constant of the line search (the c1 of L-BFGS-B's line search)
 _ROUNDS_PER_STEP = 2  # line-search evaluations per row and step; a longer search continues in the next step
 CURVATURE_EPS = 2.2e-16  # a pair is stored only if s.y > eps * y.y (as L-BFGS-B)
+DECREASE_ULPS = 4  # an accepted step lowers f by more than this many float32 ulps of |f| (module docstring, 3.)
+
+
+def decrease_limit(f):
+  """The value a trial point must be below to count as a decrease from f (float64 `[a]`): f less `DECREASE_ULPS`
+  float32 ulps of |f|."""
+  return f - DECREASE_ULPS * np.spacing(np.abs(f).astype(np.float32)).astype(np.float64)
 
 
 class Result(dict):
@@ -339,7 +351,7 @@ def minimize_batched(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, 
     steepest-descent step decreases f, rather than on the iteration limit), and `wall_time_s`.
   """
   if resolve_backend(backend) == "tf":
-    ops = lbfgs_tf.TensorOps(lo, hi, ARMIJO, CURVATURE_EPS, DENSE_UPDATE_FRACTION)
+    ops = lbfgs_tf.TensorOps(lo, hi, ARMIJO, CURVATURE_EPS, DENSE_UPDATE_FRACTION, decrease_limit)
   else:
     ops = NumpyOps(lo, hi)
   with _single_threaded_blas():
@@ -573,7 +585,7 @@ def _accept(trial, x_try, f_try, g_try, x, f, g, S, Y, slot, lo, hi, projected):
     r = trial[b]
     step = x_try[b] - x[r]
     decrease = np.minimum(_rowdot(g[r], step), 0.0)
-    passed = np.isfinite(f_try[b]) & (f_try[b] <= f[r] + ARMIJO * decrease) & (f_try[b] < f[r])
+    passed = np.isfinite(f_try[b]) & (f_try[b] <= f[r] + ARMIJO * decrease) & (f_try[b] < decrease_limit(f[r]))
     passed[passed] = np.isfinite(g_try[b][passed]).all(axis=1)  # (so that no stored pair is ever non-finite)
     ok[b] = passed
     done = r[passed]

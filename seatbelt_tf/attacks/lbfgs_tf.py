@@ -154,16 +154,17 @@ def trial_points(x, d, t, trial, lo, hi):
 
 
 @_function
-def accept(trial, x_try, f_try, g_try, x, f_rows, g, S, Y, slot, lo, hi, armijo):
-  """The Armijo test (sufficient-decrease constant `armijo`) of the rows `trial` at their trial points and, for
-  those that pass, the step (`lbfgs._accept`):
+def accept(trial, x_try, f_try, g_try, x, f_rows, f_limit, g, S, Y, slot, lo, hi, armijo):
+  """The Armijo test (sufficient-decrease constant `armijo`; a trial value must also be below `f_limit`, f less the
+  driver's round-off floor) of the rows `trial` at their trial points and, for those that pass, the step
+  (`lbfgs._accept`):
   returns (passed `[len(trial)]`, x, g, S, Y with the pair (s, y) written into `slot`, the projected-gradient
   max-norm of the passed rows)."""
   xr, gr = tf.gather(x, trial), tf.gather(g, trial)
   step = x_try - xr
   decrease = tf.minimum(_rowdot(gr, step), 0.0)
   passed = (tf.math.is_finite(f_try) & (f_try <= f_rows + tf.cast(tf.cast(armijo, F32) * decrease, F64))
-            & (f_try < f_rows) & tf.reduce_all(tf.math.is_finite(g_try), axis=1))
+            & (f_try < f_limit) & tf.reduce_all(tf.math.is_finite(g_try), axis=1))
   done = tf.boolean_mask(trial, passed)
   x_new, g_new = tf.boolean_mask(x_try, passed), tf.boolean_mask(g_try, passed)
   at_slot = tf.stack([done, tf.fill(tf.shape(done), slot)], axis=1)
@@ -231,9 +232,11 @@ def _value_and_gradient_fn(objective, shape, dim, chunk):
 class TensorOps:
   """`lbfgs.NumpyOps`'s interface on TensorFlow tensors: the driver's big arrays are tensors and each method is
   the function above; per-problem scalars go in and come out as numpy. `armijo`, `curvature_eps` and
-  `dense_fraction` are the driver's constants (`lbfgs.ARMIJO`, `CURVATURE_EPS`, `DENSE_UPDATE_FRACTION`)."""
+  `dense_fraction` are the driver's constants (`lbfgs.ARMIJO`, `CURVATURE_EPS`, `DENSE_UPDATE_FRACTION`);
+  `decrease_limit` maps f (numpy) to the value a trial must be below (`lbfgs.decrease_limit`)."""
 
-  def __init__(self, lo, hi, armijo, curvature_eps, dense_fraction):
+  def __init__(self, lo, hi, armijo, curvature_eps, dense_fraction, decrease_limit):
+    self._decrease_limit = decrease_limit
     self._lo, self._hi = tf.constant(lo, F32), tf.constant(hi, F32)
     self._armijo, self._eps = tf.constant(armijo, F64), tf.constant(curvature_eps, F64)
     self._dense_fraction = tf.constant(dense_fraction, F64)
@@ -283,7 +286,8 @@ class TensorOps:
 
   def accept(self, trial, x_try, f_try, g_try, x, f, g, S, Y, slot, projected):
     passed, x, g, S, Y, norms = accept(tf.constant(trial, tf.int32), x_try, tf.constant(f_try, F64), g_try, x,
-                                       tf.constant(f[trial], F64), g, S, Y, tf.constant(slot, tf.int32),
+                                       tf.constant(f[trial], F64), tf.constant(self._decrease_limit(f[trial]), F64),
+                                       g, S, Y, tf.constant(slot, tf.int32),
                                        self._lo, self._hi, self._armijo)
     passed = passed.numpy()
     done = trial[passed]

@@ -1,0 +1,108 @@
+"""The reproduction campaign's summaries (issue 26): statistics over seeds (`evaluation.seeds`) against brute
+force, and launch/collect_reproduction.py + launch/reproduction_tables.py on a fabricated campaign folder whose
+verdicts are known."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from seatbelt_tf.evaluation import seeds
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_mean_sd_and_its_format():
+  assert seeds.mean_sd([1.0, 2.0, 6.0]) == (3.0, pytest.approx(np.std([1, 2, 6], ddof=1)), 1.0, 6.0, 3)
+  assert seeds.mean_sd([None, 0.5])[4] == 1 and np.isnan(seeds.mean_sd([0.5])[1])
+  assert seeds.mean_sd([])[4] == 0
+  assert seeds.format_mean_sd([0.1, 0.3]) == "0.200 ± 0.141 (n = 2)"
+  assert seeds.format_mean_sd([0.25]) == "0.250 (n = 1)" and seeds.format_mean_sd([]) == "—"
+
+
+def _brute_force_interval(groups, key, seed, bootstrap):
+  """The hierarchical bootstrap written out record by record, with the same draws."""
+  rng = np.random.default_rng(seed)
+  stats = []
+  for _ in range(bootstrap):
+    values = []
+    for s in rng.integers(len(groups), size=len(groups)):
+      for p in rng.integers(len(groups[s]), size=len(groups[s])):
+        values.extend(r[key] for r in groups[s][p])
+    stats.append(np.median(values))
+  return np.percentile(stats, [2.5, 97.5])
+
+
+def test_median_interval_equals_the_brute_force_bootstrap_and_collapses_on_constant_data():
+  rng = np.random.default_rng(3)
+  groups = [[[{"v": float(x)} for x in rng.normal(s, 1.0, size=5)] for _ in range(4 + s)] for s in range(3)]
+  median, low, high = seeds.median_interval(groups, "v", np.random.default_rng(7), bootstrap=300)
+  assert median == np.median([r["v"] for seed in groups for pair in seed for r in pair])
+  np.testing.assert_allclose([low, high], _brute_force_interval(groups, "v", 7, 300))
+  assert low < median < high
+  constant = [[[{"v": 2.0}] * 3] * 2] * 3
+  assert seeds.median_interval(constant, "v", np.random.default_rng(0), bootstrap=50) == (2.0, 2.0, 2.0)
+  with pytest.raises(ValueError, match="at least one seed"):
+    seeds.median_interval([[[{"v": 1.0}], []]], "v", np.random.default_rng(0))
+
+
+def _run(root, model, layers, beta, seed, mig_exact, elbo, target_nll=None):
+  """One fabricated campaign workdir: config, results, evaluation and (with target_nll) attack records, 3 pairs x
+  4 lambdas per attack with -log p(x^t|z~) = target_nll + small pair noise."""
+  name = f"{model}_L{layers}_beta{beta}_seed{seed}"
+  workdir = os.path.join(root, name)
+  os.makedirs(os.path.join(workdir, "evaluation"))
+  config = {"model": model, "layers": layers, "beta": beta, "seed": seed, "network": "mlp", "batch_size": 2048,
+            "learning_rate": 1e-3, "free_bits": 0.05 if layers > 1 else 0.0}
+  results = {"step": 3600, "num_examples_seen": 3600 * 2048, "epochs": 10.0, "elbo": elbo}
+  evaluation = {"mig_methods": {"exact": {"mig": mig_exact}, "histogram": {"mig": mig_exact + 0.01}}}
+  for path, obj in (("config.json", config), ("results.json", results),
+                    ("evaluation/evaluation.json", evaluation)):
+    with open(os.path.join(workdir, path), "w") as f:
+      json.dump(obj, f)
+  if target_nll is not None:
+    os.makedirs(os.path.join(workdir, "attacks"))
+    rng = np.random.default_rng(seed)
+    records = [{"mode": mode, "layers": "all", "pair": p, "lambda": 2.0 ** k, "display": k == 0,
+                "objective": 1.0 + p, "target_nll": target_nll + rng.normal(0, 0.5)}
+               for mode in ("latent", "output") for p in range(3) for k in range(4)]
+    with open(os.path.join(workdir, "attacks", "attack_results.json"), "w") as f:
+      json.dump(records, f)
+
+
+def test_summary_and_tables_of_a_fabricated_campaign(tmp_path):
+  root, out = str(tmp_path / "runs"), str(tmp_path / "docs")
+  for seed in range(3):
+    _run(root, "seatbelt", 2, 1.0, seed, [0.05, 0.06, 0.07][seed], -80.0 - seed)
+    _run(root, "seatbelt", 2, 4.0, seed, [0.20, 0.30, 0.10][seed], -85.0 - seed, target_nll=500.0)  # mean 0.20
+    _run(root, "beta_tcdlgm", 2, 8.0, seed, [0.30, 0.40, 0.35][seed], -90.0)  # mean 0.35
+    _run(root, "vae", 1, 1.0, seed, 0.02, -75.0, target_nll=100.0)
+  _run(root, "beta_tcdlgm", 2, 4.0, 0, 0.3, -88.0)  # one seed only
+  os.makedirs(os.path.join(root, "logs"))  # not a run: skipped
+  summary = os.path.join(out, "summary.json")
+  for args in (["launch/collect_reproduction.py", root, summary], ["launch/reproduction_tables.py", root, out]):
+    proc = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+  rows = json.load(open(summary))
+  assert len(rows) == 13
+  keys = {"model", "layers", "beta", "seed", "train_steps", "images_seen", "elbo", "mig_exact", "mig_histogram",
+          "latent_target_nll_median", "output_target_nll_median", "latent_delta_median", "output_delta_median"}
+  assert all(keys <= set(r) for r in rows)
+  attacked = [r for r in rows if r["model"] == "seatbelt" and r["beta"] == 4.0]
+  assert all(abs(r["latent_target_nll_median"] - 500.0) < 2.0 and r["latent_delta_median"] == 2.0
+             for r in attacked)
+  assert all(r["latent_target_nll_median"] is None for r in rows if r["beta"] == 1.0 and r["model"] != "vae")
+  tables = open(os.path.join(out, "tables.md")).read()
+  assert "| Seatbelt-VAE, L = 2 | 1 | MIG <= 0.10 | 0.060 ± 0.010 (n = 3) | met |" in tables
+  assert "| Seatbelt-VAE, L = 2 | 4 | MIG >= 0.25 | 0.200 ± 0.100 (n = 3) | not met |" in tables
+  assert "| β-TC DLGM, L = 2 | 8 | MIG >= 0.25 | 0.350 ± 0.050 (n = 3) | met |" in tables
+  assert "| β-TC DLGM, L = 2 | 4 | MIG >= 0.25 | 0.300 (n = 1) | pending (1 of 3 seeds) |" in tables
+  assert "| β-TC DLGM, L = 2 | 1 | MIG <= 0.10 | — | pending (0 of 3 seeds) |" in tables
+  assert "| Seatbelt-VAE, L = 2 | 4 | -86.00 ± 1.00 (n = 3) | -5.00 ± 0.00 (n = 3) |" in tables  # paired by seed
+  latent = [line for line in tables.splitlines() if line.startswith("| Seatbelt-VAE, L = 2 | 4 | latent | 3 |")]
+  assert len(latent) == 1 and latent[0].endswith("| harder |")
+  for name in ("mig_vs_beta.png", "elbo_vs_beta.png", "attack_medians.png"):
+    assert os.path.getsize(os.path.join(out, name)) > 1000
