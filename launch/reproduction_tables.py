@@ -10,7 +10,8 @@
   (`seatbelt_tf.evaluation.seeds`), and each cell's -log p(x^t|z~) against the vanilla VAE's: harder to attack
   (intervals apart, higher), easier (apart, lower) or not separated.
 
-Writes OUT/tables.md, OUT/mig_vs_beta.png, OUT/elbo_vs_beta.png and OUT/attack_medians.png (atomically).
+Writes OUT/tables.md, OUT/mig_vs_beta.png, OUT/elbo_vs_beta.png, OUT/attack_medians.png and, per attacked cell,
+its lowest seed's attack grids at the displayed lambda in OUT/grids/ (atomically).
 
   python launch/reproduction_tables.py runs/reproduce docs/reproduction
 """
@@ -44,6 +45,7 @@ def load(root):
     row = collect_reproduction.summarise(workdir)
     if row is None:
       continue
+    row["workdir"] = workdir
     path = os.path.join(workdir, "attacks", "attack_results.json")
     records = []
     if os.path.isfile(path):
@@ -157,6 +159,30 @@ def robustness_section(runs, rng):
   return lines + [""], stats
 
 
+def copy_grids(runs, out):
+  """Copies each attacked cell's attack grids at the displayed lambda (`--mode=attack`'s grid_<mode>_all.png) of
+  its lowest seed into OUT/grids/, and returns the markdown that shows them."""
+  lowest = {}
+  for row, records in runs:
+    key = (row["model"], row["layers"], row["beta"])
+    if records and (key not in lowest or row["seed"] < lowest[key]["seed"]):
+      lowest[key] = row
+  lines = []
+  for key, row in sorted(lowest.items()):
+    for mode in ATTACKS:
+      source = os.path.join(row["workdir"], "attacks", f"grid_{mode}_all.png")
+      if os.path.isfile(source):
+        name = f"{row['run']}_{mode}.png"
+        io_utils.atomic_copy(source, os.path.join(out, "grids", name))
+        lines.append(f"![{mode} attack grid, {row['run']}](grids/{name})")
+  if not lines:
+    return []
+  return ["## Attack grids at the displayed λ", "",
+          "Per attacked cell, its lowest seed: inputs, targets, adversarial inputs and their reconstructions at "
+          "each pair's displayed λ (the λ whose objective is just better than the mean over λ; paper Figures "
+          "G.8-G.10).", "", *lines, ""]
+
+
 def plot_mig(runs, path):
   plt = plotting.pyplot()
   fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
@@ -235,7 +261,7 @@ def main(root, out):
   plot_elbo(runs, os.path.join(out, "elbo_vs_beta.png"))
   plot_attacks(stats, os.path.join(out, "attack_medians.png"))
   lines += ["![MIG against beta](mig_vs_beta.png)", "", "![ELBO against beta](elbo_vs_beta.png)", "",
-            "![attack medians](attack_medians.png)", ""]
+            "![attack medians](attack_medians.png)", "", *copy_grids(runs, out)]
   io_utils.atomic_write_text(os.path.join(out, "tables.md"), "\n".join(lines))
   print(f"{os.path.join(out, 'tables.md')}: {len(runs)} runs")
 

@@ -81,6 +81,9 @@ def test_summary_and_tables_of_a_fabricated_campaign(tmp_path):
     _run(root, "beta_tcdlgm", 2, 8.0, seed, [0.30, 0.40, 0.35][seed], -90.0)  # mean 0.35
     _run(root, "vae", 1, 1.0, seed, 0.02, -75.0, target_nll=100.0)
   _run(root, "beta_tcdlgm", 2, 4.0, 0, 0.3, -88.0)  # one seed only
+  for seed in (0, 1):  # the cell's lowest seed's grid is the one shown
+    with open(os.path.join(root, f"seatbelt_L2_beta4.0_seed{seed}", "attacks", "grid_latent_all.png"), "wb") as f:
+      f.write(b"grid of seed %d" % seed)
   os.makedirs(os.path.join(root, "logs"))  # not a run: skipped
   summary = os.path.join(out, "summary.json")
   for args in (["launch/collect_reproduction.py", root, summary], ["launch/reproduction_tables.py", root, out]):
@@ -104,5 +107,9 @@ def test_summary_and_tables_of_a_fabricated_campaign(tmp_path):
   assert "| Seatbelt-VAE, L = 2 | 4 | -86.00 ± 1.00 (n = 3) | -5.00 ± 0.00 (n = 3) |" in tables  # paired by seed
   latent = [line for line in tables.splitlines() if line.startswith("| Seatbelt-VAE, L = 2 | 4 | latent | 3 |")]
   assert len(latent) == 1 and latent[0].endswith("| harder |")
+  grid = os.path.join(out, "grids", "seatbelt_L2_beta4.0_seed0_latent.png")
+  assert open(grid, "rb").read() == b"grid of seed 0" and os.listdir(os.path.join(out, "grids")) == [
+      os.path.basename(grid)]
+  assert "](grids/seatbelt_L2_beta4.0_seed0_latent.png)" in tables
   for name in ("mig_vs_beta.png", "elbo_vs_beta.png", "attack_medians.png"):
     assert os.path.getsize(os.path.join(out, name)) > 1000
