@@ -9,13 +9,14 @@
 # RUNS list of family:L:beta[:latent_dim] entries. One workdir per model under ROOT. Re-running resumes unfinished
 # training and skips every stage whose outputs are newer than the run's latest checkpoint.
 #
-#   launch/paper.sh                                  # the full grid (hours on CPU; use a GPU or JOBS > 1)
+#   launch/paper.sh                                  # the full grid (hours on CPU; use a GPU, JOBS > 1 there)
 #   RUNS="vae:1:1 seatbelt:4:6" STEPS=500 launch/paper.sh
 # Environment: ROOT (runs/paper), STEPS (3000), PAIRS (10), LAMBDAS (50), BETAS ("1 2 4 6 8 10"), LAYERS
 # ("1 2 3 4 5"), HIERARCHIES ("seatbelt beta_tcdlgm"), LATENT_DIMS ("6 10 20"), NETWORK (conv), MIG_POINTS (10000),
 # MIG_METHOD (histogram; both: also Chen et al.'s exact protocol), EVAL_IMAGES (1000), SEEDS (unset: one run per
 # entry, named without a seed; "0 1 2": one workdir per seed, <name>_seed<s>), ATTACK (1; 0 skips the attacks),
-# EXTRA (more flags for every stage), PYTHON (python).
+# EXTRA (more flags for every stage), JOBS (1: runs one at a time; more: that many runs at once, for a machine with
+# cores or a GPU to spare, each process taking GPU memory as it needs it), PYTHON (python).
 set -euo pipefail
 ROOT=${ROOT:-runs/paper}
 STEPS=${STEPS:-3000}
@@ -32,6 +33,7 @@ MIG_METHOD=${MIG_METHOD:-histogram}
 SEEDS=${SEEDS:-}
 ATTACK=${ATTACK:-1}
 EXTRA=${EXTRA:-}
+JOBS=${JOBS:-1}
 PYTHON=${PYTHON:-python}
 here=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -50,30 +52,21 @@ started=$(date +%s)
 stage() {  # stage NAME LOG ARGS...: runs one launcher call, its output in LOG, and stops the script on failure
   local name=$1 log=$2
   shift 2
-  echo "  $name ($(( $(date +%s) - started )) s elapsed)"
+  echo "  $name $(basename "$log" ".$name.log") ($(( $(date +%s) - started )) s elapsed)"
   # shellcheck disable=SC2086
   "$PYTHON" -m seatbelt_tf.launch "$@" $EXTRA > "$log" 2>&1 || { echo "failed: see $log" >&2; tail -5 "$log" >&2; exit 1; }
 }
 
-workdirs=()
-for seed in ${SEEDS:-none}; do
-for run in $RUNS; do
+cell() {  # cell SEED RUN: trains, evaluates and attacks one run (each stage skipped where it is done)
+  local seed=$1 run=$2 family layers beta dim flags name workdir checkpoint
   IFS=: read -r family layers beta dim <<< "$run"
+  read -r name workdir < <(run_name "$seed" "$run")
   flags=(--flagfile="$here/configs/$family.cfg" --beta="$beta" --network="$NETWORK")
-  name="${family}_L${layers}_beta${beta}"
   case "$family" in
     seatbelt|beta_tcdlgm) flags+=(--layers="$layers") ;;
   esac
-  if [ -n "${dim:-}" ]; then
-    flags+=(--latent_dim="$dim")
-    name="${family}_z${dim}_beta${beta}"
-  fi
-  if [ "$seed" != none ]; then
-    flags+=(--seed="$seed")
-    name="${name}_seed${seed}"
-  fi
-  workdir="$ROOT/$name"
-  workdirs+=("$workdir")
+  if [ -n "${dim:-}" ]; then flags+=(--latent_dim="$dim"); fi
+  if [ "$seed" != none ]; then flags+=(--seed="$seed"); fi
   echo "== $name"
   stage train "$ROOT/logs/$name.train.log" "${flags[@]}" --workdir="$workdir" --train_steps="$STEPS" --verbose=2
   checkpoint="$workdir/checkpoints/checkpoint"
@@ -86,8 +79,36 @@ for run in $RUNS; do
       --attack_pairs="$PAIRS" --attack_lambdas="$LAMBDAS" --attack_modes=latent,output --attack_layers=all \
       --verbose=0
   fi
+}
+
+run_name() {  # run_name SEED RUN: prints the run's name and workdir
+  local seed=$1 family layers beta dim name
+  IFS=: read -r family layers beta dim <<< "$2"
+  name="${family}_L${layers}_beta${beta}"
+  if [ -n "${dim:-}" ]; then name="${family}_z${dim}_beta${beta}"; fi
+  if [ "$seed" != none ]; then name="${name}_seed${seed}"; fi
+  echo "$name $ROOT/$name"
+}
+
+if [ "$JOBS" -gt 1 ]; then
+  export TF_FORCE_GPU_ALLOW_GROWTH=true  # processes sharing a GPU take memory as they need it, not all of it
+fi
+workdirs=()
+failed=0
+for seed in ${SEEDS:-none}; do
+for run in $RUNS; do
+  read -r _ workdir < <(run_name "$seed" "$run")
+  workdirs+=("$workdir")
+  if [ "$JOBS" -gt 1 ]; then
+    while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || failed=1; done
+    cell "$seed" "$run" &
+  else
+    cell "$seed" "$run"
+  fi
 done
 done
+while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=1; done
+if [ "$failed" = 1 ]; then echo "a run failed: see the logs named above" >&2; exit 1; fi
 joined=$(IFS=,; echo "${workdirs[*]}")  # (IFS only here: EXTRA below still splits on spaces)
 echo "== report"
 stage report "$ROOT/logs/report.log" --mode=report --workdir="$ROOT/report" --workdirs="$joined"
