@@ -252,16 +252,18 @@ def main(root, out):
   steps = sorted({r["train_steps"] for r, _ in runs})
   epochs = sorted({float(f"{r['epochs'] or 0:.3g}") for r, _ in runs})
   lines = ["# Reproduction campaign: tables over seeds", "",
-           f"Written by `python launch/reproduction_tables.py {root} {out}` from {len(runs)} trained runs "
+           f"Written by `python launch/reproduction_tables.py {root} {out}` from {len(runs)} trained "
+           f"run{'s' if len(runs) != 1 else ''} "
            f"(seeds {', '.join(str(s) for s in seeds)}; training steps {', '.join(str(s) for s in steps)}; "
            f"epochs {', '.join(f'{e:g}' for e in epochs)}). Every run's numbers are in `summary.json`.", "",
            *j2_section(runs), *figure3_section(runs), *robustness]
   os.makedirs(out, exist_ok=True)
   plot_mig(runs, os.path.join(out, "mig_vs_beta.png"))
   plot_elbo(runs, os.path.join(out, "elbo_vs_beta.png"))
-  plot_attacks(stats, os.path.join(out, "attack_medians.png"))
-  lines += ["![MIG against beta](mig_vs_beta.png)", "", "![ELBO against beta](elbo_vs_beta.png)", "",
-            "![attack medians](attack_medians.png)", "", *copy_grids(runs, out)]
+  lines += ["![MIG against beta](mig_vs_beta.png)", "", "![ELBO against beta](elbo_vs_beta.png)", ""]
+  if stats:
+    plot_attacks(stats, os.path.join(out, "attack_medians.png"))
+    lines += ["![attack medians](attack_medians.png)", "", *copy_grids(runs, out)]
   io_utils.atomic_write_text(os.path.join(out, "tables.md"), "\n".join(lines))
   print(f"{os.path.join(out, 'tables.md')}: {len(runs)} runs")
 
