@@ -36,8 +36,19 @@ def mig_by_method(evaluation):
   return out
 
 
-def summarise(workdir):
-  """The summary object of one run workdir, or None when it has no results.json yet."""
+def attack_records(workdir):
+  """The run's attack records (`attacks/attack_results.json`), [] when it has not been attacked."""
+  return _read(os.path.join(workdir, "attacks", "attack_results.json")) or []
+
+
+def all_layer_records(records, mode):
+  """The records of one attack mode over all layers (latent attacks on every layer; the output attack)."""
+  return [r for r in records if r["mode"] == mode and r["layers"] == "all"]
+
+
+def summarise(workdir, records=None):
+  """The summary object of one run workdir, or None when it has no results.json yet; `records` are its attack
+  records when the caller has read them already (`attack_records`)."""
   config, results = _read(os.path.join(workdir, "config.json")), _read(os.path.join(workdir, "results.json"))
   if not config or not results:
     return None
@@ -49,9 +60,9 @@ def summarise(workdir):
          "free_bits": float(config["free_bits"]), "train_steps": int(results["step"]),
          "images_seen": int(results["num_examples_seen"]), "epochs": results.get("epochs"),
          "elbo": float(results["elbo"]), "mig_exact": mig["exact"], "mig_histogram": mig["histogram"]}
-  records = _read(os.path.join(workdir, "attacks", "attack_results.json")) or []
+  records = attack_records(workdir) if records is None else records
   for mode in ("latent", "output"):
-    part = [r for r in records if r["mode"] == mode and r["layers"] == "all"]
+    part = all_layer_records(records, mode)
     row[f"{mode}_target_nll_median"] = float(np.median([r["target_nll"] for r in part])) if part else None
     row[f"{mode}_delta_median"] = float(np.median([r["objective"] for r in part])) if part else None
   return row

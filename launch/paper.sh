@@ -52,15 +52,14 @@ started=$(date +%s)
 stage() {  # stage NAME LOG ARGS...: runs one launcher call, its output in LOG, and stops the script on failure
   local name=$1 log=$2
   shift 2
-  echo "  $name $(basename "$log" ".$name.log") ($(( $(date +%s) - started )) s elapsed)"
+  echo "  $name, log $(basename "$log") ($(( $(date +%s) - started )) s elapsed)"
   # shellcheck disable=SC2086
   "$PYTHON" -m seatbelt_tf.launch "$@" $EXTRA > "$log" 2>&1 || { echo "failed: see $log" >&2; tail -5 "$log" >&2; exit 1; }
 }
 
-cell() {  # cell SEED RUN: trains, evaluates and attacks one run (each stage skipped where it is done)
-  local seed=$1 run=$2 family layers beta dim flags name workdir checkpoint
+cell() {  # cell SEED RUN NAME WORKDIR: trains, evaluates and attacks one run (each stage skipped where it is done)
+  local seed=$1 run=$2 name=$3 workdir=$4 family layers beta dim flags checkpoint
   IFS=: read -r family layers beta dim <<< "$run"
-  read -r name workdir < <(run_name "$seed" "$run")
   flags=(--flagfile="$here/configs/$family.cfg" --beta="$beta" --network="$NETWORK")
   case "$family" in
     seatbelt|beta_tcdlgm) flags+=(--layers="$layers") ;;
@@ -97,13 +96,13 @@ workdirs=()
 failed=0
 for seed in ${SEEDS:-none}; do
 for run in $RUNS; do
-  read -r _ workdir < <(run_name "$seed" "$run")
+  read -r name workdir < <(run_name "$seed" "$run")
   workdirs+=("$workdir")
   if [ "$JOBS" -gt 1 ]; then
     while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || failed=1; done
-    cell "$seed" "$run" &
+    cell "$seed" "$run" "$name" "$workdir" &
   else
-    cell "$seed" "$run"
+    cell "$seed" "$run" "$name" "$workdir"
   fi
 done
 done

@@ -16,7 +16,6 @@ its lowest seed's attack grids at the displayed lambda in OUT/grids/ (atomically
   python launch/reproduction_tables.py runs/reproduce docs/reproduction
 """
 
-import json
 import os
 import sys
 
@@ -42,15 +41,11 @@ def load(root):
   out = []
   for name in sorted(os.listdir(root)):
     workdir = os.path.join(root, name)
-    row = collect_reproduction.summarise(workdir)
+    records = collect_reproduction.attack_records(workdir)
+    row = collect_reproduction.summarise(workdir, records)
     if row is None:
       continue
     row["workdir"] = workdir
-    path = os.path.join(workdir, "attacks", "attack_results.json")
-    records = []
-    if os.path.isfile(path):
-      with open(path) as f:
-        records = json.load(f)
     out.append((row, records))
   return out
 
@@ -118,7 +113,7 @@ def attack_cells(runs):
   out = {}
   for row, records in runs:
     for mode in ATTACKS:
-      part = [r for r in records if r["mode"] == mode and r["layers"] == "all"]
+      part = collect_reproduction.all_layer_records(records, mode)
       if not part:
         continue
       pairs = [[r for r in part if r["pair"] == p] for p in sorted({r["pair"] for r in part})]
