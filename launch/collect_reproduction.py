@@ -1,6 +1,9 @@
 """Writes the machine-readable summary of a reproduction campaign (launch/reproduce_dsprites.sh): one object per
 trained run under ROOT, with its settings, held-out ELBO, MIG of z^L by both protocols, and, where attacked, the
-median -log p(x^t|z~) and Delta of the latent (all layers) and output attacks over all pairs x lambdas.
+median -log p(x^t|z~) and Delta of the latent (all layers) and output attacks over all pairs x lambdas; and,
+beside the summary, each attacked run's records in compact form (`attack_records/<run>.json`: per attack, one
+column per field, float32 precision), so that the tables' intervals (launch/reproduction_tables.py) can be
+recomputed from the repository alone, without the runs' workdirs.
 
   python launch/collect_reproduction.py runs/reproduce docs/reproduction/summary.json
 """
@@ -15,6 +18,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from seatbelt_tf import io_utils  # noqa: E402
 
 HIERARCHICAL = ("seatbelt", "beta_tcdlgm")
+ATTACKS = ("latent", "output")
+# The fields of an attack record kept in the compact files: what the tables and a reader of Figures 5-7 need.
+RECORD_FIELDS = ("pair", "lambda", "display", "objective", "target_nll", "distortion_l2")
+RECORDS_DIR = "attack_records"
 
 
 def _read(path):
@@ -46,6 +53,47 @@ def all_layer_records(records, mode):
   return [r for r in records if r["mode"] == mode and r["layers"] == "all"]
 
 
+def _float32(value):
+  """A record's float written with float32's 9 significant digits (the attacks run in float32)."""
+  return float(f"{value:.9g}") if isinstance(value, float) else value
+
+
+def compact_records(records):
+  """{mode: {field: [value per record]}} of the all-layer records of each attack (RECORD_FIELDS only)."""
+  out = {}
+  for mode in ATTACKS:
+    part = all_layer_records(records, mode)
+    if part:
+      out[mode] = {field: [_float32(r.get(field)) for r in part] for field in RECORD_FIELDS}
+  return out
+
+
+def expand_records(compact):
+  """The records of `compact_records`' output, as the attack's own record dicts (layers "all")."""
+  out = []
+  for mode, columns in compact.items():
+    if mode not in ATTACKS:
+      continue
+    n = len(columns["pair"])
+    bad = [field for field in RECORD_FIELDS if len(columns.get(field, ())) != n]
+    if bad:
+      raise ValueError(f"Compact {mode} records have columns {bad} missing or of a length other than {n}: "
+                       "rewrite the file with launch/collect_reproduction.py.")
+    out += [dict({field: columns[field][i] for field in RECORD_FIELDS}, mode=mode, layers="all") for i in range(n)]
+  return out
+
+
+def records_path(summary_dir, run):
+  """Where a run's compact attack records live beside the summary."""
+  return os.path.join(summary_dir, RECORDS_DIR, f"{run}.json")
+
+
+def read_compact_records(summary_dir, run):
+  """A run's attack records from its compact file beside the summary, [] when it has none."""
+  compact = _read(records_path(summary_dir, run))
+  return expand_records(compact) if compact else []
+
+
 def summarise(workdir, records=None):
   """The summary object of one run workdir, or None when it has no results.json yet; `records` are its attack
   records when the caller has read them already (`attack_records`)."""
@@ -61,7 +109,7 @@ def summarise(workdir, records=None):
          "images_seen": int(results["num_examples_seen"]), "epochs": results.get("epochs"),
          "elbo": float(results["elbo"]), "mig_exact": mig["exact"], "mig_histogram": mig["histogram"]}
   records = attack_records(workdir) if records is None else records
-  for mode in ("latent", "output"):
+  for mode in ATTACKS:
     part = all_layer_records(records, mode)
     row[f"{mode}_target_nll_median"] = float(np.median([r["target_nll"] for r in part])) if part else None
     row[f"{mode}_delta_median"] = float(np.median([r["objective"] for r in part])) if part else None
@@ -69,15 +117,24 @@ def summarise(workdir, records=None):
 
 
 def main(root, out):
-  rows = []
+  rows, attacked = [], 0
   for name in sorted(os.listdir(root)):
-    row = summarise(os.path.join(root, name))
-    if row is not None:
-      rows.append(row)
+    workdir = os.path.join(root, name)
+    records = attack_records(workdir)
+    row = summarise(workdir, records)
+    if row is None:
+      continue
+    rows.append(row)
+    compact = compact_records(records)
+    if compact:
+      io_utils.atomic_write_text(records_path(os.path.dirname(out), name),
+                                 json.dumps(dict(compact, run=name), separators=(",", ":")) + "\n")
+      attacked += 1
   if not rows:
     sys.exit(f"No trained runs (config.json + results.json) under {root}.")
   io_utils.atomic_write_json(out, rows)
-  print(f"{out}: {len(rows)} runs")
+  print(f"{out}: {len(rows)} runs; compact attack records of {attacked} in "
+        f"{os.path.join(os.path.dirname(out), RECORDS_DIR)}")
 
 
 if __name__ == "__main__":

@@ -15,9 +15,9 @@
 #      seatbelt at L = 2 and 4 and ROBUST_BETAS (the L = 2 ones are phase 1's runs: only their attacks are new);
 #   3. the rest of J.2 and Figure 3: beta_tcvae at every beta of BETAS, the hierarchies at the betas phase 1 left;
 #   then --mode=report over every cell (ROOT/report/report.md). docs/reproduction/summary.json
-#   (launch/collect_reproduction.py; SUMMARY to write it elsewhere) and, beside it, tables.md and its figures over
-#   seeds (launch/reproduction_tables.py: J.2's bar, Figure 3, attack medians with intervals) are rewritten after
-#   every phase.
+#   (launch/collect_reproduction.py; SUMMARY to write it elsewhere), the attacked runs' compact records beside it
+#   (attack_records/), and tables.md and its figures over seeds (launch/reproduction_tables.py: J.2's bar, Figure
+#   3, attack medians with intervals, from those files alone) are rewritten after every phase.
 # The recipe (docs/REPRODUCTION.md, step 1, records how it was chosen): Chen et al.'s MLP networks, batch 2048,
 # Adam at 1e-3 (paper Appendix C; Chen et al.'s vae_quant.py defaults), the configs' free bits (0.05 nats per unit
 # for the hierarchies, paper Section 3; none for the VAE and beta-TCVAE), STEPS = 3600 = 10 epochs of dSprites.
@@ -63,7 +63,7 @@ done
 
 summarise() {  # summary.json, and the tables and figures over seeds beside it (launch/reproduction_tables.py)
   "$PYTHON" "$here/launch/collect_reproduction.py" "$ROOT" "$SUMMARY"
-  "$PYTHON" "$here/launch/reproduction_tables.py" "$ROOT" "$(dirname "$SUMMARY")" 2> "$ROOT/logs/tables.log"
+  "$PYTHON" "$here/launch/reproduction_tables.py" "$(dirname "$SUMMARY")" "$ROOT" 2> "$ROOT/logs/tables.log"
 }
 for phase in $PHASES; do
   case $phase in

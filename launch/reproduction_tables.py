@@ -10,12 +10,17 @@
   (`seatbelt_tf.evaluation.seeds`), and each cell's -log p(x^t|z~) against the vanilla VAE's: harder to attack
   (intervals apart, higher), easier (apart, lower) or not separated.
 
-Writes OUT/tables.md, OUT/mig_vs_beta.png, OUT/elbo_vs_beta.png, OUT/attack_medians.png and, per attacked cell,
-its lowest seed's attack grids at the displayed lambda in OUT/grids/ (atomically).
+Reads only what launch/collect_reproduction.py wrote into OUT (summary.json and the compact attack records in
+OUT/attack_records/), so the tables can be rewritten from the repository alone. Writes OUT/tables.md,
+OUT/mig_vs_beta.png, OUT/elbo_vs_beta.png, OUT/attack_medians.png (atomically); with ROOT, the campaign's runs
+folder, it also copies each attacked cell's lowest seed's attack grids at the displayed lambda into OUT/grids/
+(without it, the grids already there are shown).
 
-  python launch/reproduction_tables.py runs/reproduce docs/reproduction
+  python launch/collect_reproduction.py runs/reproduce docs/reproduction/summary.json
+  python launch/reproduction_tables.py docs/reproduction runs/reproduce
 """
 
+import json
 import os
 import sys
 
@@ -36,18 +41,16 @@ ATTACKS = ("latent", "output")
 FIGURE3 = (("beta_tcvae", 1), ("beta_tcdlgm", 2), ("seatbelt", 2))
 
 
-def load(root):
-  """[(summary row, attack records)] of every trained run under `root` (records [] when not attacked)."""
-  out = []
-  for name in sorted(os.listdir(root)):
-    workdir = os.path.join(root, name)
-    records = collect_reproduction.attack_records(workdir)
-    row = collect_reproduction.summarise(workdir, records)
-    if row is None:
-      continue
-    row["workdir"] = workdir
-    out.append((row, records))
-  return out
+def load(out):
+  """[(summary row, attack records)] of every run in OUT/summary.json (records [] when not attacked)."""
+  path = os.path.join(out, "summary.json")
+  if not os.path.isfile(path):
+    sys.exit(f"No summary.json in {out}: write it first with `python launch/collect_reproduction.py ROOT "
+             f"{path}` (ROOT: the campaign's runs folder), then run `python launch/reproduction_tables.py {out} "
+             "ROOT`.")
+  with open(path) as f:
+    rows = json.load(f)
+  return [(row, collect_reproduction.read_compact_records(out, row["run"])) for row in rows]
 
 
 def cell_label(model, layers):
@@ -154,9 +157,10 @@ def robustness_section(runs, rng):
   return lines + [""], stats
 
 
-def copy_grids(runs, out):
-  """Copies each attacked cell's attack grids at the displayed lambda (`--mode=attack`'s grid_<mode>_all.png) of
-  its lowest seed into OUT/grids/, and returns the markdown that shows them."""
+def copy_grids(runs, out, root):
+  """Shows each attacked cell's attack grids at the displayed lambda (`--mode=attack`'s grid_<mode>_all.png) of
+  its lowest seed: copied from the run's workdir under `root` into OUT/grids/ when `root` is given, else the copy
+  already in OUT/grids/. Returns the markdown that shows them."""
   lowest = {}
   for row, records in runs:
     key = (row["model"], row["layers"], row["beta"])
@@ -165,10 +169,12 @@ def copy_grids(runs, out):
   lines = []
   for key, row in sorted(lowest.items()):
     for mode in ATTACKS:
-      source = os.path.join(row["workdir"], "attacks", f"grid_{mode}_all.png")
-      if os.path.isfile(source):
-        name = f"{row['run']}_{mode}.png"
-        io_utils.atomic_copy(source, os.path.join(out, "grids", name))
+      name = f"{row['run']}_{mode}.png"
+      target = os.path.join(out, "grids", name)
+      source = os.path.join(root, row["run"], "attacks", f"grid_{mode}_all.png") if root else None
+      if source and os.path.isfile(source):
+        io_utils.atomic_copy(source, target)
+      if os.path.isfile(target):
         lines.append(f"![{mode} attack grid, {row['run']}](grids/{name})")
   if not lines:
     return []
@@ -237,20 +243,21 @@ def plot_attacks(stats, path):
   plt.close(fig)
 
 
-def main(root, out):
-  runs = load(root)
+def main(out, root=None):
+  runs = load(out)
   if not runs:
-    sys.exit(f"No trained runs (config.json + results.json) under {root}.")
+    sys.exit(f"{out}/summary.json lists no run.")
   rng = np.random.default_rng(0)
   robustness, stats = robustness_section(runs, rng)
   seeds = sorted({r["seed"] for r, _ in runs})
   steps = sorted({r["train_steps"] for r, _ in runs})
   epochs = sorted({float(f"{r['epochs'] or 0:.3g}") for r, _ in runs})
   lines = ["# Reproduction campaign: tables over seeds", "",
-           f"Written by `python launch/reproduction_tables.py {root} {out}` from {len(runs)} trained "
+           f"Written by `python launch/reproduction_tables.py {out}` from {len(runs)} trained "
            f"run{'s' if len(runs) != 1 else ''} "
            f"(seeds {', '.join(str(s) for s in seeds)}; training steps {', '.join(str(s) for s in steps)}; "
-           f"epochs {', '.join(f'{e:g}' for e in epochs)}). Every run's numbers are in `summary.json`.", "",
+           f"epochs {', '.join(f'{e:g}' for e in epochs)}). Every run's numbers are in `summary.json`, its attack "
+           "records in `attack_records/`.", "",
            *j2_section(runs), *figure3_section(runs), *robustness]
   os.makedirs(out, exist_ok=True)
   plot_mig(runs, os.path.join(out, "mig_vs_beta.png"))
@@ -258,12 +265,12 @@ def main(root, out):
   lines += ["![MIG against beta](mig_vs_beta.png)", "", "![ELBO against beta](elbo_vs_beta.png)", ""]
   if stats:
     plot_attacks(stats, os.path.join(out, "attack_medians.png"))
-    lines += ["![attack medians](attack_medians.png)", "", *copy_grids(runs, out)]
+    lines += ["![attack medians](attack_medians.png)", "", *copy_grids(runs, out, root)]
   io_utils.atomic_write_text(os.path.join(out, "tables.md"), "\n".join(lines))
   print(f"{os.path.join(out, 'tables.md')}: {len(runs)} runs")
 
 
 if __name__ == "__main__":
-  if len(sys.argv) != 3:
+  if len(sys.argv) not in (2, 3):
     sys.exit(__doc__)
-  main(sys.argv[1], sys.argv[2])
+  main(*sys.argv[1:])

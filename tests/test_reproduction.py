@@ -86,7 +86,7 @@ def test_summary_and_tables_of_a_fabricated_campaign(tmp_path):
       f.write(b"grid of seed %d" % seed)
   os.makedirs(os.path.join(root, "logs"))  # not a run: skipped
   summary = os.path.join(out, "summary.json")
-  for args in (["launch/collect_reproduction.py", root, summary], ["launch/reproduction_tables.py", root, out]):
+  for args in (["launch/collect_reproduction.py", root, summary], ["launch/reproduction_tables.py", out, root]):
     proc = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
   rows = json.load(open(summary))
@@ -113,3 +113,39 @@ def test_summary_and_tables_of_a_fabricated_campaign(tmp_path):
   assert "](grids/seatbelt_L2_beta4.0_seed0_latent.png)" in tables
   for name in ("mig_vs_beta.png", "elbo_vs_beta.png", "attack_medians.png"):
     assert os.path.getsize(os.path.join(out, name)) > 1000
+  # The committed files alone rewrite the same tables: the runs' workdirs are not needed.
+  assert sorted(os.listdir(os.path.join(out, "attack_records"))) == sorted(
+      f"{m}_L{l}_beta{b}_seed{s}.json" for m, l, b in (("seatbelt", 2, 4.0), ("vae", 1, 1.0)) for s in range(3))
+  os.rename(root, root + ".gone")
+  os.remove(os.path.join(out, "tables.md"))
+  proc = subprocess.run([sys.executable, "launch/reproduction_tables.py", out], cwd=REPO, capture_output=True,
+                        text=True)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert open(os.path.join(out, "tables.md")).read() == tables
+  proc = subprocess.run([sys.executable, "launch/reproduction_tables.py", root + ".gone", out], cwd=REPO,
+                        capture_output=True, text=True)
+  assert proc.returncode != 0 and "No summary.json in" in proc.stderr and "collect_reproduction.py" in proc.stderr
+
+
+def test_compact_attack_records_round_trip_at_float32_precision():
+  sys.path.insert(0, os.path.join(REPO, "launch"))
+  import collect_reproduction  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(0)
+  records = [{"mode": mode, "layers": layers, "pair": p, "lambda": float(2.0 ** -k), "display": k == 1,
+              "objective": float(rng.normal()), "target_nll": float(rng.gamma(5.0) * 100), "distortion_l2": 3.5,
+              "evaluations": 7, "restarts": 1}
+             for mode in ("latent", "output") for layers in ("all", 1) for p in range(2) for k in range(3)]
+  back = collect_reproduction.expand_records(json.loads(json.dumps(collect_reproduction.compact_records(records))))
+  kept = [r for r in records if r["layers"] == "all"]
+  assert len(back) == len(kept) == 12
+  for original, copy in zip(kept, back):
+    assert set(copy) == set(collect_reproduction.RECORD_FIELDS) | {"mode", "layers"}
+    for field in ("objective", "target_nll"):
+      assert np.float32(copy[field]) == np.float32(original[field])
+      assert copy[field] == pytest.approx(original[field], rel=1e-8)
+    assert (copy["mode"], copy["pair"], copy["lambda"], copy["display"]) == (
+        original["mode"], original["pair"], original["lambda"], original["display"])
+  broken = collect_reproduction.compact_records(records)
+  broken["latent"]["target_nll"].pop()
+  with pytest.raises(ValueError, match="target_nll"):
+    collect_reproduction.expand_records(broken)
