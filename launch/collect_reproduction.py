@@ -3,7 +3,9 @@ trained run under ROOT, with its settings, held-out ELBO, MIG of z^L by both pro
 median -log p(x^t|z~) and Delta of the latent (all layers) and output attacks over all pairs x lambdas; and,
 beside the summary, each attacked run's records in compact form (`attack_records/<run>.json`: per attack, one
 column per field, float32 precision), so that the tables' intervals (launch/reproduction_tables.py) can be
-recomputed from the repository alone, without the runs' workdirs.
+recomputed from the repository alone, without the runs' workdirs; and each run's per-epoch training metrics
+(`training/<run>.json`, from its TensorBoard events: ELBO, the KL of every layer, ...). A run trained on to a
+larger budget keeps its earlier evaluations (launch/milestone.py): `milestones` in its summary object.
 
   python launch/collect_reproduction.py runs/reproduce docs/reproduction/summary.json
 """
@@ -16,12 +18,17 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from seatbelt_tf import io_utils  # noqa: E402
+from seatbelt_tf.evaluation import history  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import milestone  # noqa: E402
 
 HIERARCHICAL = ("seatbelt", "beta_tcdlgm")
 ATTACKS = ("latent", "output")
 # The fields of an attack record kept in the compact files: what the tables and a reader of Figures 5-7 need.
 RECORD_FIELDS = ("pair", "lambda", "display", "objective", "target_nll", "distortion_l2")
 RECORDS_DIR = "attack_records"
+TRAINING_DIR = "training"
 
 
 def _read(path):
@@ -94,6 +101,35 @@ def read_compact_records(summary_dir, run):
   return expand_records(compact) if compact else []
 
 
+def _layer_kls(results, layers):
+  """[KL of z^1, ..., KL of z^L] (held-out, nats, before beta) from a results.json, None where missing."""
+  if layers == 1:
+    return [results.get("kl")]
+  return [results.get(f"kl_{i}") for i in range(1, layers + 1)]
+
+
+def milestone_rows(workdir, layers):
+  """The run's earlier budgets (launch/milestone.py): [{train_steps, images_seen, epochs, elbo, mig_exact,
+  mig_histogram, kl_layers}], by step."""
+  out = []
+  for step, files in milestone.milestones(workdir):
+    results = files.get("results.json") or {}
+    mig = mig_by_method(files.get("evaluation.json"))
+    out.append({"train_steps": step, "images_seen": results.get("num_examples_seen"),
+                "epochs": results.get("epochs"), "elbo": results.get("elbo"), "mig_exact": mig["exact"],
+                "mig_histogram": mig["histogram"], "kl_layers": _layer_kls(results, layers)})
+  return out
+
+
+def training_history(workdir, config):
+  """The run's per-epoch training metrics (`evaluation.history`) with `images` seen at the end of each epoch."""
+  h = history.read_epoch_history(workdir)
+  if h:
+    per_epoch = int(config["steps_per_epoch"]) * int(config["batch_size"])
+    h["images"] = [(e + 1) * per_epoch for e in h["epoch"]]
+  return h
+
+
 def summarise(workdir, records=None):
   """The summary object of one run workdir, or None when it has no results.json yet; `records` are its attack
   records when the caller has read them already (`attack_records`)."""
@@ -101,13 +137,14 @@ def summarise(workdir, records=None):
   if not config or not results:
     return None
   mig = mig_by_method(_read(os.path.join(workdir, "evaluation", "evaluation.json")))
-  row = {"run": os.path.basename(workdir), "model": config["model"],
-         "layers": int(config["layers"]) if config["model"] in HIERARCHICAL else 1,
+  layers = int(config["layers"]) if config["model"] in HIERARCHICAL else 1
+  row = {"run": os.path.basename(workdir), "model": config["model"], "layers": layers,
          "beta": float(config["beta"]), "seed": int(config["seed"]), "network": config["network"],
          "batch_size": int(config["batch_size"]), "learning_rate": float(config["learning_rate"]),
          "free_bits": float(config["free_bits"]), "train_steps": int(results["step"]),
          "images_seen": int(results["num_examples_seen"]), "epochs": results.get("epochs"),
-         "elbo": float(results["elbo"]), "mig_exact": mig["exact"], "mig_histogram": mig["histogram"]}
+         "elbo": float(results["elbo"]), "mig_exact": mig["exact"], "mig_histogram": mig["histogram"],
+         "kl_layers": _layer_kls(results, layers), "milestones": milestone_rows(workdir, layers)}
   records = attack_records(workdir) if records is None else records
   for mode in ATTACKS:
     part = all_layer_records(records, mode)
@@ -125,6 +162,11 @@ def main(root, out):
     if row is None:
       continue
     rows.append(row)
+    trajectory = training_history(workdir, _read(os.path.join(workdir, "config.json")))
+    if trajectory:
+      trajectory = {k: [_float32(v) for v in values] for k, values in trajectory.items()}
+      io_utils.atomic_write_text(os.path.join(os.path.dirname(out), TRAINING_DIR, f"{name}.json"),
+                                 json.dumps(dict(trajectory, run=name), separators=(",", ":")) + "\n")
     compact = compact_records(records)
     if compact:
       io_utils.atomic_write_text(records_path(os.path.dirname(out), name),

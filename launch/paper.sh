@@ -7,7 +7,9 @@
 # The grid: every family in HIERARCHIES at every L in LAYERS and beta in BETAS (Figures 3, 6-7), beta-TCVAEs at
 # every |z| in LATENT_DIMS and beta in BETAS (the beta x |z| grid of Figure J.35) and the vanilla VAE; or an explicit
 # RUNS list of family:L:beta[:latent_dim] entries. One workdir per model under ROOT. Re-running resumes unfinished
-# training and skips every stage whose outputs are newer than the run's latest checkpoint.
+# training and skips every stage whose outputs are newer than the run's latest checkpoint; re-running with a
+# larger STEPS trains every run on, after keeping its evaluation at the old budget in <workdir>/milestones/
+# (launch/milestone.py).
 #
 #   launch/paper.sh                                  # the full grid (hours on CPU; use a GPU, JOBS > 1 there)
 #   RUNS="vae:1:1 seatbelt:4:6" STEPS=500 launch/paper.sh
@@ -67,6 +69,9 @@ cell() {  # cell SEED RUN NAME WORKDIR: trains, evaluates and attacks one run (e
   if [ -n "${dim:-}" ]; then flags+=(--latent_dim="$dim"); fi
   if [ "$seed" != none ]; then flags+=(--seed="$seed"); fi
   echo "== $name"
+  if [ -f "$workdir/results.json" ]; then  # a finished run trained on further: keep its evaluation first
+    "$PYTHON" "$here/launch/milestone.py" "$workdir" "$STEPS" || { echo "failed: milestone of $workdir" >&2; exit 1; }
+  fi
   stage train "$ROOT/logs/$name.train.log" "${flags[@]}" --workdir="$workdir" --train_steps="$STEPS" --verbose=2
   checkpoint="$workdir/checkpoints/checkpoint"
   if [ ! "$workdir/evaluation/evaluation.json" -nt "$checkpoint" ]; then

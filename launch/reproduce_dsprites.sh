@@ -14,6 +14,11 @@
 #      output, both starts, neighbour restarts): the vanilla VAE, beta_tcvae at ROBUST_BETAS, beta_tcdlgm and
 #      seatbelt at L = 2 and 4 and ROBUST_BETAS (the L = 2 ones are phase 1's runs: only their attacks are new);
 #   3. the rest of J.2 and Figure 3: beta_tcvae at every beta of BETAS, the hierarchies at the betas phase 1 left;
+#   0. (only when PHASES names it) the budget probe: phase 1's cells for the first seed alone, trained on through
+#      every budget of PROBE_STEPS in turn and evaluated at each; a run trained on keeps its evaluation at every
+#      earlier budget (<workdir>/milestones/, launch/milestone.py), so the tables show whether more training
+#      changes J.2's answer before the other seeds are spent on a budget, e.g.
+#        PHASES=0 PROBE_STEPS="3600 7200 10800 18000" BAR_BETAS="4 8 1" launch/reproduce_dsprites.sh
 #   then --mode=report over every cell (ROOT/report/report.md). docs/reproduction/summary.json
 #   (launch/collect_reproduction.py; SUMMARY to write it elsewhere), the attacked runs' compact records beside it
 #   (attack_records/), and tables.md and its figures over seeds (launch/reproduction_tables.py: J.2's bar, Figure
@@ -22,10 +27,11 @@
 # Adam at 1e-3 (paper Appendix C; Chen et al.'s vae_quant.py defaults), the configs' free bits (0.05 nats per unit
 # for the hierarchies, paper Section 3; none for the VAE and beta-TCVAE), STEPS = 3600 = 10 epochs of dSprites.
 # The same script runs on a GPU machine unchanged (TensorFlow places the work there).
-# Environment: ROOT (runs/reproduce), SEEDS ("0 1 2"), BAR_BETAS ("1 4 8"), BETAS ("1 2 4 6 8 10"), ROBUST_BETAS
-# ("4 8"), NETWORK (mlp), BATCH (2048), LR (0.001), STEPS (3600), PAIRS (10), LAMBDAS (50), MIG_POINTS (0: the full
-# grid), PHASES ("1 2 3"), EXTRA (more flags for every launcher call; absl keeps a flag's last value, so EXTRA
-# overrides the recipe, e.g. EXTRA=--free_bits=0), SUMMARY, PYTHON.
+# Environment: ROOT (runs/reproduce), SEEDS ("0 1 2"), BAR_BETAS ("1 4 8"), BETAS ("1 2 4 6 8 10"), ROBUST_BETAS ("4
+# 8"), NETWORK (mlp), BATCH (2048), LR (0.001), STEPS (3600), PAIRS (10), LAMBDAS (50), MIG_POINTS (0: the full grid),
+# PHASES ("1 2 3"; 0 for the budget probe), PROBE_STEPS ("3600 7200 10800 18000"), EXTRA (more flags for every
+# launcher call; absl keeps a flag's last value, so EXTRA overrides the recipe, e.g. EXTRA=--free_bits=0), SUMMARY,
+# PYTHON.
 # Do not edit the checkout it runs from while it runs: TensorFlow's autograph re-reads Python source when it
 # traces a function, so an edit (even one that only shifts line numbers) can break a run mid-campaign (seen: a
 # hierarchy's evaluation traced the wrong method). Run long campaigns from a frozen copy, e.g.
@@ -38,6 +44,7 @@ BAR_BETAS=${BAR_BETAS:-"1 4 8"}
 BETAS=${BETAS:-"1 2 4 6 8 10"}
 ROBUST_BETAS=${ROBUST_BETAS:-"4 8"}
 PHASES=${PHASES:-"1 2 3"}
+PROBE_STEPS=${PROBE_STEPS:-"3600 7200 10800 18000"}
 export NETWORK=${NETWORK:-mlp}
 export STEPS=${STEPS:-3600}
 export PAIRS=${PAIRS:-10}
@@ -67,13 +74,17 @@ summarise() {  # summary.json, and the tables and figures over seeds beside it (
 }
 for phase in $PHASES; do
   case $phase in
+    0) for steps in $PROBE_STEPS; do
+         echo "== phase 0: budget probe, J.2's bar cells, seed ${SEEDS%% *}, $steps steps"
+         RUNS="$bar" ATTACK=0 SEEDS="${SEEDS%% *}" STEPS="$steps" "$here/launch/paper.sh"
+       done ;;
     1) echo "== phase 1: Table J.2's bar ($(wc -w <<< "$bar") cells x seeds $SEEDS)"
        RUNS="$bar" ATTACK=0 "$here/launch/paper.sh" ;;
     2) echo "== phase 2: robustness cells ($(wc -w <<< "$robust") cells x seeds $SEEDS)"
        RUNS="$robust" ATTACK=1 "$here/launch/paper.sh" ;;
     3) echo "== phase 3: the rest of J.2 and Figure 3 ($(wc -w <<< "$rest") cells x seeds $SEEDS)"
        RUNS="$rest" ATTACK=0 "$here/launch/paper.sh" ;;
-    *) echo "unknown phase '$phase' in PHASES (use 1, 2 and 3)" >&2; exit 2 ;;
+    *) echo "unknown phase '$phase' in PHASES (use 0, 1, 2 and 3)" >&2; exit 2 ;;
   esac
   summarise
 done

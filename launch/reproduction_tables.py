@@ -10,9 +10,13 @@
   (`seatbelt_tf.evaluation.seeds`), and each cell's -log p(x^t|z~) against the vanilla VAE's: harder to attack
   (intervals apart, higher), easier (apart, lower) or not separated.
 
-Reads only what launch/collect_reproduction.py wrote into OUT (summary.json and the compact attack records in
-OUT/attack_records/), so the tables can be rewritten from the repository alone. Writes OUT/tables.md,
-OUT/mig_vs_beta.png, OUT/elbo_vs_beta.png, OUT/attack_medians.png (atomically); with ROOT, the campaign's runs
+* the training budget: every budget each L = 2 run was evaluated at (ELBO, MIG, KL of z^L), and its per-epoch
+  KL of z^L and ELBO (OUT/training_top_layer.png).
+
+Reads only what launch/collect_reproduction.py wrote into OUT (summary.json, the compact attack records in
+OUT/attack_records/, the training curves in OUT/training/), so the tables can be rewritten from the repository
+alone. Writes OUT/tables.md, OUT/mig_vs_beta.png, OUT/elbo_vs_beta.png, OUT/training_top_layer.png,
+OUT/attack_medians.png (atomically); with ROOT, the campaign's runs
 folder, it also copies each attacked cell's lowest seed's attack grids at the displayed lambda into OUT/grids/
 (without it, the grids already there are shown).
 
@@ -28,6 +32,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from seatbelt_tf import io_utils, plotting  # noqa: E402
+from seatbelt_tf.data import dsprites  # noqa: E402
 from seatbelt_tf.evaluation import seeds as seed_stats  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -50,6 +55,12 @@ def load(out):
              "ROOT`.")
   with open(path) as f:
     rows = json.load(f)
+  for row in rows:
+    training = os.path.join(out, collect_reproduction.TRAINING_DIR, f"{row['run']}.json")
+    row["training"] = {}
+    if os.path.isfile(training):
+      with open(training) as f:
+        row["training"] = json.load(f)
   return [(row, collect_reproduction.read_compact_records(out, row["run"])) for row in rows]
 
 
@@ -90,6 +101,62 @@ def j2_section(runs):
                       f"{seed_stats.format_mean_sd(values)} | {bar_status(values, rule)} |")
   lines += ["", "| model | β | bar | exact MIG | status |", "|---|---|---|---|---|", *verdicts, ""]
   return lines
+
+
+def _number(value, spec):
+  return "—" if value is None else format(value, spec)
+
+
+def budget_section(runs):
+  """Per J.2 run, every budget it was evaluated at (its milestones, then its latest): ELBO, MIG of z^L by both
+  protocols and the held-out KL of z^L, to show whether more training changes the answer."""
+  rows = sorted((r for r, _ in runs if r["model"] in J2_FAMILIES and r["layers"] == 2),
+                key=lambda r: (r["model"], r["beta"], r["seed"]))
+  lines = ["## Training budget: does more training change J.2's answer?", "",
+           "Every budget each L = 2 run was evaluated at (a run trained on keeps its earlier evaluation: "
+           "launch/milestone.py). KL of z^L: held-out, nats, before β; MIG of z^L cannot be large while z^L holds "
+           "little information (a factor's entropy is 1.1 nats for shape, 3.5 for a position). The per-epoch "
+           "training curves are in `training/` and the figure below.", ""]
+  if not rows:
+    return lines + ["No L = 2 hierarchy has been evaluated yet.", ""]
+  lines += ["| run | epochs | ELBO | MIG exact | MIG histogram | KL of z^L |", "|---|---|---|---|---|---|"]
+  for row in rows:
+    for budget in [*row.get("milestones", []), row]:
+      kl_top = (budget.get("kl_layers") or [None])[-1]
+      lines.append(f"| {row['run']} | {_number(budget.get('epochs'), '.3g')} | {_number(budget.get('elbo'), '.2f')} "
+                   f"| {_number(budget.get('mig_exact'), '.3f')} | {_number(budget.get('mig_histogram'), '.3f')} "
+                   f"| {_number(kl_top, '.2f')} |")
+  return lines + [""]
+
+
+def plot_training(runs, path):
+  """The per-epoch training KL of z^L and ELBO of the L = 2 runs, one column per family, colour by beta."""
+  rows = [r for r, _ in runs if r["model"] in J2_FAMILIES and r["layers"] == 2 and r.get("training")]
+  if not rows:
+    return False
+  plt = plotting.pyplot()
+  fig, axes = plt.subplots(2, len(J2_FAMILIES), figsize=(11, 6.4), sharex=True, squeeze=False)
+  betas = sorted({r["beta"] for r in rows})
+  colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, max(len(betas), 1)))
+  styles = ("-", "--", ":", "-.")
+  for column, model in enumerate(J2_FAMILIES):
+    for row in (r for r in rows if r["model"] == model):
+      h = row["training"]
+      epochs = np.asarray(h["images"], np.float64) / dsprites.NUM_EXAMPLES
+      colour = colours[betas.index(row["beta"])]
+      label = f"β = {row['beta']:g}, seed {row['seed']}"
+      for axis_row, key in enumerate((f"kl_{row['layers']}", "elbo")):
+        values = np.asarray([np.nan if v is None else v for v in h.get(key, [])], np.float64)
+        if len(values) == len(epochs):
+          axes[axis_row, column].plot(epochs, values, styles[row["seed"] % len(styles)], color=colour,
+                                      label=label)
+    axes[0, column].set_title(f"{cell_label(model, 2)}: KL of z^L (training batches, nats)")
+    axes[1, column].set_title(f"{cell_label(model, 2)}: training ELBO")
+    axes[1, column].set_xlabel("epochs")
+    axes[0, column].legend(fontsize=7)
+  plotting.save(fig, path)
+  plt.close(fig)
+  return True
 
 
 def figure3_section(runs):
@@ -258,11 +325,13 @@ def main(out, root=None):
            f"(seeds {', '.join(str(s) for s in seeds)}; training steps {', '.join(str(s) for s in steps)}; "
            f"epochs {', '.join(f'{e:g}' for e in epochs)}). Every run's numbers are in `summary.json`, its attack "
            "records in `attack_records/`.", "",
-           *j2_section(runs), *figure3_section(runs), *robustness]
+           *j2_section(runs), *budget_section(runs), *figure3_section(runs), *robustness]
   os.makedirs(out, exist_ok=True)
   plot_mig(runs, os.path.join(out, "mig_vs_beta.png"))
   plot_elbo(runs, os.path.join(out, "elbo_vs_beta.png"))
   lines += ["![MIG against beta](mig_vs_beta.png)", "", "![ELBO against beta](elbo_vs_beta.png)", ""]
+  if plot_training(runs, os.path.join(out, "training_top_layer.png")):
+    lines += ["![KL of z^L and ELBO during training](training_top_layer.png)", ""]
   if stats:
     plot_attacks(stats, os.path.join(out, "attack_medians.png"))
     lines += ["![attack medians](attack_medians.png)", "", *copy_grids(runs, out, root)]

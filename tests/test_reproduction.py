@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -56,8 +57,10 @@ def _run(root, model, layers, beta, seed, mig_exact, elbo, target_nll=None):
   workdir = os.path.join(root, name)
   os.makedirs(os.path.join(workdir, "evaluation"))
   config = {"model": model, "layers": layers, "beta": beta, "seed": seed, "network": "mlp", "batch_size": 2048,
-            "learning_rate": 1e-3, "free_bits": 0.05 if layers > 1 else 0.0}
+            "learning_rate": 1e-3, "free_bits": 0.05 if layers > 1 else 0.0, "steps_per_epoch": 200}
   results = {"step": 3600, "num_examples_seen": 3600 * 2048, "epochs": 10.0, "elbo": elbo}
+  if layers > 1:
+    results.update(kl_1=10.0, kl_2=2.0 + beta / 10)
   evaluation = {"mig_methods": {"exact": {"mig": mig_exact}, "histogram": {"mig": mig_exact + 0.01}}}
   for path, obj in (("config.json", config), ("results.json", results),
                     ("evaluation/evaluation.json", evaluation)):
@@ -73,6 +76,27 @@ def _run(root, model, layers, beta, seed, mig_exact, elbo, target_nll=None):
       json.dump(records, f)
 
 
+def _milestone(workdir, step, mig_exact, elbo, kl_top):
+  folder = os.path.join(workdir, "milestones", f"step{step}")
+  os.makedirs(folder)
+  for name, obj in (("results.json", {"step": step, "num_examples_seen": step * 2048, "epochs": step / 360.0,
+                                      "elbo": elbo, "kl_1": 9.0, "kl_2": kl_top}),
+                    ("evaluation.json", {"mig_methods": {"exact": {"mig": mig_exact}}})):
+    with open(os.path.join(folder, name), "w") as f:
+      json.dump(obj, f)
+
+
+def _event_file(workdir, metrics, first_epoch=0):
+  """A TensorBoard training log as Keras's callback writes it: one `epoch_<metric>` scalar per epoch."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard", "train"))
+  with writer.as_default():
+    for name, values in metrics.items():
+      for epoch, value in enumerate(values):
+        tf.summary.scalar(f"epoch_{name}", value, step=first_epoch + epoch)
+  writer.close()
+
+
 def test_summary_and_tables_of_a_fabricated_campaign(tmp_path):
   root, out = str(tmp_path / "runs"), str(tmp_path / "docs")
   for seed in range(3):
@@ -81,6 +105,11 @@ def test_summary_and_tables_of_a_fabricated_campaign(tmp_path):
     _run(root, "beta_tcdlgm", 2, 8.0, seed, [0.30, 0.40, 0.35][seed], -90.0)  # mean 0.35
     _run(root, "vae", 1, 1.0, seed, 0.02, -75.0, target_nll=100.0)
   _run(root, "beta_tcdlgm", 2, 4.0, 0, 0.3, -88.0)  # one seed only
+  # One run trained on from 1800 steps: its earlier evaluation kept (launch/milestone.py), its training curves in
+  # TensorBoard.
+  workdir = os.path.join(root, "seatbelt_L2_beta1.0_seed0")
+  _milestone(workdir, 1800, mig_exact=0.01, elbo=-95.0, kl_top=0.5)
+  _event_file(workdir, {"kl_2": [0.9, 0.6, 1.4], "elbo": [-400.0, -120.0, -100.0]})
   for seed in (0, 1):  # the cell's lowest seed's grid is the one shown
     with open(os.path.join(root, f"seatbelt_L2_beta4.0_seed{seed}", "attacks", "grid_latent_all.png"), "wb") as f:
       f.write(b"grid of seed %d" % seed)
@@ -99,6 +128,16 @@ def test_summary_and_tables_of_a_fabricated_campaign(tmp_path):
              for r in attacked)
   assert all(r["latent_target_nll_median"] is None for r in rows if r["beta"] == 1.0 and r["model"] != "vae")
   tables = open(os.path.join(out, "tables.md")).read()
+  extended = [r for r in rows if r["run"] == "seatbelt_L2_beta1.0_seed0"][0]
+  assert extended["kl_layers"] == [10.0, 2.1] and extended["milestones"] == [
+      {"train_steps": 1800, "images_seen": 1800 * 2048, "epochs": 5.0, "elbo": -95.0, "mig_exact": 0.01,
+       "mig_histogram": None, "kl_layers": [9.0, 0.5]}]
+  assert "| seatbelt_L2_beta1.0_seed0 | 5 | -95.00 | 0.010 | — | 0.50 |" in tables
+  assert "| seatbelt_L2_beta1.0_seed0 | 10 | -80.00 | 0.050 | 0.060 | 2.10 |" in tables
+  training = json.load(open(os.path.join(out, "training", "seatbelt_L2_beta1.0_seed0.json")))
+  assert training["epoch"] == [0, 1, 2] and training["images"] == [409600, 819200, 1228800]
+  np.testing.assert_allclose(training["kl_2"], [0.9, 0.6, 1.4], rtol=1e-6)
+  assert os.listdir(os.path.join(out, "training")) == ["seatbelt_L2_beta1.0_seed0.json"]
   assert "| Seatbelt-VAE, L = 2 | 1 | MIG <= 0.10 | 0.060 ± 0.010 (n = 3) | met |" in tables
   assert "| Seatbelt-VAE, L = 2 | 4 | MIG >= 0.25 | 0.200 ± 0.100 (n = 3) | not met |" in tables
   assert "| β-TC DLGM, L = 2 | 8 | MIG >= 0.25 | 0.350 ± 0.050 (n = 3) | met |" in tables
@@ -111,7 +150,7 @@ def test_summary_and_tables_of_a_fabricated_campaign(tmp_path):
   assert open(grid, "rb").read() == b"grid of seed 0" and os.listdir(os.path.join(out, "grids")) == [
       os.path.basename(grid)]
   assert "](grids/seatbelt_L2_beta4.0_seed0_latent.png)" in tables
-  for name in ("mig_vs_beta.png", "elbo_vs_beta.png", "attack_medians.png"):
+  for name in ("mig_vs_beta.png", "elbo_vs_beta.png", "attack_medians.png", "training_top_layer.png"):
     assert os.path.getsize(os.path.join(out, name)) > 1000
   # The committed files alone rewrite the same tables: the runs' workdirs are not needed.
   assert sorted(os.listdir(os.path.join(out, "attack_records"))) == sorted(
@@ -149,3 +188,44 @@ def test_compact_attack_records_round_trip_at_float32_precision():
   broken["latent"]["target_nll"].pop()
   with pytest.raises(ValueError, match="target_nll"):
     collect_reproduction.expand_records(broken)
+
+
+def test_history_reads_every_epoch_and_a_resumed_run_s_newest_value(tmp_path):
+  from seatbelt_tf.evaluation import history  # pylint: disable=import-outside-toplevel
+  workdir = str(tmp_path)
+  assert history.read_epoch_history(workdir) == {}
+  _event_file(workdir, {"kl_2": [1.0, 2.0, 3.0], "elbo": [-9.0, -8.0, -7.0], "learning_rate": [1e-3] * 3})
+  time.sleep(1.1)  # event files are named by their creation second
+  _event_file(workdir, {"kl_2": [30.0, 4.0]}, first_epoch=2)  # resumed in epoch 2, then epoch 3
+  h = history.read_epoch_history(workdir)
+  assert h["epoch"] == [0, 1, 2, 3] and "learning_rate" not in h
+  np.testing.assert_allclose(h["kl_2"], [1.0, 2.0, 30.0, 4.0])
+  np.testing.assert_allclose(h["elbo"][:3], [-9.0, -8.0, -7.0])
+  assert h["elbo"][3] is None
+
+
+def test_milestone_keeps_a_finished_evaluation_once_and_only_of_its_checkpoint(tmp_path):
+  sys.path.insert(0, os.path.join(REPO, "launch"))
+  import milestone  # pylint: disable=import-outside-toplevel
+  workdir = str(tmp_path / "run")
+  for path in ("checkpoints", "evaluation", "attacks"):
+    os.makedirs(os.path.join(workdir, path))
+
+  def write(path, obj, age):
+    full = os.path.join(workdir, path)
+    with open(full, "w") as f:
+      json.dump(obj, f)
+    os.utime(full, (time.time() - age, time.time() - age))
+
+  write("attacks/attack_results.json", [{"old": True}], 100)  # attacked at an earlier checkpoint
+  write("checkpoints/checkpoint", {}, 50)
+  write("results.json", {"step": 1800}, 40)
+  assert milestone.archive(workdir, 3600) is None  # not evaluated at its checkpoint
+  write("evaluation/evaluation.json", {"mig": 0.1}, 30)
+  assert milestone.archive(workdir, 1800) is None  # already at the budget
+  kept = milestone.archive(workdir, 3600)
+  assert kept == os.path.join(workdir, "milestones", "step1800")
+  assert sorted(os.listdir(kept)) == ["evaluation.json", "results.json"]  # not the older attacks
+  assert milestone.archive(workdir, 3600) is None  # kept once
+  assert milestone.milestones(workdir) == [(1800, {"evaluation.json": {"mig": 0.1}, "results.json": {"step": 1800}})]
+  assert os.listdir(os.path.join(workdir, "milestones")) == ["step1800"]  # no temporary folder left
