@@ -135,10 +135,11 @@ def plot_training(runs, path):
   if not rows:
     return False
   plt = plotting.pyplot()
-  fig, axes = plt.subplots(2, len(J2_FAMILIES), figsize=(11, 6.4), sharex=True, squeeze=False)
+  fig, axes = plt.subplots(2, len(J2_FAMILIES), figsize=(11, 6.4), sharex=True, sharey="row", squeeze=False)
   betas = sorted({r["beta"] for r in rows})
   colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, max(len(betas), 1)))
   styles = ("-", "--", ":", "-.")
+  elbo_floor = []  # the lowest training ELBO after the first 1.5 epochs: the first epoch's would flatten the rest
   for column, model in enumerate(J2_FAMILIES):
     for row in (r for r in rows if r["model"] == model):
       h = row["training"]
@@ -150,10 +151,14 @@ def plot_training(runs, path):
         if len(values) == len(epochs):
           axes[axis_row, column].plot(epochs, values, styles[row["seed"] % len(styles)], color=colour,
                                       label=label)
+          if key == "elbo" and np.any(np.isfinite(values[epochs >= 1.5])):
+            elbo_floor.append(np.nanmin(values[epochs >= 1.5]))
     axes[0, column].set_title(f"{cell_label(model, 2)}: KL of z^L (training batches, nats)")
     axes[1, column].set_title(f"{cell_label(model, 2)}: training ELBO")
     axes[1, column].set_xlabel("epochs")
     axes[0, column].legend(fontsize=7)
+  if elbo_floor:
+    axes[1, 0].set_ylim(bottom=min(elbo_floor) - 5.0)
   plotting.save(fig, path)
   plt.close(fig)
   return True
