@@ -14,10 +14,10 @@
 #      output, both starts, neighbour restarts): the vanilla VAE, beta_tcvae at ROBUST_BETAS, beta_tcdlgm and
 #      seatbelt at L = 2 and 4 and ROBUST_BETAS (the L = 2 ones are phase 1's runs: only their attacks are new);
 #   3. the rest of J.2 and Figure 3: beta_tcvae at every beta of BETAS, the hierarchies at the betas phase 1 left;
-#   0. (only when PHASES names it) the budget probe: phase 1's cells for the first seed alone, trained on through
-#      every budget of PROBE_STEPS in turn and evaluated at each; a run trained on keeps its evaluation at every
-#      earlier budget (<workdir>/milestones/, launch/milestone.py), so the tables show whether more training
-#      changes J.2's answer before the other seeds are spent on a budget, e.g.
+#   0. (only when PHASES names it) the budget probe: phase 1's cells for the first seed alone, one cell at a time
+#      trained on through every budget of PROBE_STEPS and evaluated (and summarised) at each; a run trained on
+#      keeps its evaluation at every earlier budget (<workdir>/milestones/, launch/milestone.py), so the tables
+#      show whether more training changes J.2's answer before the other seeds are spent on a budget, e.g.
 #        PHASES=0 PROBE_STEPS="3600 7200 10800 18000" BAR_BETAS="4 8 1" launch/reproduce_dsprites.sh
 #   then --mode=report over every cell (ROOT/report/report.md). docs/reproduction/summary.json
 #   (launch/collect_reproduction.py; SUMMARY to write it elsewhere), the attacked runs' compact records beside it
@@ -74,9 +74,12 @@ summarise() {  # summary.json, and the tables and figures over seeds beside it (
 }
 for phase in $PHASES; do
   case $phase in
-    0) for steps in $PROBE_STEPS; do
-         echo "== phase 0: budget probe, J.2's bar cells, seed ${SEEDS%% *}, $steps steps"
-         RUNS="$bar" ATTACK=0 SEEDS="${SEEDS%% *}" STEPS="$steps" "$here/launch/paper.sh"
+    0) for run in $bar; do  # one cell through every budget, then the next: its whole curve comes first
+         for steps in $PROBE_STEPS; do
+           echo "== phase 0: budget probe, $run, seed ${SEEDS%% *}, $steps steps"
+           RUNS="$run" ATTACK=0 SEEDS="${SEEDS%% *}" STEPS="$steps" "$here/launch/paper.sh"
+           summarise
+         done
        done ;;
     1) echo "== phase 1: Table J.2's bar ($(wc -w <<< "$bar") cells x seeds $SEEDS)"
        RUNS="$bar" ATTACK=0 "$here/launch/paper.sh" ;;
