@@ -325,7 +325,7 @@ def main(out, root=None):
   steps = sorted({r["train_steps"] for r, _ in runs})
   epochs = sorted({float(f"{r['epochs'] or 0:.3g}") for r, _ in runs})
   lines = ["# Reproduction campaign: tables over seeds", "",
-           f"Written by `python launch/reproduction_tables.py {out}` from {len(runs)} trained "
+           f"Written by `launch/reproduction_tables.py` from {len(runs)} trained "
            f"run{'s' if len(runs) != 1 else ''} "
            f"(seeds {', '.join(str(s) for s in seeds)}; training steps {', '.join(str(s) for s in steps)}; "
            f"epochs {', '.join(f'{e:g}' for e in epochs)}). Every run's numbers are in `summary.json`, its attack "
