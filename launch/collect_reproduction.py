@@ -108,11 +108,14 @@ def _layer_kls(results, layers):
   return [results.get(f"kl_{i}") for i in range(1, layers + 1)]
 
 
-def milestone_rows(workdir, layers):
+def milestone_rows(workdir, layers, current_step):
   """The run's earlier budgets (launch/milestone.py): [{train_steps, images_seen, epochs, elbo, mig_exact,
-  mig_histogram, kl_layers}], by step."""
+  mig_histogram, kl_layers}], by step; those before `current_step` only (while training extends a run, its
+  results are still the kept budget's)."""
   out = []
   for step, files in milestone.milestones(workdir):
+    if step >= current_step:
+      continue
     results = files.get("results.json") or {}
     mig = mig_by_method(files.get("evaluation.json"))
     out.append({"train_steps": step, "images_seen": results.get("num_examples_seen"),
@@ -144,7 +147,7 @@ def summarise(workdir, records=None):
          "free_bits": float(config["free_bits"]), "train_steps": int(results["step"]),
          "images_seen": int(results["num_examples_seen"]), "epochs": results.get("epochs"),
          "elbo": float(results["elbo"]), "mig_exact": mig["exact"], "mig_histogram": mig["histogram"],
-         "kl_layers": _layer_kls(results, layers), "milestones": milestone_rows(workdir, layers)}
+         "kl_layers": _layer_kls(results, layers), "milestones": milestone_rows(workdir, layers, int(results["step"]))}
   records = attack_records(workdir) if records is None else records
   for mode in ATTACKS:
     part = all_layer_records(records, mode)

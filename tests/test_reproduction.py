@@ -109,6 +109,8 @@ def test_summary_and_tables_of_a_fabricated_campaign(tmp_path):
   # TensorBoard.
   workdir = os.path.join(root, "seatbelt_L2_beta1.0_seed0")
   _milestone(workdir, 1800, mig_exact=0.01, elbo=-95.0, kl_top=0.5)
+  # One run being trained on: its results are still those of its kept budget, listed once.
+  _milestone(os.path.join(root, "beta_tcdlgm_L2_beta8.0_seed1"), 3600, mig_exact=0.4, elbo=-90.0, kl_top=2.9)
   _event_file(workdir, {"kl_2": [0.9, 0.6, 1.4], "elbo": [-400.0, -120.0, -100.0]})
   for seed in (0, 1):  # the cell's lowest seed's grid is the one shown
     with open(os.path.join(root, f"seatbelt_L2_beta4.0_seed{seed}", "attacks", "grid_latent_all.png"), "wb") as f:
@@ -134,6 +136,8 @@ def test_summary_and_tables_of_a_fabricated_campaign(tmp_path):
        "mig_histogram": None, "kl_layers": [9.0, 0.5]}]
   assert "| seatbelt_L2_beta1.0_seed0 | 5 | -95.00 | 0.010 | — | 0.50 |" in tables
   assert "| seatbelt_L2_beta1.0_seed0 | 10 | -80.00 | 0.050 | 0.060 | 2.10 |" in tables
+  assert [r for r in rows if r["run"] == "beta_tcdlgm_L2_beta8.0_seed1"][0]["milestones"] == []
+  assert tables.count("| beta_tcdlgm_L2_beta8.0_seed1 |") == 1
   training = json.load(open(os.path.join(out, "training", "seatbelt_L2_beta1.0_seed0.json")))
   assert training["epoch"] == [0, 1, 2] and training["images"] == [409600, 819200, 1228800]
   np.testing.assert_allclose(training["kl_2"], [0.9, 0.6, 1.4], rtol=1e-6)
