@@ -101,6 +101,21 @@ def read_compact_records(summary_dir, run):
   return expand_records(compact) if compact else []
 
 
+def training_path(summary_dir, run):
+  """Where a run's per-epoch training curves live beside the summary."""
+  return os.path.join(summary_dir, TRAINING_DIR, f"{run}.json")
+
+
+def read_training(summary_dir, run):
+  """A run's per-epoch training curves from beside the summary, {} when it has none."""
+  return _read(training_path(summary_dir, run)) or {}
+
+
+def _write_compact(path, columns, run):
+  """Writes {field: column} and the run's name as one-line JSON, atomically."""
+  io_utils.atomic_write_text(path, json.dumps(dict(columns, run=run), separators=(",", ":")) + "\n")
+
+
 def _layer_kls(results, layers):
   """[KL of z^1, ..., KL of z^L] (held-out, nats, before beta) from a results.json, None where missing."""
   if layers == 1:
@@ -167,13 +182,11 @@ def main(root, out):
     rows.append(row)
     trajectory = training_history(workdir, _read(os.path.join(workdir, "config.json")))
     if trajectory:
-      trajectory = {k: [_float32(v) for v in values] for k, values in trajectory.items()}
-      io_utils.atomic_write_text(os.path.join(os.path.dirname(out), TRAINING_DIR, f"{name}.json"),
-                                 json.dumps(dict(trajectory, run=name), separators=(",", ":")) + "\n")
+      _write_compact(training_path(os.path.dirname(out), name),
+                     {k: [_float32(v) for v in values] for k, values in trajectory.items()}, name)
     compact = compact_records(records)
     if compact:
-      io_utils.atomic_write_text(records_path(os.path.dirname(out), name),
-                                 json.dumps(dict(compact, run=name), separators=(",", ":")) + "\n")
+      _write_compact(records_path(os.path.dirname(out), name), compact, name)
       attacked += 1
   if not rows:
     sys.exit(f"No trained runs (config.json + results.json) under {root}.")

@@ -56,11 +56,7 @@ def load(out):
   with open(path) as f:
     rows = json.load(f)
   for row in rows:
-    training = os.path.join(out, collect_reproduction.TRAINING_DIR, f"{row['run']}.json")
-    row["training"] = {}
-    if os.path.isfile(training):
-      with open(training) as f:
-        row["training"] = json.load(f)
+    row["training"] = collect_reproduction.read_training(out, row["run"])
   return [(row, collect_reproduction.read_compact_records(out, row["run"])) for row in rows]
 
 
