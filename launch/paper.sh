@@ -9,7 +9,7 @@
 # RUNS list of family:L:beta[:latent_dim] entries. One workdir per model under ROOT. Re-running resumes unfinished
 # training and skips every stage whose outputs are newer than the run's latest checkpoint; re-running with a
 # larger STEPS trains every run on, after keeping its evaluation at the old budget in <workdir>/milestones/
-# (launch/milestone.py).
+# (launch/milestone.py); a run whose checkpoint is already past STEPS is left as it is (not evaluated off budget).
 #
 #   launch/paper.sh                                  # the full grid (hours on CPU; use a GPU, JOBS > 1 there)
 #   RUNS="vae:1:1 seatbelt:4:6" STEPS=500 launch/paper.sh
@@ -59,8 +59,12 @@ stage() {  # stage NAME LOG ARGS...: runs one launcher call, its output in LOG, 
   "$PYTHON" -m seatbelt_tf.launch "$@" $EXTRA > "$log" 2>&1 || { echo "failed: see $log" >&2; tail -5 "$log" >&2; exit 1; }
 }
 
+checkpoint_step() {  # checkpoint_step WORKDIR: the step of WORKDIR's latest checkpoint (ckpt-<step>), or nothing
+  sed -n 's/^model_checkpoint_path: "ckpt-\([0-9]*\)"$/\1/p' "$1/checkpoints/checkpoint" 2> /dev/null || true
+}
+
 cell() {  # cell SEED RUN NAME WORKDIR: trains, evaluates and attacks one run (each stage skipped where it is done)
-  local seed=$1 run=$2 name=$3 workdir=$4 family layers beta dim flags checkpoint
+  local seed=$1 run=$2 name=$3 workdir=$4 family layers beta dim flags checkpoint at
   IFS=: read -r family layers beta dim <<< "$run"
   flags=(--flagfile="$here/configs/$family.cfg" --beta="$beta" --network="$NETWORK")
   case "$family" in
@@ -69,6 +73,11 @@ cell() {  # cell SEED RUN NAME WORKDIR: trains, evaluates and attacks one run (e
   if [ -n "${dim:-}" ]; then flags+=(--latent_dim="$dim"); fi
   if [ "$seed" != none ]; then flags+=(--seed="$seed"); fi
   echo "== $name"
+  at=$(checkpoint_step "$workdir")
+  if [ -n "$at" ] && [ "$at" -gt "$STEPS" ]; then  # e.g. the budget probe resumed: never evaluate an off-budget step
+    echo "  its checkpoint is at step $at, past STEPS=$STEPS: left as it is (STEPS >= $at trains and evaluates it)"
+    return 0
+  fi
   if [ -f "$workdir/results.json" ]; then  # a finished run trained on further: keep its evaluation first
     "$PYTHON" "$here/launch/milestone.py" "$workdir" "$STEPS" || { echo "failed: milestone of $workdir" >&2; exit 1; }
   fi

@@ -233,3 +233,33 @@ def test_milestone_keeps_a_finished_evaluation_once_and_only_of_its_checkpoint(t
   assert milestone.archive(workdir, 3600) is None  # kept once
   assert milestone.milestones(workdir) == [(1800, {"evaluation.json": {"mig": 0.1}, "results.json": {"step": 1800}})]
   assert os.listdir(os.path.join(workdir, "milestones")) == ["step1800"]  # no temporary folder left
+
+
+def test_paper_sh_leaves_a_run_whose_checkpoint_is_past_steps_alone(tmp_path):
+  """A resumed budget probe asks for budgets a run has passed (phase 0 walks 3600, 7200, ... again): paper.sh must
+  neither train nor evaluate such a run (an evaluation there would be of an off-budget checkpoint), and must still
+  train and evaluate it once STEPS reaches its checkpoint. The launcher is replaced by a script that logs its
+  arguments."""
+  calls = tmp_path / "calls.log"
+  fake = tmp_path / "python"
+  fake.write_text(f'#!/usr/bin/env bash\necho "$*" >> {calls}\n')
+  fake.chmod(0o755)
+  root = tmp_path / "root"
+  os.makedirs(root / "vae_L1_beta1" / "checkpoints")
+  (root / "vae_L1_beta1" / "checkpoints" / "checkpoint").write_text(
+      'model_checkpoint_path: "ckpt-500"\nall_model_checkpoint_paths: "ckpt-500"\n')
+  env = dict(os.environ, ROOT=str(root), RUNS="vae:1:1", ATTACK="0", PYTHON=str(fake), NETWORK="mlp")
+
+  def run(steps):
+    calls.write_text("")
+    out = subprocess.run(["bash", os.path.join(REPO, "launch", "paper.sh")], env=dict(env, STEPS=str(steps)),
+                         capture_output=True, text=True, check=True).stdout
+    return out, calls.read_text().splitlines()
+
+  out, made = run(200)
+  assert "checkpoint is at step 500, past STEPS=200" in out
+  assert [c for c in made if "--mode=report" not in c] == []  # no train, no evaluate, no milestone
+  out, made = run(500)
+  assert "past STEPS" not in out
+  assert any("--train_steps=500" in c for c in made)
+  assert any("--mode=evaluate" in c for c in made)
