@@ -233,18 +233,29 @@ def expand_flagfiles(argv, _seen=None):
   return out
 
 
-def config_from_flags():
-  """The `RunConfig` described by the parsed flags, validated."""
+def _settings_from_flags():
+  """The `RunConfig` of the parsed flags, validated by `RunConfig.validate` (plain Python: no TensorFlow yet)."""
   if not FLAGS.workdir:
     raise app.UsageError("--workdir is required: the folder for checkpoints and results.")
-  for name, registry in _registry_names().items():
-    if FLAGS[name].value not in registry:
-      raise app.UsageError(f"Unknown --{name}={FLAGS[name].value!r}: choose one of {', '.join(sorted(registry))}.")
   fields = set(config_lib.RunConfig(workdir="x").flat())
   try:
     return config_lib.RunConfig.from_flat({name: FLAGS[name].value for name in fields}).validate()
   except ValueError as e:
     raise app.UsageError(str(e)) from e
+
+
+def _check_registry_names():
+  """Refuses a --dataset, --model or --network that is not in its registry (importing them loads TensorFlow)."""
+  for name, registry in _registry_names().items():
+    if FLAGS[name].value not in registry:
+      raise app.UsageError(f"Unknown --{name}={FLAGS[name].value!r}: choose one of {', '.join(sorted(registry))}.")
+
+
+def config_from_flags():
+  """The `RunConfig` described by the parsed flags, validated."""
+  config = _settings_from_flags()
+  _check_registry_names()
+  return config
 
 
 # --mode -> the module of seatbelt_tf.modes whose function of the same name runs it (imported on use, so a launch
@@ -274,8 +285,10 @@ def main(argv):
   if not FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
     std_logging.getLogger("tensorflow").setLevel(std_logging.WARNING)
+  # Settings that plain Python can check are refused before TensorFlow's seconds of start-up.
+  config = _settings_from_flags()
   startup.import_tensorflow_quietly()  # (TensorFlow's benign start-up lines dropped, real errors kept)
-  config = config_from_flags()
+  _check_registry_names()
   try:
     results = run_mode(config)
   except (ValueError, FileNotFoundError, FloatingPointError) as e:

@@ -179,6 +179,25 @@ def test_command_line_refuses_bad_input_with_a_clear_message(tmp_path, args, mes
   assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("args,message", [
+    (["--workdir="], "--workdir is required"),
+    (["--learning_rate=0"], "learning_rate=0.0 must be > 0"),
+    (["--model=seatbelt", "--layers=3", "--z_sizes=8,4"], "layers=3 needs at least 3 entries in z_sizes=[8, 4]"),
+])
+def test_settings_plain_python_can_check_are_refused_before_tensorflow_loads(tmp_path, args, message):
+  """A typo in a setting costs the user a fraction of a second, not TensorFlow's start-up: the launcher runs
+  `RunConfig.validate` before it imports TensorFlow (the registry names, which need the models, are checked
+  after)."""
+  script = ("import sys; from seatbelt_tf import launch\n"
+            f"sys.argv = ['launch', '--flagfile=configs/tiny.cfg', '--workdir={tmp_path / 'w'}', *{args!r}]\n"
+            "try:\n  launch.run()\nexcept SystemExit as e:\n"
+            "  print('exit', e.code, 'tensorflow' in sys.modules, file=sys.stderr)\n")
+  proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert message in proc.stderr, proc.stderr[-2000:]
+  assert "exit 1 False" in proc.stderr, proc.stderr[-2000:]
+  assert not (tmp_path / "w").exists()
+
+
 def test_train_steps_need_not_be_a_multiple_of_steps_per_epoch(tiny):
   results = train_mode.train(tiny(train_steps=5, steps_per_epoch=3))
   assert results["step"] == 5
