@@ -74,6 +74,27 @@ def bar_status(values, rule):
   return "met" if ok else "not met"
 
 
+def _epochs(rows):
+  """The distinct training budgets (epochs, 3 significant digits) of `rows`, sorted."""
+  return sorted({float(f"{r['epochs'] or 0:.3g}") for r in rows})
+
+
+def _at_budget(text, rows, mixed):
+  """`text` (a cell's number), followed by its runs' budgets when the table's cells were trained for different
+  budgets, so a cell is never read against another of a different budget unawares."""
+  return f"{text} at {'/'.join(f'{e:g}' for e in _epochs(rows))} ep" if mixed and rows else text
+
+
+def mixed_budget_note(rows):
+  """A warning line when `rows` were trained for different budgets, else None."""
+  epochs = _epochs(rows)
+  if len(epochs) < 2:
+    return None
+  return (f"**The runs here were trained for different budgets** ({', '.join(f'{e:g}' for e in epochs)} epochs; "
+          "each cell says its own): compare cells at the same budget only. The training-budget section lists every "
+          "run at every budget it was evaluated at.")
+
+
 def j2_section(runs):
   rows = [r for r, _ in runs if r["model"] in J2_FAMILIES and r["layers"] == 2]
   betas = sorted({r["beta"] for r in rows})
@@ -83,18 +104,25 @@ def j2_section(runs):
            "judged on the exact protocol's seed means, three seeds per cell.", ""]
   if not rows:
     return lines + ["No L = 2 hierarchy has been evaluated yet.", ""]
+  note = mixed_budget_note(rows)
+  mixed = note is not None
+  if mixed:
+    lines += [note, ""]
   lines += ["| model | protocol | " + " | ".join(f"β = {b:g}" for b in betas) + " |",
             "|---|---|" + "---|" * len(betas)]
   verdicts = []
   for model in J2_FAMILIES:
     for protocol in ("exact", "histogram"):
-      cells = [seed_stats.format_mean_sd([r[f"mig_{protocol}"] for r in rows
-                                          if r["model"] == model and r["beta"] == b]) for b in betas]
+      cells = []
+      for b in betas:
+        cell = [r for r in rows if r["model"] == model and r["beta"] == b]
+        cells.append(_at_budget(seed_stats.format_mean_sd([r[f"mig_{protocol}"] for r in cell]), cell, mixed))
       lines.append(f"| {cell_label(model, 2)} | {protocol} | " + " | ".join(cells) + " |")
     for beta, rule in J2_BAR.items():
-      values = [r["mig_exact"] for r in rows if r["model"] == model and r["beta"] == beta]
+      cell = [r for r in rows if r["model"] == model and r["beta"] == beta]
+      values = [r["mig_exact"] for r in cell]
       verdicts.append(f"| {cell_label(model, 2)} | {beta:g} | MIG {rule[0]} {rule[1]:.2f} | "
-                      f"{seed_stats.format_mean_sd(values)} | {bar_status(values, rule)} |")
+                      f"{_at_budget(seed_stats.format_mean_sd(values), cell, mixed)} | {bar_status(values, rule)} |")
   lines += ["", "| model | β | bar | exact MIG | status |", "|---|---|---|---|---|", *verdicts, ""]
   return lines
 
@@ -164,6 +192,9 @@ def figure3_section(runs):
   lines = ["## Figure 3: held-out ELBO without β against β", "",
            "Mean ± sample sd over seeds; the change from β = 1 is paired by seed (a cell's seeds against the same "
            "seeds' β = 1 runs).", "", "| model | β | ELBO | change from β = 1 |", "|---|---|---|---|"]
+  note = mixed_budget_note([r for r, _ in runs if (r["model"], r["layers"]) in FIGURE3])
+  if note:
+    lines[2:2] = [note, ""]
   found = False
   for model, layers in FIGURE3:
     rows = [r for r, _ in runs if r["model"] == model and r["layers"] == layers]
@@ -172,7 +203,7 @@ def figure3_section(runs):
       cell = [r for r in rows if r["beta"] == beta]
       change = [r["elbo"] - reference[r["seed"]] for r in cell if r["seed"] in reference]
       lines.append(f"| {cell_label(model, layers)} | {beta:g} | "
-                   f"{seed_stats.format_mean_sd([r['elbo'] for r in cell], '.2f')} | "
+                   f"{_at_budget(seed_stats.format_mean_sd([r['elbo'] for r in cell], '.2f'), cell, bool(note))} | "
                    f"{seed_stats.format_mean_sd(change, '.2f') if beta != 1.0 else '0'} |")
       found = True
   return lines + ([""] if found else ["", "No run of these families has been evaluated yet.", ""])
@@ -266,7 +297,8 @@ def plot_mig(runs, path):
       ax.scatter([r["beta"] for r in rows], [r[f"mig_{protocol}"] for r in rows], s=12, alpha=0.5,
                  color=line.get_color())
     ax.axhspan(0.28, 0.36, color="0.85", zorder=0, label="paper, β = 2..10")
-    ax.set_title(f"MIG of z^L ({protocol} protocol)")
+    mixed = mixed_budget_note([r for r, _ in runs if r["model"] in J2_FAMILIES and r["layers"] == 2])
+    ax.set_title(f"MIG of z^L ({protocol} protocol)" + ("\nruns of different budgets: see tables.md" if mixed else ""))
     ax.set_xlabel("β")
   axes[0].set_ylabel("MIG (line: seed mean; dots: seeds)")
   axes[0].legend(fontsize=8)
@@ -287,7 +319,8 @@ def plot_elbo(runs, path):
     ax.scatter([r["beta"] for r in rows], [r["elbo"] for r in rows], s=12, alpha=0.5, color=line.get_color())
   ax.set_xlabel("β")
   ax.set_ylabel("held-out ELBO without β")
-  ax.set_title("Figure 3 (line: seed mean; dots: seeds)")
+  mixed = mixed_budget_note([r for r, _ in runs if (r["model"], r["layers"]) in FIGURE3])
+  ax.set_title("Figure 3 (line: seed mean; dots: seeds)" + ("\nruns of different budgets: see tables.md" if mixed else ""))
   ax.legend(fontsize=8)
   plotting.save(fig, path)
   plt.close(fig)

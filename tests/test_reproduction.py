@@ -263,3 +263,26 @@ def test_paper_sh_leaves_a_run_whose_checkpoint_is_past_steps_alone(tmp_path):
   assert "past STEPS" not in out
   assert any("--train_steps=500" in c for c in made)
   assert any("--mode=evaluate" in c for c in made)
+
+
+def test_tables_say_each_cell_s_budget_when_the_cells_were_trained_for_different_budgets():
+  """A probe trains some cells on further than others; J.2 and Figure 3 must then name each cell's budget (a run
+  at 30 epochs beside one at 10 is not a β effect), and say nothing extra when every run shares one budget."""
+  sys.path.insert(0, os.path.join(REPO, "launch"))
+  import reproduction_tables  # pylint: disable=import-outside-toplevel
+
+  def row(model, beta, epochs):
+    return ({"model": model, "layers": 2, "beta": beta, "seed": 0, "epochs": epochs, "mig_exact": 0.1,
+             "mig_histogram": 0.2, "elbo": -50.0}, [])
+
+  same = [row("beta_tcdlgm", 1.0, 10.13), row("beta_tcdlgm", 4.0, 10.14), row("seatbelt", 4.0, 10.1)]
+  for section in (reproduction_tables.j2_section, reproduction_tables.figure3_section):
+    text = "\n".join(section(same))
+    assert " ep |" not in text and "different budgets" not in text
+  mixed = same[:1] + [row("beta_tcdlgm", 4.0, 30.4)] + same[2:]
+  j2 = "\n".join(reproduction_tables.j2_section(mixed))
+  assert "different budgets** (10.1, 30.4 epochs" in j2
+  assert "| β-TC DLGM, L = 2 | exact | 0.100 (n = 1) at 10.1 ep | 0.100 (n = 1) at 30.4 ep |" in j2
+  assert "| β-TC DLGM, L = 2 | 4 | MIG >= 0.25 | 0.100 (n = 1) at 30.4 ep | pending (1 of 3 seeds) |" in j2
+  figure3 = "\n".join(reproduction_tables.figure3_section(mixed))
+  assert "different budgets" in figure3 and "-50.00 (n = 1) at 30.4 ep" in figure3
