@@ -85,6 +85,9 @@ def _at_budget(text, rows, mixed):
   return f"{text} at {'/'.join(f'{e:g}' for e in _epochs(rows))} ep" if mixed and rows else text
 
 
+MIXED_TITLE = "\nruns of different budgets: see tables.md"  # a figure title's second line, when they differ
+
+
 def mixed_budget_note(rows):
   """A warning line when `rows` were trained for different budgets, else None."""
   epochs = _epochs(rows)
@@ -286,6 +289,7 @@ def copy_grids(runs, out, root):
 def plot_mig(runs, path):
   plt = plotting.pyplot()
   fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+  mixed = mixed_budget_note([r for r, _ in runs if r["model"] in J2_FAMILIES and r["layers"] == 2])
   for ax, protocol in zip(axes, ("exact", "histogram")):
     for model in J2_FAMILIES:
       rows = [r for r, _ in runs if r["model"] == model and r["layers"] == 2 and r[f"mig_{protocol}"] is not None]
@@ -297,8 +301,7 @@ def plot_mig(runs, path):
       ax.scatter([r["beta"] for r in rows], [r[f"mig_{protocol}"] for r in rows], s=12, alpha=0.5,
                  color=line.get_color())
     ax.axhspan(0.28, 0.36, color="0.85", zorder=0, label="paper, β = 2..10")
-    mixed = mixed_budget_note([r for r, _ in runs if r["model"] in J2_FAMILIES and r["layers"] == 2])
-    ax.set_title(f"MIG of z^L ({protocol} protocol)" + ("\nruns of different budgets: see tables.md" if mixed else ""))
+    ax.set_title(f"MIG of z^L ({protocol} protocol)" + (MIXED_TITLE if mixed else ""))
     ax.set_xlabel("β")
   axes[0].set_ylabel("MIG (line: seed mean; dots: seeds)")
   axes[0].legend(fontsize=8)
@@ -320,7 +323,7 @@ def plot_elbo(runs, path):
   ax.set_xlabel("β")
   ax.set_ylabel("held-out ELBO without β")
   mixed = mixed_budget_note([r for r, _ in runs if (r["model"], r["layers"]) in FIGURE3])
-  ax.set_title("Figure 3 (line: seed mean; dots: seeds)" + ("\nruns of different budgets: see tables.md" if mixed else ""))
+  ax.set_title("Figure 3 (line: seed mean; dots: seeds)" + (MIXED_TITLE if mixed else ""))
   ax.legend(fontsize=8)
   plotting.save(fig, path)
   plt.close(fig)
@@ -352,7 +355,7 @@ def main(out, root=None):
   robustness, stats = robustness_section(runs, rng)
   seeds = sorted({r["seed"] for r, _ in runs})
   steps = sorted({r["train_steps"] for r, _ in runs})
-  epochs = sorted({float(f"{r['epochs'] or 0:.3g}") for r, _ in runs})
+  epochs = _epochs([r for r, _ in runs])
   lines = ["# Reproduction campaign: tables over seeds", "",
            f"Written by `launch/reproduction_tables.py` from {len(runs)} trained "
            f"run{'s' if len(runs) != 1 else ''} "
