@@ -286,3 +286,47 @@ def test_tables_say_each_cell_s_budget_when_the_cells_were_trained_for_different
   assert "| β-TC DLGM, L = 2 | 4 | MIG >= 0.25 | 0.100 (n = 1) at 30.4 ep | pending (1 of 3 seeds) |" in j2
   figure3 = "\n".join(reproduction_tables.figure3_section(mixed))
   assert "different budgets" in figure3 and "-50.00 (n = 1) at 30.4 ep" in figure3
+
+
+def test_layer_mig_scores_every_layer_of_a_kept_checkpoint_and_writes_nothing_in_the_workdir(tmp_path):
+  """launch/layer_mig.py on a tiny trained Seatbelt-VAE (checkpoints at steps 3 and 6): at the latest checkpoint
+  its every-layer MIG equals `metrics.compute_mig` on the live trained model with the same settings; at step 3 it
+  restores that checkpoint (other numbers, step recorded); the workdir is left byte for byte as it was; a step the
+  workdir does not keep is refused with the steps it keeps; the markdown table has a row per run and layer."""
+  sys.path.insert(0, os.path.join(REPO, "launch"))
+  import layer_mig  # pylint: disable=import-outside-toplevel
+  from conftest import tiny_config  # pylint: disable=import-outside-toplevel
+  from seatbelt_tf import attacks, metrics, runs  # pylint: disable=import-outside-toplevel
+  from seatbelt_tf.modes import train as train_mode  # pylint: disable=import-outside-toplevel
+  workdir = str(tmp_path / "seatbelt_L2")
+  config = tiny_config(workdir, model="seatbelt", layers=2, z_sizes="6,3", h_sizes="8", train_steps=6, mig_samples=300,
+                       steps_per_epoch=3, keep_checkpoints=3)
+  train_mode.train(config)
+
+  def snapshot():
+    return {os.path.relpath(os.path.join(d, n), workdir): open(os.path.join(d, n), "rb").read()
+            for d, _, names in os.walk(workdir) for n in names}
+  before = snapshot()
+  latest = layer_mig.layer_mig(workdir, None, "exact", points=96, verbose=False)
+  early = layer_mig.layer_mig(workdir, 3, "exact", points=96, verbose=False)
+  assert snapshot() == before
+
+  config, source, model = runs.open_trained_run(config)
+  live = metrics.compute_mig(attacks.ModelFns(model).encode_fn, source, method="exact", num_points=96,
+                             num_samples=config.evaluation.mig_samples, layers="all", seed=config.train.seed,
+                             batch_size=config.train.eval_batch_size)
+  assert latest["step"] == 6 and early["step"] == 3 and sorted(latest["layers"]) == ["layer_1", "layer_2"]
+  for name, layer in latest["layers"].items():
+    np.testing.assert_allclose(layer["mutual_info_nats"], live["layers"][name]["mutual_info"], rtol=1e-5, atol=1e-7)
+    assert layer["mig"] == pytest.approx(live["layers"][name]["mig"], rel=1e-5, abs=1e-7)
+  assert np.array(latest["layers"]["layer_1"]["mutual_info_nats"]).shape == (6, 5)
+  assert np.array(latest["layers"]["layer_2"]["mutual_info_nats"]).shape == (3, 5)
+  assert not np.allclose(early["layers"]["layer_1"]["mutual_info_nats"], latest["layers"]["layer_1"]["mutual_info_nats"])
+
+  with pytest.raises(ValueError, match="keeps no checkpoint of step 4; it keeps steps 3, 6"):
+    layer_mig.main([workdir, str(tmp_path / "x.json"), "--step", "4"])
+  out = tmp_path / "layer_mig"
+  layer_mig.main([workdir, str(out / "seatbelt_L2.json"), "--step", "3", "--points", "96"])
+  assert json.load(open(out / "seatbelt_L2.json"))["layers"] == json.loads(json.dumps(early["layers"]))
+  table = layer_mig.markdown(str(out)).splitlines()
+  assert len(table) == 4 and table[2].startswith("| seatbelt_L2 | ") and "| z2 |" in table[3]
