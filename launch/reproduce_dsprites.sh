@@ -13,6 +13,8 @@
 #   2. the robustness cells, trained, evaluated and attacked (10 pairs x 50 lambdas, latent on all layers and
 #      output, both starts, neighbour restarts): the vanilla VAE, beta_tcvae at ROBUST_BETAS, beta_tcdlgm and
 #      seatbelt at L = 2 and 4 and ROBUST_BETAS (the L = 2 ones are phase 1's runs: only their attacks are new);
+#      ROBUST_RUNS (family:L:beta entries, in order) replaces that list, e.g. a first seed's look at the claims:
+#        PHASES=2 SEEDS=0 STEPS=11000 ROBUST_RUNS="beta_tcdlgm:2:4 seatbelt:2:4 vae:1:1 beta_tcvae:1:4" ...
 #   3. the rest of J.2 and Figure 3: beta_tcvae at every beta of BETAS, the hierarchies at the betas phase 1 left;
 #   0. (only when PHASES names it) the budget probe: phase 1's cells for the first seed alone, one cell at a time
 #      trained on through every budget of PROBE_STEPS and evaluated (and summarised) at each; a run trained on
@@ -28,7 +30,8 @@
 # for the hierarchies, paper Section 3; none for the VAE and beta-TCVAE), STEPS = 3600 = 10 epochs of dSprites.
 # The same script runs on a GPU machine unchanged (TensorFlow places the work there).
 # Environment: ROOT (runs/reproduce), SEEDS ("0 1 2"), BAR_BETAS ("1 4 8"), BETAS ("1 2 4 6 8 10"), ROBUST_BETAS ("4
-# 8"), NETWORK (mlp), BATCH (2048), LR (0.001), STEPS (3600), PAIRS (10), LAMBDAS (50), MIG_POINTS (0: the full grid),
+# 8"), ROBUST_RUNS (phase 2's cells; default from ROBUST_BETAS), NETWORK (mlp), BATCH (2048), LR (0.001), STEPS
+# (3600), PAIRS (10), LAMBDAS (50), MIG_POINTS (0: the full grid),
 # PHASES ("1 2 3"; 0 for the budget probe), PROBE_STEPS ("3600 7200 10800 18000"), EXTRA (more flags for every
 # launcher call; absl keeps a flag's last value, so EXTRA overrides the recipe, e.g. EXTRA=--free_bits=0), SUMMARY,
 # PYTHON.
@@ -67,6 +70,7 @@ for beta in $ROBUST_BETAS; do
   robust+=" beta_tcvae:1:$beta"
   for layers in 2 4; do robust+=" beta_tcdlgm:$layers:$beta seatbelt:$layers:$beta"; done
 done
+robust=${ROBUST_RUNS:-$robust}
 
 summarise() {  # summary.json, and the tables and figures over seeds beside it (launch/reproduction_tables.py)
   "$PYTHON" "$here/launch/collect_reproduction.py" "$ROOT" "$SUMMARY"

@@ -265,6 +265,39 @@ def test_paper_sh_leaves_a_run_whose_checkpoint_is_past_steps_alone(tmp_path):
   assert any("--mode=evaluate" in c for c in made)
 
 
+
+def test_robust_runs_picks_phase_2_s_cells_in_its_order_with_the_full_attack_protocol(tmp_path):
+  """ROBUST_RUNS replaces phase 2's cell list: reproduce_dsprites.sh trains, evaluates and attacks exactly those
+  cells, in that order, at the recipe's settings and the full protocol (10 pairs x 50 lambdas, latent on all layers
+  and output); without it, phase 2 is the vanilla VAE, the beta-TCVAE and both hierarchies at L = 2 and 4 for each
+  of ROBUST_BETAS. The launcher is replaced by a script that logs its arguments."""
+  calls = tmp_path / "calls.log"
+  fake = tmp_path / "python"
+  fake.write_text(f'#!/usr/bin/env bash\necho "$*" >> {calls}\n')
+  fake.chmod(0o755)
+  env = dict(os.environ, ROOT=str(tmp_path / "root"), PHASES="2", SEEDS="0", STEPS="11000", PYTHON=str(fake),
+             SUMMARY=str(tmp_path / "docs" / "summary.json"))
+
+  def trained(extra):
+    calls.write_text("")
+    subprocess.run(["bash", os.path.join(REPO, "launch", "reproduce_dsprites.sh")], env=dict(env, **extra),
+                   capture_output=True, text=True, check=True)
+    made = calls.read_text().splitlines()
+    names = [c.split("--workdir=")[1].split()[0].rsplit("/", 1)[1] for c in made if "--train_steps=" in c]
+    return names, made
+  names, made = trained({"ROBUST_RUNS": "beta_tcdlgm:2:4 seatbelt:2:4 vae:1:1 beta_tcvae:1:4"})
+  assert names == ["beta_tcdlgm_L2_beta4_seed0", "seatbelt_L2_beta4_seed0", "vae_L1_beta1_seed0",
+                   "beta_tcvae_L1_beta4_seed0"]
+  train = [c for c in made if "--train_steps=" in c]
+  assert all("--train_steps=11000" in c and "--network=mlp" in c and "--batch_size=2048" in c for c in train)
+  attacks = [c for c in made if "--mode=attack" in c]
+  assert len(attacks) == 4 and all("--attack_pairs=10 --attack_lambdas=50 --attack_modes=latent,output "
+                                   "--attack_layers=all" in c for c in attacks)
+  assert len([c for c in made if "--mode=evaluate" in c]) == 4
+  names, _ = trained({"ROBUST_BETAS": "8"})
+  assert names == ["vae_L1_beta1_seed0", "beta_tcvae_L1_beta8_seed0", "beta_tcdlgm_L2_beta8_seed0",
+                   "seatbelt_L2_beta8_seed0", "beta_tcdlgm_L4_beta8_seed0", "seatbelt_L4_beta8_seed0"]
+
 def test_tables_say_each_cell_s_budget_when_the_cells_were_trained_for_different_budgets():
   """A probe trains some cells on further than others; J.2 and Figure 3 must then name each cell's budget (a run
   at 30 epochs beside one at 10 is not a β effect), and say nothing extra when every run shares one budget."""
