@@ -270,7 +270,8 @@ def test_robust_runs_picks_phase_2_s_cells_in_its_order_with_the_full_attack_pro
   """ROBUST_RUNS replaces phase 2's cell list: reproduce_dsprites.sh trains, evaluates and attacks exactly those
   cells, in that order, at the recipe's settings and the full protocol (10 pairs x 50 lambdas, latent on all layers
   and output); without it, phase 2 is the vanilla VAE, the beta-TCVAE and both hierarchies at L = 2 and 4 for each
-  of ROBUST_BETAS. The launcher is replaced by a script that logs its arguments."""
+  of ROBUST_BETAS. A malformed entry anywhere in the list stops the campaign before any launcher call. The launcher
+  is replaced by a script that logs its arguments."""
   calls = tmp_path / "calls.log"
   fake = tmp_path / "python"
   fake.write_text(f'#!/usr/bin/env bash\necho "$*" >> {calls}\n')
@@ -294,6 +295,11 @@ def test_robust_runs_picks_phase_2_s_cells_in_its_order_with_the_full_attack_pro
   assert len(attacks) == 4 and all("--attack_pairs=10 --attack_lambdas=50 --attack_modes=latent,output "
                                    "--attack_layers=all" in c for c in attacks)
   assert len([c for c in made if "--mode=evaluate" in c]) == 4
+  calls.write_text("")  # a typo in the last entry is refused before the first cell starts
+  bad = subprocess.run(["bash", os.path.join(REPO, "launch", "reproduce_dsprites.sh")],
+                       env=dict(env, ROBUST_RUNS="vae:1:1 seatbelt:2"), capture_output=True, text=True)
+  assert bad.returncode == 2 and "RUNS entry 'seatbelt:2' is not family:L:beta" in bad.stderr
+  assert calls.read_text() == ""
   names, _ = trained({"ROBUST_BETAS": "8"})
   assert names == ["vae_L1_beta1_seed0", "beta_tcvae_L1_beta8_seed0", "beta_tcdlgm_L2_beta8_seed0",
                    "seatbelt_L2_beta8_seed0", "beta_tcdlgm_L4_beta8_seed0", "seatbelt_L4_beta8_seed0"]
