@@ -79,10 +79,15 @@ def _epochs(rows):
   return sorted({float(f"{r['epochs'] or 0:.3g}") for r in rows})
 
 
+def _ep(epochs):
+  """Epochs as the tables print them: one decimal from one epoch on (31.0, not 31), else 3 significant digits."""
+  return "—" if epochs is None else f"{epochs:.1f}" if epochs >= 1 else f"{epochs:.3g}"
+
+
 def _at_budget(text, rows, mixed):
   """`text` (a cell's number), followed by its runs' budgets when the table's cells were trained for different
   budgets, so a cell is never read against another of a different budget unawares."""
-  return f"{text} at {'/'.join(f'{e:g}' for e in _epochs(rows))} ep" if mixed and rows else text
+  return f"{text} at {'/'.join(_ep(e) for e in _epochs(rows))} ep" if mixed and rows else text
 
 
 MIXED_TITLE = "\nruns of different budgets: see tables.md"  # a figure title's second line, when they differ
@@ -93,7 +98,7 @@ def mixed_budget_note(rows):
   epochs = _epochs(rows)
   if len(epochs) < 2:
     return None
-  return (f"**The runs here were trained for different budgets** ({', '.join(f'{e:g}' for e in epochs)} epochs; "
+  return (f"**The runs here were trained for different budgets** ({', '.join(_ep(e) for e in epochs)} epochs; "
           "each cell says its own): compare cells at the same budget only. The training-budget section lists every "
           "run at every budget it was evaluated at.")
 
@@ -150,7 +155,7 @@ def budget_section(runs):
   for row in rows:
     for budget in [*row.get("milestones", []), row]:
       kl_top = (budget.get("kl_layers") or [None])[-1]
-      lines.append(f"| {row['run']} | {_number(budget.get('epochs'), '.3g')} | {_number(budget.get('elbo'), '.2f')} "
+      lines.append(f"| {row['run']} | {_ep(budget.get('epochs'))} | {_number(budget.get('elbo'), '.2f')} "
                    f"| {_number(budget.get('mig_exact'), '.3f')} | {_number(budget.get('mig_histogram'), '.3f')} "
                    f"| {_number(kl_top, '.2f')} |")
   return lines + [""]
@@ -360,7 +365,7 @@ def main(out, root=None):
            f"Written by `launch/reproduction_tables.py` from {len(runs)} trained "
            f"run{'s' if len(runs) != 1 else ''} "
            f"(seeds {', '.join(str(s) for s in seeds)}; training steps {', '.join(str(s) for s in steps)}; "
-           f"epochs {', '.join(f'{e:g}' for e in epochs)}). Every run's numbers are in `summary.json`, its attack "
+           f"epochs {', '.join(_ep(e) for e in epochs)}). Every run's numbers are in `summary.json`, its attack "
            "records in `attack_records/`.", "",
            *j2_section(runs), *budget_section(runs), *figure3_section(runs), *robustness]
   os.makedirs(out, exist_ok=True)

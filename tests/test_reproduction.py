@@ -134,8 +134,8 @@ def test_summary_and_tables_of_a_fabricated_campaign(tmp_path):
   assert extended["kl_layers"] == [10.0, 2.1] and extended["milestones"] == [
       {"train_steps": 1800, "images_seen": 1800 * 2048, "epochs": 5.0, "elbo": -95.0, "mig_exact": 0.01,
        "mig_histogram": None, "kl_layers": [9.0, 0.5]}]
-  assert "| seatbelt_L2_beta1.0_seed0 | 5 | -95.00 | 0.010 | — | 0.50 |" in tables
-  assert "| seatbelt_L2_beta1.0_seed0 | 10 | -80.00 | 0.050 | 0.060 | 2.10 |" in tables
+  assert "| seatbelt_L2_beta1.0_seed0 | 5.0 | -95.00 | 0.010 | — | 0.50 |" in tables
+  assert "| seatbelt_L2_beta1.0_seed0 | 10.0 | -80.00 | 0.050 | 0.060 | 2.10 |" in tables
   assert [r for r in rows if r["run"] == "beta_tcdlgm_L2_beta8.0_seed1"][0]["milestones"] == []
   assert tables.count("| beta_tcdlgm_L2_beta8.0_seed1 |") == 1
   training = json.load(open(os.path.join(out, "training", "seatbelt_L2_beta1.0_seed0.json")))
