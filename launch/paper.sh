@@ -104,8 +104,8 @@ run_name() {  # run_name SEED RUN: prints the run's name and workdir
 }
 
 for run in $RUNS; do  # a typo in the last entry must not wait hours for the entries before it to finish
-  IFS=: read -r family layers beta dim <<< "$run"
-  if ! [[ "$run" =~ ^(vae|beta_tcvae|beta_tcdlgm|seatbelt):[0-9]+:[0-9]+(\.[0-9]+)?(:[0-9]+)?$ ]] || [ ! -f "$here/configs/$family.cfg" ]; then
+  if ! [[ "$run" =~ ^(vae|beta_tcvae|beta_tcdlgm|seatbelt):[0-9]+:[0-9]+(\.[0-9]+)?(:[0-9]+)?$ ]] \
+      || [ ! -f "$here/configs/${run%%:*}.cfg" ]; then
     echo "RUNS entry '$run' is not family:L:beta[:latent_dim] with a model family (vae, beta_tcvae," \
       "beta_tcdlgm, seatbelt), e.g. seatbelt:2:4 or beta_tcvae:1:6:10" >&2
     exit 2

@@ -103,8 +103,18 @@ def mixed_budget_note(rows):
           "run at every budget it was evaluated at.")
 
 
+def _j2_rows(runs):
+  """The summary rows of Table J.2's cells: the hierarchies at L = 2."""
+  return [r for r, _ in runs if r["model"] in J2_FAMILIES and r["layers"] == 2]
+
+
+def _figure3_rows(runs):
+  """The summary rows of Figure 3's families (FIGURE3)."""
+  return [r for r, _ in runs if (r["model"], r["layers"]) in FIGURE3]
+
+
 def j2_section(runs):
-  rows = [r for r, _ in runs if r["model"] in J2_FAMILIES and r["layers"] == 2]
+  rows = _j2_rows(runs)
   betas = sorted({r["beta"] for r in rows})
   lines = ["## Table J.2: MIG of z^L, L = 2", "",
            "Mean ± sample sd over seeds (n = seeds). The paper's dSprites column: β-TC DLGM 0.041 at β = 1 and "
@@ -142,8 +152,7 @@ def _number(value, spec):
 def budget_section(runs):
   """Per J.2 run, every budget it was evaluated at (its milestones, then its latest): ELBO, MIG of z^L by both
   protocols and the held-out KL of z^L, to show whether more training changes the answer."""
-  rows = sorted((r for r, _ in runs if r["model"] in J2_FAMILIES and r["layers"] == 2),
-                key=lambda r: (r["model"], r["beta"], r["seed"]))
+  rows = sorted(_j2_rows(runs), key=lambda r: (r["model"], r["beta"], r["seed"]))
   lines = ["## Training budget: does more training change J.2's answer?", "",
            "Every budget each L = 2 run was evaluated at (a run trained on keeps its earlier evaluation: "
            "launch/milestone.py). KL of z^L: held-out, nats, before β; MIG of z^L cannot be large while z^L holds "
@@ -163,7 +172,7 @@ def budget_section(runs):
 
 def plot_training(runs, path):
   """The per-epoch training KL of z^L and ELBO of the L = 2 runs, one column per family, colour by beta."""
-  rows = [r for r, _ in runs if r["model"] in J2_FAMILIES and r["layers"] == 2 and r.get("training")]
+  rows = [r for r in _j2_rows(runs) if r.get("training")]
   if not rows:
     return False
   plt = plotting.pyplot()
@@ -200,7 +209,7 @@ def figure3_section(runs):
   lines = ["## Figure 3: held-out ELBO without β against β", "",
            "Mean ± sample sd over seeds; the change from β = 1 is paired by seed (a cell's seeds against the same "
            "seeds' β = 1 runs).", "", "| model | β | ELBO | change from β = 1 |", "|---|---|---|---|"]
-  note = mixed_budget_note([r for r, _ in runs if (r["model"], r["layers"]) in FIGURE3])
+  note = mixed_budget_note(_figure3_rows(runs))
   if note:
     lines[2:2] = [note, ""]
   found = False
@@ -294,7 +303,7 @@ def copy_grids(runs, out, root):
 def plot_mig(runs, path):
   plt = plotting.pyplot()
   fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
-  mixed = mixed_budget_note([r for r, _ in runs if r["model"] in J2_FAMILIES and r["layers"] == 2])
+  mixed = mixed_budget_note(_j2_rows(runs))
   for ax, protocol in zip(axes, ("exact", "histogram")):
     for model in J2_FAMILIES:
       rows = [r for r, _ in runs if r["model"] == model and r["layers"] == 2 and r[f"mig_{protocol}"] is not None]
@@ -327,7 +336,7 @@ def plot_elbo(runs, path):
     ax.scatter([r["beta"] for r in rows], [r["elbo"] for r in rows], s=12, alpha=0.5, color=line.get_color())
   ax.set_xlabel("β")
   ax.set_ylabel("held-out ELBO without β")
-  mixed = mixed_budget_note([r for r, _ in runs if (r["model"], r["layers"]) in FIGURE3])
+  mixed = mixed_budget_note(_figure3_rows(runs))
   ax.set_title("Figure 3 (line: seed mean; dots: seeds)" + (MIXED_TITLE if mixed else ""))
   ax.legend(fontsize=8)
   plotting.save(fig, path)

@@ -265,7 +265,6 @@ def test_paper_sh_leaves_a_run_whose_checkpoint_is_past_steps_alone(tmp_path):
   assert any("--mode=evaluate" in c for c in made)
 
 
-
 def test_robust_runs_picks_phase_2_s_cells_in_its_order_with_the_full_attack_protocol(tmp_path):
   """ROBUST_RUNS replaces phase 2's cell list: reproduce_dsprites.sh trains, evaluates and attacks exactly those
   cells, in that order, at the recipe's settings and the full protocol (10 pairs x 50 lambdas, latent on all layers
