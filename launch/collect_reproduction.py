@@ -7,7 +7,16 @@ recomputed from the repository alone, without the runs' workdirs; and each run's
 (`training/<run>.json`, from its TensorBoard events: ELBO, the KL of every layer, ...). A run trained on to a
 larger budget keeps its earlier evaluations (launch/milestone.py): `milestones` in its summary object.
 
+The summary is the campaign's record, and it outlives the workdirs (a session may start on a new machine, with
+ROOT empty): a run already in the summary is kept as it is when its workdir is gone, or when its workdir is
+behind it (fewer training steps, e.g. the cell restarted from scratch on a new machine), and so are its compact
+files; a workdir at the same or a larger budget replaces it, the replaced budget becoming one of its milestones.
+No run is ever dropped: to take one out, delete its object from the summary.
+
   python launch/collect_reproduction.py runs/reproduce docs/reproduction/summary.json
+  python launch/collect_reproduction.py --recorded docs/reproduction/summary.json STEPS ATTACK
+      # prints the runs the summary records at >= STEPS training steps (and attacked, when ATTACK is 1), one per
+      # line: launch/reproduce_dsprites.sh skips those cells (launch/paper.sh's RECORDED)
 """
 
 import json
@@ -18,7 +27,6 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from seatbelt_tf import io_utils  # noqa: E402
-from seatbelt_tf.evaluation import history  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import milestone  # noqa: E402
@@ -141,6 +149,7 @@ def milestone_rows(workdir, layers, current_step):
 
 def training_history(workdir, config):
   """The run's per-epoch training metrics (`evaluation.history`) with `images` seen at the end of each epoch."""
+  from seatbelt_tf.evaluation import history  # TensorFlow: imported only where event files are read
   h = history.read_epoch_history(workdir)
   if h:
     per_epoch = int(config["steps_per_epoch"]) * int(config["batch_size"])
@@ -171,31 +180,86 @@ def summarise(workdir, records=None):
   return row
 
 
+def is_recorded(row, steps, attacked):
+  """Whether a summary row holds a finished cell of the campaign at `steps` (trained at least that far and, when
+  `attacked`, attacked by both attacks)."""
+  if row["train_steps"] < steps:
+    return False
+  return not attacked or all(row.get(f"{mode}_delta_median") is not None for mode in ATTACKS)
+
+
+def recorded_runs(summary, steps, attacked):
+  """The names of the runs `summary` (a summary.json path; absent: none) records as finished at `steps`."""
+  return [row["run"] for row in _read(summary) or [] if is_recorded(row, steps, attacked)]
+
+
+MILESTONE_KEYS = ("train_steps", "images_seen", "epochs", "elbo", "mig_exact", "mig_histogram", "kl_layers")
+
+
+def supersede(old, row):
+  """`row` (a workdir's, at a larger budget than the summary's `old` row of the same run) with `old`'s budget and
+  milestones among its milestones, where the workdir's own milestones lack those steps."""
+  have = {m["train_steps"] for m in row["milestones"]}
+  extra = [m for m in (old.get("milestones") or []) if m["train_steps"] not in have]
+  if old["train_steps"] not in have:
+    extra.append({key: old.get(key) for key in MILESTONE_KEYS})
+  row["milestones"] = sorted(row["milestones"] + [m for m in extra if m["train_steps"] < row["train_steps"]],
+                             key=lambda m: m["train_steps"])
+  return row
+
+
+def _remove(path):
+  if os.path.isfile(path):
+    os.remove(path)
+
+
 def main(root, out):
-  rows, attacked = [], 0
+  previous = {row["run"]: row for row in _read(out) or []}
+  rows, attacked, kept = {}, 0, []
+  summary_dir = os.path.dirname(out)
   for name in sorted(os.listdir(root)):
     workdir = os.path.join(root, name)
     records = attack_records(workdir)
     row = summarise(workdir, records)
     if row is None:
       continue
-    rows.append(row)
+    old = previous.get(name)
+    if old is not None and old["train_steps"] > row["train_steps"]:
+      continue  # the workdir is behind the record (restarted on a new machine?): the record stands
+    if old is not None and old["train_steps"] < row["train_steps"]:
+      row = supersede(old, row)
+    rows[name] = row
     trajectory = training_history(workdir, _read(os.path.join(workdir, "config.json")))
     if trajectory:
-      _write_compact(training_path(os.path.dirname(out), name),
+      _write_compact(training_path(summary_dir, name),
                      {k: [_float32(v) for v in values] for k, values in trajectory.items()}, name)
+    else:
+      _remove(training_path(summary_dir, name))  # a replaced record's curves are not this workdir's
     compact = compact_records(records)
     if compact:
-      _write_compact(records_path(os.path.dirname(out), name), compact, name)
+      _write_compact(records_path(summary_dir, name), compact, name)
       attacked += 1
+    else:
+      _remove(records_path(summary_dir, name))  # nor its attacks
+  for name, old in previous.items():
+    if name not in rows:
+      rows[name] = old
+      kept.append(name)
   if not rows:
-    sys.exit(f"No trained runs (config.json + results.json) under {root}.")
-  io_utils.atomic_write_json(out, rows)
-  print(f"{out}: {len(rows)} runs; compact attack records of {attacked} in "
-        f"{os.path.join(os.path.dirname(out), RECORDS_DIR)}")
+    sys.exit(f"No trained runs (config.json + results.json) under {root}, and no summary at {out}.")
+  io_utils.atomic_write_json(out, [rows[name] for name in sorted(rows)])
+  print(f"{out}: {len(rows)} runs; compact attack records of {attacked} written in "
+        f"{os.path.join(summary_dir, RECORDS_DIR)}"
+        + (f"; {len(kept)} kept from the summary as they were (no workdir under {root} at their budget): "
+           + ", ".join(sorted(kept)) if kept else ""))
 
 
 if __name__ == "__main__":
-  if len(sys.argv) != 3:
+  if len(sys.argv) == 5 and sys.argv[1] == "--recorded":
+    if not sys.argv[3].isdigit() or sys.argv[4] not in ("0", "1"):
+      sys.exit(f"--recorded SUMMARY STEPS ATTACK: STEPS a step count and ATTACK 0 or 1, not {sys.argv[3:]}")
+    print("\n".join(recorded_runs(sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1")))
+  elif len(sys.argv) == 3:
+    main(sys.argv[1], sys.argv[2])
+  else:
     sys.exit(__doc__)
-  main(sys.argv[1], sys.argv[2])

@@ -18,7 +18,9 @@
 # MIG_METHOD (histogram; both: also Chen et al.'s exact protocol), EVAL_IMAGES (1000), SEEDS (unset: one run per
 # entry, named without a seed; "0 1 2": one workdir per seed, <name>_seed<s>), ATTACK (1; 0 skips the attacks),
 # EXTRA (more flags for every stage), JOBS (1: runs one at a time; more: that many runs at once, for a machine with
-# cores or a GPU to spare, each process taking GPU memory as it needs it), PYTHON (python).
+# cores or a GPU to spare, each process taking GPU memory as it needs it), RECORDED (run names, e.g.
+# vae_L1_beta1_seed0, whose results a campaign's summary already holds at this budget: skipped whole, workdir or
+# not; launch/reproduce_dsprites.sh sets it), PYTHON (python).
 set -euo pipefail
 ROOT=${ROOT:-runs/paper}
 STEPS=${STEPS:-3000}
@@ -119,6 +121,10 @@ failed=0
 for seed in ${SEEDS:-none}; do
 for run in $RUNS; do
   read -r name workdir < <(run_name "$seed" "$run")
+  if [[ " $(echo ${RECORDED:-}) " == *" $name "* ]]; then
+    echo "== $name: already in the campaign's summary at this budget (RECORDED): skipped"
+    continue
+  fi
   workdirs+=("$workdir")
   if [ "$JOBS" -gt 1 ]; then
     while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || failed=1; done
@@ -130,6 +136,7 @@ done
 done
 while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=1; done
 if [ "$failed" = 1 ]; then echo "a run failed: see the logs named above" >&2; exit 1; fi
+if [ ${#workdirs[@]} = 0 ]; then echo "== no report: every run was skipped"; exit 0; fi
 joined=$(IFS=,; echo "${workdirs[*]}")  # (IFS only here: EXTRA below still splits on spaces)
 echo "== report"
 stage report "$ROOT/logs/report.log" --mode=report --workdir="$ROOT/report" --workdirs="$joined"

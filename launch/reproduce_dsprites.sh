@@ -25,6 +25,10 @@
 #   (launch/collect_reproduction.py; SUMMARY to write it elsewhere), the attacked runs' compact records beside it
 #   (attack_records/), and tables.md and its figures over seeds (launch/reproduction_tables.py: J.2's bar, Figure
 #   3, attack medians with intervals, from those files alone) are rewritten after every phase.
+# The summary outlives the workdirs: a cell it already holds at the phase's budget (and attacked, in phase 2) is
+# skipped whole, so a session that starts on a new machine (ROOT empty; checkpoints are never committed) goes on
+# with the cells it lacks instead of training the finished ones again; collect_reproduction.py keeps those rows.
+# A cell cut off mid-training on a machine that is then replaced starts again from step 0.
 # The recipe (docs/REPRODUCTION.md, step 1, records how it was chosen): Chen et al.'s MLP networks, batch 2048,
 # Adam at 1e-3 (paper Appendix C; Chen et al.'s vae_quant.py defaults), the configs' free bits (0.05 nats per unit
 # for the hierarchies, paper Section 3; none for the VAE and beta-TCVAE), STEPS = 3600 = 10 epochs of dSprites.
@@ -72,6 +76,11 @@ for beta in $ROBUST_BETAS; do
 done
 robust=${ROBUST_RUNS:-$robust}
 
+recorded() {  # recorded STEPS ATTACK: the runs the summary holds at STEPS (attacked when ATTACK is 1), on one line
+  if [ -f "$SUMMARY" ]; then
+    "$PYTHON" "$here/launch/collect_reproduction.py" --recorded "$SUMMARY" "$1" "$2" | tr '\n' ' '
+  fi
+}
 summarise() {  # summary.json, and the tables and figures over seeds beside it (launch/reproduction_tables.py)
   "$PYTHON" "$here/launch/collect_reproduction.py" "$ROOT" "$SUMMARY"
   "$PYTHON" "$here/launch/reproduction_tables.py" "$(dirname "$SUMMARY")" "$ROOT" 2> "$ROOT/logs/tables.log"
@@ -81,20 +90,28 @@ for phase in $PHASES; do
     0) for run in $bar; do  # one cell through every budget, then the next: its whole curve comes first
          for steps in $PROBE_STEPS; do
            echo "== phase 0: budget probe, $run, seed ${SEEDS%% *}, $steps steps"
-           RUNS="$run" ATTACK=0 SEEDS="${SEEDS%% *}" STEPS="$steps" "$here/launch/paper.sh"
+           done_runs=$(recorded "$steps" 0)  # (its own line: set -e stops the campaign if the summary is unreadable)
+           RECORDED=$done_runs RUNS="$run" ATTACK=0 SEEDS="${SEEDS%% *}" STEPS="$steps" "$here/launch/paper.sh"
            summarise
          done
        done ;;
     1) echo "== phase 1: Table J.2's bar ($(wc -w <<< "$bar") cells x seeds $SEEDS)"
-       RUNS="$bar" ATTACK=0 "$here/launch/paper.sh" ;;
+       done_runs=$(recorded "$STEPS" 0)
+       RECORDED=$done_runs RUNS="$bar" ATTACK=0 "$here/launch/paper.sh" ;;
     2) echo "== phase 2: robustness cells ($(wc -w <<< "$robust") cells x seeds $SEEDS)"
-       RUNS="$robust" ATTACK=1 "$here/launch/paper.sh" ;;
+       done_runs=$(recorded "$STEPS" 1)
+       RECORDED=$done_runs RUNS="$robust" ATTACK=1 "$here/launch/paper.sh" ;;
     3) echo "== phase 3: the rest of J.2 and Figure 3 ($(wc -w <<< "$rest") cells x seeds $SEEDS)"
-       RUNS="$rest" ATTACK=0 "$here/launch/paper.sh" ;;
+       done_runs=$(recorded "$STEPS" 0)
+       RECORDED=$done_runs RUNS="$rest" ATTACK=0 "$here/launch/paper.sh" ;;
     *) echo "unknown phase '$phase' in PHASES (use 0, 1, 2 and 3)" >&2; exit 2 ;;
   esac
   summarise
 done
+if ! compgen -G "$ROOT/*/config.json" > /dev/null; then
+  echo "== no report: no run workdir under $ROOT (the summary held every cell)"
+  exit 0
+fi
 echo "== report over every cell, and the summary"
 "$PYTHON" -m seatbelt_tf.launch --mode=report --workdir="$ROOT/report" --workdirs="$ROOT" --verbose=0 \
   > "$ROOT/logs/report_all.log" 2>&1 || { echo "failed: see $ROOT/logs/report_all.log" >&2; exit 1; }

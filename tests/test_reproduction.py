@@ -4,6 +4,7 @@ verdicts are known."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -50,15 +51,15 @@ def test_median_interval_equals_the_brute_force_bootstrap_and_collapses_on_const
     seeds.median_interval([[[{"v": 1.0}], []]], "v", np.random.default_rng(0))
 
 
-def _run(root, model, layers, beta, seed, mig_exact, elbo, target_nll=None):
-  """One fabricated campaign workdir: config, results, evaluation and (with target_nll) attack records, 3 pairs x
-  4 lambdas per attack with -log p(x^t|z~) = target_nll + small pair noise."""
+def _run(root, model, layers, beta, seed, mig_exact, elbo, target_nll=None, steps=3600):
+  """One fabricated campaign workdir trained for `steps`: config, results, evaluation and (with target_nll) attack
+  records, 3 pairs x 4 lambdas per attack with -log p(x^t|z~) = target_nll + small pair noise."""
   name = f"{model}_L{layers}_beta{beta}_seed{seed}"
   workdir = os.path.join(root, name)
   os.makedirs(os.path.join(workdir, "evaluation"))
   config = {"model": model, "layers": layers, "beta": beta, "seed": seed, "network": "mlp", "batch_size": 2048,
             "learning_rate": 1e-3, "free_bits": 0.05 if layers > 1 else 0.0, "steps_per_epoch": 200}
-  results = {"step": 3600, "num_examples_seen": 3600 * 2048, "epochs": 10.0, "elbo": elbo}
+  results = {"step": steps, "num_examples_seen": steps * 2048, "epochs": steps / 360.0, "elbo": elbo}
   if layers > 1:
     results.update(kl_1=10.0, kl_2=2.0 + beta / 10)
   evaluation = {"mig_methods": {"exact": {"mig": mig_exact}, "histogram": {"mig": mig_exact + 0.01}}}
@@ -168,6 +169,76 @@ def test_summary_and_tables_of_a_fabricated_campaign(tmp_path):
   proc = subprocess.run([sys.executable, "launch/reproduction_tables.py", root + ".gone", out], cwd=REPO,
                         capture_output=True, text=True)
   assert proc.returncode != 0 and "No summary.json in" in proc.stderr and "collect_reproduction.py" in proc.stderr
+
+
+def test_the_summary_outlives_the_workdirs_and_the_campaign_skips_the_cells_it_records(tmp_path):
+  """A session may start on a new machine with ROOT empty (checkpoints are never committed). The summary is the
+  record: collect_reproduction.py keeps a run whose workdir is gone or behind it (restarted from scratch), files
+  and all, and lets a workdir past it replace it (the old budget becoming a milestone); reproduce_dsprites.sh skips
+  the cells the summary holds at the phase's budget (attacked, in phase 2) instead of training them again."""
+  root, out = str(tmp_path / "runs"), str(tmp_path / "docs")
+  summary = os.path.join(out, "summary.json")
+
+  def collect():
+    proc = subprocess.run([sys.executable, "launch/collect_reproduction.py", root, summary], cwd=REPO,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return {r["run"]: r for r in json.load(open(summary))}, proc.stdout
+
+  def files(run):
+    return {d: open(os.path.join(out, d, f"{run}.json"), "rb").read()
+            for d in ("attack_records", "training") if os.path.isfile(os.path.join(out, d, f"{run}.json"))}
+
+  _run(root, "seatbelt", 2, 4, 0, 0.05, -49.8, target_nll=135.0, steps=11000)
+  _run(root, "vae", 1, 1, 0, 0.02, -40.0, target_nll=100.0, steps=11000)
+  _run(root, "beta_tcdlgm", 2, 1, 0, 0.03, -45.0, steps=3600)
+  _event_file(os.path.join(root, "vae_L1_beta1_seed0"), {"elbo": [-300.0, -120.0]})
+  first, _ = collect()
+  kept = {run: files(run) for run in first}
+  assert len(kept["vae_L1_beta1_seed0"]) == 2 and len(kept["seatbelt_L2_beta4_seed0"]) == 1
+  # A new machine: the seatbelt workdir is gone, the VAE restarted from scratch (behind its record), one new run.
+  shutil.rmtree(os.path.join(root, "seatbelt_L2_beta4_seed0"))
+  shutil.rmtree(os.path.join(root, "vae_L1_beta1_seed0"))
+  _run(root, "vae", 1, 1, 0, 0.5, -300.0, steps=200)
+  _run(root, "beta_tcvae", 1, 4, 0, 0.04, -42.0, target_nll=120.0, steps=11000)
+  second, printed = collect()
+  assert set(second) == set(first) | {"beta_tcvae_L1_beta4_seed0"}
+  for run in ("seatbelt_L2_beta4_seed0", "vae_L1_beta1_seed0", "beta_tcdlgm_L2_beta1_seed0"):
+    assert second[run] == first[run] and files(run) == kept[run]
+  assert "2 kept from the summary as they were" in printed and "seatbelt_L2_beta4_seed0" in printed
+  recorded = subprocess.run([sys.executable, "launch/collect_reproduction.py", "--recorded", summary, "11000", "1"],
+                            cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+  assert recorded == ["beta_tcvae_L1_beta4_seed0", "seatbelt_L2_beta4_seed0", "vae_L1_beta1_seed0"]
+  recorded = subprocess.run([sys.executable, "launch/collect_reproduction.py", "--recorded", summary, "3600", "0"],
+                            cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+  assert recorded == sorted(second)
+  # The campaign skips what the summary records, and trains what it lacks (the launcher logs its arguments; the
+  # summary's own script runs for real).
+  calls = tmp_path / "calls.log"
+  fake = tmp_path / "python"
+  fake.write_text(f'#!/usr/bin/env bash\ncase "$1" in *collect_reproduction.py) exec {sys.executable} "$@";; '
+                  f'*reproduction_tables.py) exit 0;; esac\necho "$*" >> {calls}\n')
+  fake.chmod(0o755)
+  proc = subprocess.run(["bash", os.path.join(REPO, "launch", "reproduce_dsprites.sh")], capture_output=True,
+                        text=True, env=dict(os.environ, ROOT=str(tmp_path / "campaign"), PHASES="2", SEEDS="0",
+                                            STEPS="11000", PYTHON=str(fake), SUMMARY=summary,
+                                            ROBUST_RUNS="seatbelt:2:4 vae:1:1 beta_tcdlgm:2:4"))
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  trained = [c.split("--workdir=")[1].split()[0].rsplit("/", 1)[1] for c in calls.read_text().splitlines()
+             if "--train_steps=" in c]
+  assert trained == ["beta_tcdlgm_L2_beta4_seed0"]
+  assert "== seatbelt_L2_beta4_seed0: already in the campaign's summary at this budget" in proc.stdout
+  assert "== vae_L1_beta1_seed0: already in the campaign's summary" in proc.stdout
+  # A workdir past its record replaces it; the record's budget becomes a milestone.
+  shutil.rmtree(os.path.join(root, "vae_L1_beta1_seed0"))
+  _run(root, "vae", 1, 1, 0, 0.03, -38.0, target_nll=90.0, steps=18000)
+  third, _ = collect()
+  vae = third["vae_L1_beta1_seed0"]
+  assert vae["train_steps"] == 18000 and vae["elbo"] == -38.0
+  assert vae["milestones"] == [{"train_steps": 11000, "images_seen": 11000 * 2048, "epochs": 11000 / 360.0,
+                                "elbo": -40.0, "mig_exact": 0.02, "mig_histogram": 0.03, "kl_layers": [None]}]
+  assert "training" not in files("vae_L1_beta1_seed0")  # the record's curves were not this workdir's
+  assert files("vae_L1_beta1_seed0")["attack_records"] != kept["vae_L1_beta1_seed0"]["attack_records"]
 
 
 def test_compact_attack_records_round_trip_at_float32_precision():
