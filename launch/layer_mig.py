@@ -66,10 +66,9 @@ def layer_mig(workdir, step=None, method="exact", points=0, verbose=True):
   result = metrics.compute_mig(attacks.ModelFns(model).encode_fn, source, method=method, num_points=points or None,
                                num_bins=ev.mig_bins, num_samples=ev.mig_samples, layers="all",
                                seed=config.train.seed, batch_size=config.train.eval_batch_size, verbose=verbose)
-  train_examples = source.num_examples - config.data.eval_examples
   return {
       "run": os.path.basename(os.path.normpath(workdir)), "model": config.model.model, "beta": config.model.beta,
-      "seed": config.train.seed, "step": step, "epochs": step * config.train.batch_size / train_examples,
+      "seed": config.train.seed, "step": step, "epochs": runs.epochs_seen(config, source, step),
       "method": method, "num_points": result["num_points"], "factor_names": list(source.factor_names),
       "factor_entropy": result["factor_entropy"], "columns": FACTOR_COLUMNS,
       "layers": {name: {"mig": r["mig"], "per_factor": r["per_factor"], "best_unit": r["best_unit"],

@@ -263,15 +263,20 @@ def read_results(workdir):
     return {}
 
 
+def epochs_seen(config, source, step):
+  """Epochs of the training split (the source less the held-out images) that `step` steps of the run's batch
+  have seen."""
+  return step * config.train.batch_size / (source.num_examples - config.data.eval_examples)
+
+
 def evaluate_and_record(config, model, source, start, record=True, extra=None):
   """Evaluates on the held-out split and (if `record`) writes `results.json` (wall time counted from `start`;
   `extra` entries added)."""
   model.skip_nonfinite = False  # (evaluation logs only the trackers)
   metrics = {**evaluate_model(config, model, source), **(extra or {})}
   step = int(model.optimizer.iterations.numpy())
-  train_examples = source.num_examples - config.data.eval_examples
   results = {**metrics, "step": step, "num_examples_seen": step * config.train.batch_size,
-             "epochs": step * config.train.batch_size / train_examples,
+             "epochs": epochs_seen(config, source, step),
              "wall_time_s": time.time() - start, "mode": config.mode, "eval_examples": config.data.eval_examples}
   if record:
     io_utils.atomic_write_json(os.path.join(config.workdir, "results.json"), results)
