@@ -1,7 +1,8 @@
 """Writes the machine-readable summary of a reproduction campaign (launch/reproduce_dsprites.sh): one object per
 trained run under ROOT, with its settings, held-out ELBO, MIG of z^L by both protocols, and, where attacked, the
-median -log p(x^t|z~) and Delta of the latent (all layers) and output attacks over all pairs x lambdas; and,
-beside the summary, each attacked run's records in compact form (`attack_records/<run>.json`: per attack, one
+median -log p(x^t|z~) and Delta of the latent attack (the paper's for the run's family: z^1 alone for the
+beta-TC DLGM, eq. 14, every layer otherwise, eq. 15; `latent_layers` names the set) and the output attack over all
+pairs x lambdas; and, beside the summary, each attacked run's records in compact form (`attack_records/<run>.json`: per attack, one
 column per field, float32 precision), so that the tables' intervals (launch/reproduction_tables.py) can be
 recomputed from the repository alone, without the runs' workdirs; and each run's per-epoch training metrics
 (`training/<run>.json`, from its TensorBoard events: ELBO, the KL of every layer, ...). A run trained on to a
@@ -63,9 +64,32 @@ def attack_records(workdir):
   return _read(os.path.join(workdir, "attacks", "attack_results.json")) or []
 
 
+# The paper's latent attack of each family (Section 4): on z^1 alone for the beta-TC DLGM, whose decoder sees only
+# z^1 (eq. 14), on every layer for the Seatbelt-VAE (eq. 15), on the one layer of the VAE and beta-TCVAE.
+PAPER_LATENT_LAYERS = {"beta_tcdlgm": "first"}
+
+
+def paper_latent_layers(model):
+  """The layer set (`--attack_layers`) of the paper's latent attack on `model`."""
+  return PAPER_LATENT_LAYERS.get(model, "all")
+
+
 def all_layer_records(records, mode):
   """The records of one attack mode over all layers (latent attacks on every layer; the output attack)."""
   return [r for r in records if r["mode"] == mode and r["layers"] == "all"]
+
+
+def chosen_records(records, model):
+  """({mode: records}, latent layer set) of the attacks a summary reports for a run of `model`: the output attack,
+  and the paper's latent attack for its family where the run has it, else the latent attack on every layer (an
+  earlier protocol, named by the returned set; None when there is no latent attack)."""
+  out = {"output": all_layer_records(records, "output")}
+  latent_layers = paper_latent_layers(model)
+  out["latent"] = [r for r in records if r["mode"] == "latent" and r["layers"] == latent_layers]
+  if not out["latent"]:
+    latent_layers = "all"
+    out["latent"] = all_layer_records(records, "latent")
+  return out, latent_layers if out["latent"] else None
 
 
 def _float32(value):
@@ -73,18 +97,22 @@ def _float32(value):
   return float(f"{value:.9g}") if isinstance(value, float) else value
 
 
-def compact_records(records):
-  """{mode: {field: [value per record]}} of the all-layer records of each attack (RECORD_FIELDS only)."""
+def compact_records(records, model="vae"):
+  """{mode: {field: [value per record]}, "latent_layers": set} of the attacks a summary reports for a run of
+  `model` (`chosen_records`; RECORD_FIELDS only)."""
+  chosen, latent_layers = chosen_records(records, model)
   out = {}
   for mode in ATTACKS:
-    part = all_layer_records(records, mode)
-    if part:
-      out[mode] = {field: [_float32(r.get(field)) for r in part] for field in RECORD_FIELDS}
+    if chosen[mode]:
+      out[mode] = {field: [_float32(r.get(field)) for r in chosen[mode]] for field in RECORD_FIELDS}
+  if latent_layers:
+    out["latent_layers"] = latent_layers
   return out
 
 
 def expand_records(compact):
-  """The records of `compact_records`' output, as the attack's own record dicts (layers "all")."""
+  """The records of `compact_records`' output, as the attack's own record dicts (a latent record's layers: the
+  file's `latent_layers`, "all" in files written before it was kept)."""
   out = []
   for mode, columns in compact.items():
     if mode not in ATTACKS:
@@ -94,7 +122,8 @@ def expand_records(compact):
     if bad:
       raise ValueError(f"Compact {mode} records have columns {bad} missing or of a length other than {n}: "
                        "rewrite the file with launch/collect_reproduction.py.")
-    out += [dict({field: columns[field][i] for field in RECORD_FIELDS}, mode=mode, layers="all") for i in range(n)]
+    layers = compact.get("latent_layers", "all") if mode == "latent" else "all"
+    out += [dict({field: columns[field][i] for field in RECORD_FIELDS}, mode=mode, layers=layers) for i in range(n)]
   return out
 
 
@@ -173,8 +202,9 @@ def summarise(workdir, records=None):
          "elbo": float(results["elbo"]), "mig_exact": mig["exact"], "mig_histogram": mig["histogram"],
          "kl_layers": _layer_kls(results, layers), "milestones": milestone_rows(workdir, layers, int(results["step"]))}
   records = attack_records(workdir) if records is None else records
+  chosen, row["latent_layers"] = chosen_records(records, row["model"])
   for mode in ATTACKS:
-    part = all_layer_records(records, mode)
+    part = chosen[mode]
     row[f"{mode}_target_nll_median"] = float(np.median([r["target_nll"] for r in part])) if part else None
     row[f"{mode}_delta_median"] = float(np.median([r["objective"] for r in part])) if part else None
   return row
@@ -182,10 +212,11 @@ def summarise(workdir, records=None):
 
 def is_recorded(row, steps, attacked):
   """Whether a summary row holds a finished cell of the campaign at `steps` (trained at least that far and, when
-  `attacked`, attacked by both attacks)."""
+  `attacked`, attacked by both attacks, its latent attack the paper's for its family)."""
   if row["train_steps"] < steps:
     return False
-  return not attacked or all(row.get(f"{mode}_delta_median") is not None for mode in ATTACKS)
+  return not attacked or (all(row.get(f"{mode}_delta_median") is not None for mode in ATTACKS)
+                          and row.get("latent_layers", "all") == paper_latent_layers(row["model"]))
 
 
 def recorded_runs(summary, steps, attacked):
@@ -235,7 +266,7 @@ def main(root, out):
                      {k: [_float32(v) for v in values] for k, values in trajectory.items()}, name)
     else:
       _remove(training_path(summary_dir, name))  # a replaced record's curves are not this workdir's
-    compact = compact_records(records)
+    compact = compact_records(records, row["model"])
     if compact:
       _write_compact(records_path(summary_dir, name), compact, name)
       attacked += 1

@@ -4,6 +4,8 @@
 # (--mode=attack: latent attack on all layers and output attack, PAIRS pairs x LAMBDAS lambdas), and write one
 # report over all of them (--mode=report: ROOT/report/report.md and its figures).
 #
+# Attacks: the latent attack on all layers (eq. 15) and the output attack (eq. 12); a beta-TC DLGM's latent attack
+# also on z^1 alone (eq. 14, the paper's for that family).
 # The grid: every family in HIERARCHIES at every L in LAYERS and beta in BETAS (Figures 3, 6-7), beta-TCVAEs at
 # every |z| in LATENT_DIMS and beta in BETAS (the beta x |z| grid of Figure J.35) and the vanilla VAE; or an explicit
 # RUNS list of family:L:beta[:latent_dim] entries. One workdir per model under ROOT. Re-running resumes unfinished
@@ -90,9 +92,13 @@ cell() {  # cell SEED RUN NAME WORKDIR: trains, evaluates and attacks one run (e
       --mig_points="$MIG_POINTS" --mig_method="$MIG_METHOD" --eval_images="$EVAL_IMAGES" --verbose=0
   fi
   if [ "$ATTACK" = 1 ] && [ ! "$workdir/attacks/attack_results.json" -nt "$checkpoint" ]; then
+    # The paper's latent attack on a beta-TC DLGM matches z^1 alone (eq. 14: its decoder sees only z^1); every
+    # layer (eq. 15) is attacked too, as for every other family.
+    local layer_sets=all
+    if [ "$family" = beta_tcdlgm ]; then layer_sets=first,all; fi
     stage attack "$ROOT/logs/$name.attack.log" --flagfile="$workdir/flags.cfg" --mode=attack \
-      --attack_pairs="$PAIRS" --attack_lambdas="$LAMBDAS" --attack_modes=latent,output --attack_layers=all \
-      --verbose=0
+      --attack_pairs="$PAIRS" --attack_lambdas="$LAMBDAS" --attack_modes=latent,output \
+      --attack_layers="$layer_sets" --verbose=0
   fi
 }
 

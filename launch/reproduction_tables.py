@@ -5,8 +5,8 @@
   beta = 1, >= 0.25 at beta = 4 and 8, three seeds): met, not met, or pending while a cell has fewer seeds;
 * Figure 3: held-out ELBO without beta against beta per family, mean ± sd, and the change from beta = 1 paired by
   seed;
-* Section 5: per robustness cell and attack (latent on all layers, output), the median Delta and the median
-  -log p(x^t|z~) over seeds x pairs x lambdas with a 95% hierarchical-bootstrap interval
+* Section 5: per robustness cell and attack (the paper's latent attack for the family, output), the median Delta
+  and the median -log p(x^t|z~) over seeds x pairs x lambdas with a 95% hierarchical-bootstrap interval
   (`seatbelt_tf.evaluation.seeds`), and each cell's -log p(x^t|z~) against the vanilla VAE's: harder to attack
   (intervals apart, higher), easier (apart, lower) or not separated.
 
@@ -43,6 +43,7 @@ J2_FAMILIES = ("beta_tcdlgm", "seatbelt")
 J2_BAR = {1.0: ("<=", 0.10), 4.0: (">=", 0.25), 8.0: (">=", 0.25)}  # issue 26's bar, on seed means
 SEEDS_NEEDED = 3
 ATTACKS = ("latent", "output")
+LAYER_SETS = {"all": "all layers (eq. 15)", "first": "z¹ (eq. 14)", "top": "z^L only"}
 FIGURE3 = (("beta_tcvae", 1), ("beta_tcdlgm", 2), ("seatbelt", 2))
 
 
@@ -226,17 +227,30 @@ def figure3_section(runs):
   return lines + ([""] if found else ["", "No run of these families has been evaluated yet.", ""])
 
 
+def attack_label(model, mode, layers):
+  """The attack column of Section 5: "output"; "latent" for the paper's latent attack of the family, named where it
+  is not on every layer (the beta-TC DLGM's, eq. 14); a latent attack other than the paper's named as such."""
+  if mode != "latent":
+    return mode
+  paper = collect_reproduction.paper_latent_layers(model)
+  if layers != paper:
+    return f"latent, {LAYER_SETS[layers]}; the paper's for this family: {LAYER_SETS[paper]}"
+  return "latent" if layers == "all" else f"latent, {LAYER_SETS[layers]}"
+
+
 def attack_cells(runs):
-  """{(model, layers, beta): {mode: groups}} with groups a list per seed of a list per pair of records (latent
-  attacks on all layers, output attacks)."""
+  """{(model, layers, beta): {attack label: groups}} with groups a list per seed of a list per pair of records (the
+  attacks the summary reports: `collect_reproduction.chosen_records`); seeds attacked with different latent layer
+  sets are kept apart."""
   out = {}
   for row, records in runs:
     for mode in ATTACKS:
-      part = collect_reproduction.all_layer_records(records, mode)
+      part = [r for r in records if r["mode"] == mode]
       if not part:
         continue
+      label = attack_label(row["model"], mode, part[0]["layers"])
       pairs = [[r for r in part if r["pair"] == p] for p in sorted({r["pair"] for r in part})]
-      out.setdefault((row["model"], row["layers"], row["beta"]), {}).setdefault(mode, []).append(pairs)
+      out.setdefault((row["model"], row["layers"], row["beta"]), {}).setdefault(label, []).append(pairs)
   return dict(sorted(out.items()))
 
 
@@ -245,7 +259,10 @@ def robustness_section(runs, rng):
   lines = ["## Section 5: attacks", "",
            "Medians over seeds × pairs × λ with a 95% interval from a hierarchical bootstrap (seeds, then pairs "
            "within each). Δ is the attack's final objective; −log p(x^t|z̃), z̃ ~ q(z|x*), is how badly the "
-           "adversarial input's posterior explains the target: higher, a more robust model. Against the VAE: the "
+           "adversarial input's posterior explains the target: higher, a more robust model. The latent attack is "
+           "the paper's for each family: on every layer (eq. 15; the VAE's and β-TCVAE's one layer), on z¹ alone for "
+           "the β-TC DLGM (eq. 14: its decoder sees only z¹); Δ of attacks on different layer sets are different "
+           "objectives, −log p(x^t|z̃) compares across them. Against the VAE: the "
            "cell's −log p(x^t|z̃) interval entirely above the VAE's (harder to attack), entirely below (easier), or "
            "overlapping; judged once both cells have three seeds.", ""]
   if not cells:
@@ -258,7 +275,7 @@ def robustness_section(runs, rng):
   lines += ["| model | β | attack | seeds | median Δ [95%] | median −log p(x^t\\|z̃) [95%] | against the VAE |",
             "|---|---|---|---|---|---|---|"]
   for (model, layers, beta, mode), s in stats.items():
-    vae = stats.get(("vae", 1, 1.0, mode))
+    vae = stats.get(("vae", 1, 1.0, mode.split(",")[0]))
     if model == "vae" or vae is None:
       against = "—"
     elif min(s["seeds"], vae["seeds"]) < SEEDS_NEEDED:
@@ -274,9 +291,10 @@ def robustness_section(runs, rng):
 
 
 def copy_grids(runs, out, root):
-  """Shows each attacked cell's attack grids at the displayed lambda (`--mode=attack`'s grid_<mode>_all.png) of
-  its lowest seed: copied from the run's workdir under `root` into OUT/grids/ when `root` is given, else the copy
-  already in OUT/grids/. Returns the markdown that shows them."""
+  """Shows each attacked cell's attack grids at the displayed lambda (`--mode=attack`'s grid_<mode>_<layers>.png,
+  the latent one of the summary's latent layer set) of its lowest seed: copied from the run's workdir under `root`
+  into OUT/grids/ when `root` is given, else the copy already in OUT/grids/. Returns the markdown that shows
+  them."""
   lowest = {}
   for row, records in runs:
     key = (row["model"], row["layers"], row["beta"])
@@ -287,7 +305,8 @@ def copy_grids(runs, out, root):
     for mode in ATTACKS:
       name = f"{row['run']}_{mode}.png"
       target = os.path.join(out, "grids", name)
-      source = os.path.join(root, row["run"], "attacks", f"grid_{mode}_all.png") if root else None
+      layers = (row.get("latent_layers") or "all") if mode == "latent" else "all"
+      source = os.path.join(root, row["run"], "attacks", f"grid_{mode}_{layers}.png") if root else None
       if source and os.path.isfile(source):
         io_utils.atomic_copy(source, target)
       if os.path.isfile(target):
@@ -343,19 +362,27 @@ def plot_elbo(runs, path):
   plt.close(fig)
 
 
+def _tick_suffix(label):
+  """A latent attack's layer set under its cell's tick, where the label names one (`attack_label`)."""
+  if ", " not in label:
+    return ""
+  layers, _, paper = label.split(", ", 1)[1].partition(";")
+  return f"\n{layers}" + ("\nnot the paper's" if paper else "")
+
+
 def plot_attacks(stats, path):
   plt = plotting.pyplot()
   fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
   for ax, mode in zip(axes, ATTACKS):
-    keys = [k for k in stats if k[3] == mode]
+    keys = [k for k in stats if k[3].split(",")[0] == mode]
     values = np.array([stats[k]["target_nll"] for k in keys]).reshape(-1, 3)
     positions = np.arange(len(keys))
     if len(keys):
       ax.errorbar(positions, values[:, 0], yerr=[values[:, 0] - values[:, 1], values[:, 2] - values[:, 0]],
                   fmt="o", capsize=3)
     ax.set_xticks(positions)
-    ax.set_xticklabels([f"{cell_label(m, l)}\nβ = {b:g}" for m, l, b, _ in keys], rotation=60, fontsize=7,
-                       ha="right")
+    ax.set_xticklabels([f"{cell_label(m, l)}\nβ = {b:g}" + _tick_suffix(a) for m, l, b, a in keys], rotation=60,
+                       fontsize=7, ha="right")
     ax.set_title(f"{mode} attack: median −log p(x^t|z̃), 95% interval")
   plotting.save(fig, path)
   plt.close(fig)
