@@ -74,21 +74,22 @@ def paper_latent_layers(model):
   return PAPER_LATENT_LAYERS.get(model, "all")
 
 
-def all_layer_records(records, mode):
-  """The records of one attack mode over all layers (latent attacks on every layer; the output attack)."""
-  return [r for r in records if r["mode"] == mode and r["layers"] == "all"]
+def layer_records(records, mode, layers="all"):
+  """The records of one attack mode on one layer set (default: latent attacks on every layer; the output
+  attack)."""
+  return [r for r in records if r["mode"] == mode and r["layers"] == layers]
 
 
 def chosen_records(records, model):
   """({mode: records}, latent layer set) of the attacks a summary reports for a run of `model`: the output attack,
   and the paper's latent attack for its family where the run has it, else the latent attack on every layer (an
   earlier protocol, named by the returned set; None when there is no latent attack)."""
-  out = {"output": all_layer_records(records, "output")}
+  out = {"output": layer_records(records, "output")}
   latent_layers = paper_latent_layers(model)
-  out["latent"] = [r for r in records if r["mode"] == "latent" and r["layers"] == latent_layers]
+  out["latent"] = layer_records(records, "latent", latent_layers)
   if not out["latent"]:
     latent_layers = "all"
-    out["latent"] = all_layer_records(records, "latent")
+    out["latent"] = layer_records(records, "latent")
   return out, latent_layers if out["latent"] else None
 
 
