@@ -22,7 +22,9 @@
 # EXTRA (more flags for every stage), JOBS (1: runs one at a time; more: that many runs at once, for a machine with
 # cores or a GPU to spare, each process taking GPU memory as it needs it), RECORDED (run names, e.g.
 # vae_L1_beta1_seed0, whose results a campaign's summary already holds at this budget: skipped whole, workdir or
-# not; launch/reproduce_dsprites.sh sets it), PYTHON (python).
+# not; launch/reproduce_dsprites.sh sets it), LAYER_MIG (a folder: each hierarchy's MIG of every layer, exact
+# protocol on MIG_POINTS grid points, 0 the full grid, written there as <name>_step<step>.json by
+# launch/layer_mig.py after its evaluation; unset: not computed), PYTHON (python).
 set -euo pipefail
 ROOT=${ROOT:-runs/paper}
 STEPS=${STEPS:-3000}
@@ -55,12 +57,17 @@ fi
 
 mkdir -p "$ROOT/logs"
 started=$(date +%s)
-stage() {  # stage NAME LOG ARGS...: runs one launcher call, its output in LOG, and stops the script on failure
+logged() {  # logged NAME LOG COMMAND...: runs one command, its output in LOG, and stops the script on failure
   local name=$1 log=$2
   shift 2
   echo "  $name, log $(basename "$log") ($(( $(date +%s) - started )) s elapsed)"
+  "$@" > "$log" 2>&1 || { echo "failed: see $log" >&2; tail -5 "$log" >&2; exit 1; }
+}
+stage() {  # stage NAME LOG ARGS...: one launcher call (logged), EXTRA's flags last
+  local name=$1 log=$2
+  shift 2
   # shellcheck disable=SC2086
-  "$PYTHON" -m seatbelt_tf.launch "$@" $EXTRA > "$log" 2>&1 || { echo "failed: see $log" >&2; tail -5 "$log" >&2; exit 1; }
+  logged "$name" "$log" "$PYTHON" -m seatbelt_tf.launch "$@" $EXTRA
 }
 
 checkpoint_step() {  # checkpoint_step WORKDIR: the step of WORKDIR's latest checkpoint (ckpt-<step>), or nothing
@@ -68,7 +75,7 @@ checkpoint_step() {  # checkpoint_step WORKDIR: the step of WORKDIR's latest che
 }
 
 cell() {  # cell SEED RUN NAME WORKDIR: trains, evaluates and attacks one run (each stage skipped where it is done)
-  local seed=$1 run=$2 name=$3 workdir=$4 family layers beta dim flags checkpoint at
+  local seed=$1 run=$2 name=$3 workdir=$4 family layers beta dim flags checkpoint at out
   IFS=: read -r family layers beta dim <<< "$run"
   flags=(--flagfile="$here/configs/$family.cfg" --beta="$beta" --network="$NETWORK")
   case "$family" in
@@ -90,6 +97,17 @@ cell() {  # cell SEED RUN NAME WORKDIR: trains, evaluates and attacks one run (e
   if [ ! "$workdir/evaluation/evaluation.json" -nt "$checkpoint" ]; then
     stage evaluate "$ROOT/logs/$name.evaluate.log" --flagfile="$workdir/flags.cfg" --mode=evaluate \
       --mig_points="$MIG_POINTS" --mig_method="$MIG_METHOD" --eval_images="$EVAL_IMAGES" --verbose=0
+  fi
+  if [ -n "${LAYER_MIG:-}" ] && [[ "$family" == seatbelt || "$family" == beta_tcdlgm ]]; then
+    # Where the factors went: J.2 scores z^L alone; this scores every layer at the checkpoint just evaluated.
+    at=$(checkpoint_step "$workdir")
+    if [ -z "$at" ]; then echo "failed: $workdir has no checkpoint after training" >&2; exit 1; fi
+    out="$LAYER_MIG/${name}_step${at}.json"
+    if [ ! -f "$out" ]; then
+      mkdir -p "$LAYER_MIG"
+      logged layer_mig "$ROOT/logs/$name.layer_mig.log" "$PYTHON" "$here/launch/layer_mig.py" "$workdir" "$out" \
+        --points="$MIG_POINTS"
+    fi
   fi
   if [ "$ATTACK" = 1 ] && [ ! "$workdir/attacks/attack_results.json" -nt "$checkpoint" ]; then
     # The paper's latent attack on a beta-TC DLGM matches z^1 alone (eq. 14: its decoder sees only z^1); every

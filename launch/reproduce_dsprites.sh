@@ -15,6 +15,8 @@
 #      seatbelt at L = 2 and 4 and ROBUST_BETAS (the L = 2 ones are phase 1's runs: only their attacks are new);
 #      ROBUST_RUNS (family:L:beta entries, in order) replaces that list, e.g. a first seed's look at the claims:
 #        PHASES=2 SEEDS=0 STEPS=11000 ROBUST_RUNS="beta_tcdlgm:2:4 seatbelt:2:4 vae:1:1 beta_tcvae:1:4" ...
+#   (every hierarchy, once evaluated at its phase's budget, also gets the MIG of every layer, exact protocol on the
+#   full grid: LAYER_MIG/<name>_step<step>.json, launch/layer_mig.py; in phase 0 at the last of PROBE_STEPS only)
 #   3. the rest of J.2 and Figure 3: beta_tcvae at every beta of BETAS, the hierarchies at the betas phase 1 left;
 #   0. (only when PHASES names it) the budget probe: phase 1's cells for the first seed alone, one cell at a time
 #      trained on through every budget of PROBE_STEPS and evaluated (and summarised) at each; a run trained on
@@ -35,7 +37,8 @@
 # The same script runs on a GPU machine unchanged (TensorFlow places the work there).
 # Environment: ROOT (runs/reproduce), SEEDS ("0 1 2"), BAR_BETAS ("1 4 8"), BETAS ("1 2 4 6 8 10"), ROBUST_BETAS ("4
 # 8"), ROBUST_RUNS (phase 2's cells; default from ROBUST_BETAS), NETWORK (mlp), BATCH (2048), LR (0.001), STEPS
-# (3600), PAIRS (10), LAMBDAS (50), MIG_POINTS (0: the full grid),
+# (3600), PAIRS (10), LAMBDAS (50), MIG_POINTS (0: the full grid), LAYER_MIG (the folder for every layer's MIG;
+# default layer_mig/ beside SUMMARY; empty: not computed),
 # PHASES ("1 2 3"; 0 for the budget probe), PROBE_STEPS ("3600 7200 10800 18000"), EXTRA (more flags for every
 # launcher call; absl keeps a flag's last value, so EXTRA overrides the recipe, e.g. EXTRA=--free_bits=0), SUMMARY,
 # PYTHON.
@@ -61,6 +64,7 @@ export MIG_METHOD=both
 export PYTHON=${PYTHON:-python}
 export EXTRA="--batch_size=${BATCH:-2048} --learning_rate=${LR:-0.001} ${EXTRA:-}"
 SUMMARY=${SUMMARY:-$here/docs/reproduction/summary.json}
+export LAYER_MIG=${LAYER_MIG-$(dirname "$SUMMARY")/layer_mig}
 mkdir -p "$ROOT/logs"
 
 bar="" rest=""
@@ -91,7 +95,10 @@ for phase in $PHASES; do
          for steps in $PROBE_STEPS; do
            echo "== phase 0: budget probe, $run, seed ${SEEDS%% *}, $steps steps"
            done_runs=$(recorded "$steps" 0)  # (its own line: set -e stops the campaign if the summary is unreadable)
-           RECORDED=$done_runs RUNS="$run" ATTACK=0 SEEDS="${SEEDS%% *}" STEPS="$steps" "$here/launch/paper.sh"
+           layers_at=""  # every layer's MIG at the probe's last budget only (one more pass over the full grid)
+           if [ "$steps" = "${PROBE_STEPS##* }" ]; then layers_at=$LAYER_MIG; fi
+           RECORDED=$done_runs RUNS="$run" ATTACK=0 SEEDS="${SEEDS%% *}" STEPS="$steps" LAYER_MIG=$layers_at \
+             "$here/launch/paper.sh"
            summarise
          done
        done ;;

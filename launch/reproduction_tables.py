@@ -10,6 +10,8 @@
   (`seatbelt_tf.evaluation.seeds`), and each cell's -log p(x^t|z~) against the vanilla VAE's: harder to attack
   (intervals apart, higher), easier (apart, lower) or not separated.
 
+* where the factors went: each hierarchy's MIG of every layer, with the unit that holds each factor best
+  (OUT/layer_mig/, launch/layer_mig.py; J.2 scores z^L alone);
 * the training budget: every budget each L = 2 run was evaluated at (ELBO, MIG, KL of z^L), and its per-epoch
   KL of z^L and ELBO (OUT/training_top_layer.png).
 
@@ -37,6 +39,7 @@ from seatbelt_tf.evaluation import seeds as seed_stats  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import collect_reproduction  # noqa: E402
+import layer_mig  # noqa: E402
 
 NAMES = {"vae": "VAE", "beta_tcvae": "β-TCVAE", "beta_tcdlgm": "β-TC DLGM", "seatbelt": "Seatbelt-VAE"}
 J2_FAMILIES = ("beta_tcdlgm", "seatbelt")
@@ -388,6 +391,18 @@ def plot_attacks(stats, path):
   plt.close(fig)
 
 
+def layer_mig_section(out):
+  """Every layer's MIG of each hierarchy the campaign scored (OUT/layer_mig/*.json); no lines when none was."""
+  folder = os.path.join(out, "layer_mig")
+  if not os.path.isdir(folder) or not any(n.endswith(".json") for n in os.listdir(folder)):
+    return []
+  return ["## Where the factors went: MIG of every layer", "",
+          "Table J.2 scores z^L alone. Chen et al.'s exact protocol on the full factor grid, per layer (gap: the "
+          "normalised difference between the two units most informative about the factor, as MIG averages it; MI: "
+          "the best unit's mutual information with the factor). One row per run, layer and scored checkpoint "
+          "(`layer_mig/`, `launch/layer_mig.py`).", "", layer_mig.markdown(folder), ""]
+
+
 def main(out, root=None):
   runs = load(out)
   if not runs:
@@ -403,7 +418,7 @@ def main(out, root=None):
            f"(seeds {', '.join(str(s) for s in seeds)}; training steps {', '.join(str(s) for s in steps)}; "
            f"epochs {', '.join(_ep(e) for e in epochs)}). Every run's numbers are in `summary.json`, its attack "
            "records in `attack_records/`.", "",
-           *j2_section(runs), *budget_section(runs), *figure3_section(runs), *robustness]
+           *j2_section(runs), *layer_mig_section(out), *budget_section(runs), *figure3_section(runs), *robustness]
   os.makedirs(out, exist_ok=True)
   plot_mig(runs, os.path.join(out, "mig_vs_beta.png"))
   plot_elbo(runs, os.path.join(out, "elbo_vs_beta.png"))

@@ -384,11 +384,15 @@ def test_robust_runs_picks_phase_2_s_cells_in_its_order_with_the_full_attack_pro
   """ROBUST_RUNS replaces phase 2's cell list: reproduce_dsprites.sh trains, evaluates and attacks exactly those
   cells, in that order, at the recipe's settings and the full protocol (10 pairs x 50 lambdas, latent on all layers
   and output); without it, phase 2 is the vanilla VAE, the beta-TCVAE and both hierarchies at L = 2 and 4 for each
-  of ROBUST_BETAS. A malformed entry anywhere in the list stops the campaign before any launcher call. The launcher
-  is replaced by a script that logs its arguments."""
+  of ROBUST_BETAS. A malformed entry anywhere in the list stops the campaign before any launcher call. Each
+  hierarchy's every-layer MIG (launch/layer_mig.py) follows its evaluation, at the probe's last budget only in
+  phase 0, and is not computed again once written. The launcher is replaced by a script that logs its arguments."""
   calls = tmp_path / "calls.log"
-  fake = tmp_path / "python"
-  fake.write_text(f'#!/usr/bin/env bash\necho "$*" >> {calls}\n')
+  fake = tmp_path / "python"  # logs its arguments; a training call leaves the checkpoint state file it would
+  fake.write_text(f'#!/usr/bin/env bash\necho "$*" >> {calls}\nw=; s=\nfor a in "$@"; do case $a in '
+                  '--workdir=*) w=${a#--workdir=} ;; --train_steps=*) s=${a#--train_steps=} ;; esac; done\n'
+                  'if [ -n "$s" ]; then mkdir -p "$w/checkpoints"; '
+                  'echo "model_checkpoint_path: \\"ckpt-$s\\"" > "$w/checkpoints/checkpoint"; fi\n')
   fake.chmod(0o755)
   env = dict(os.environ, ROOT=str(tmp_path / "root"), PHASES="2", SEEDS="0", STEPS="11000", PYTHON=str(fake),
              SUMMARY=str(tmp_path / "docs" / "summary.json"))
@@ -411,6 +415,23 @@ def test_robust_runs_picks_phase_2_s_cells_in_its_order_with_the_full_attack_pro
   # The paper's latent attack on a beta-TC DLGM is on z^1 alone (eq. 14), on every layer otherwise (eq. 15).
   assert ["--attack_layers=first,all" in c for c in attacks] == [True, False, False, False]
   assert all("--attack_layers=all" in c for c in attacks[1:])
+  assert len([c for c in made if "--mode=evaluate" in c]) == 4
+  # Each hierarchy, once evaluated, has every layer's MIG written beside the summary (full grid, exact protocol).
+  layer_migs = [c for c in made if "layer_mig.py" in c]
+  assert [c.split()[2] for c in layer_migs] == [str(tmp_path / "docs" / "layer_mig" / f"{n}_step11000.json")
+                                                for n in names[:2]]
+  assert all(c.split()[1].endswith(f"/root/{n}") and c.endswith("--points=0") for c, n in zip(layer_migs, names))
+  assert [c.split()[0] for c in made if "--mode=evaluate" in c or "layer_mig.py" in c][:3] == [
+      "-m", os.path.join(REPO, "launch", "layer_mig.py"), "-m"]  # after the run's own evaluation
+  # The budget probe (phase 0) scores every layer at its last budget only, and never again once it has.
+  calls.write_text("")
+  (tmp_path / "docs" / "layer_mig" / "seatbelt_L2_beta4_seed0_step7200.json").write_text("{}")
+  subprocess.run(["bash", os.path.join(REPO, "launch", "reproduce_dsprites.sh")], capture_output=True, text=True,
+                 check=True, env=dict(env, PHASES="0", BAR_BETAS="4", PROBE_STEPS="3600 7200",
+                                      ROOT=str(tmp_path / "probe")))
+  made = calls.read_text().splitlines()
+  assert [c.split()[2].rsplit("/", 1)[1] for c in made if "layer_mig.py" in c] == [
+      "beta_tcdlgm_L2_beta4_seed0_step7200.json"]
   assert len([c for c in made if "--mode=evaluate" in c]) == 4
   calls.write_text("")  # a typo in the last entry is refused before the first cell starts
   bad = subprocess.run(["bash", os.path.join(REPO, "launch", "reproduce_dsprites.sh")],
@@ -442,6 +463,29 @@ def test_tables_say_each_cell_s_budget_when_the_cells_were_trained_for_different
   assert "| β-TC DLGM, L = 2 | 4 | MIG >= 0.25 | 0.100 (n = 1) at 30.4 ep | pending (1 of 3 seeds) |" in j2
   figure3 = "\n".join(reproduction_tables.figure3_section(mixed))
   assert "different budgets" in figure3 and "-50.00 (n = 1) at 30.4 ep" in figure3
+
+
+def test_tables_show_every_layer_s_mig_once_the_campaign_scored_it(tmp_path):
+  """tables.md's "where the factors went" section: absent while layer_mig/ holds no file, then one row per run
+  and layer, in layer order, with each factor's gap, best unit and that unit's MI."""
+  sys.path.insert(0, os.path.join(REPO, "launch"))
+  import reproduction_tables  # pylint: disable=import-outside-toplevel
+  assert reproduction_tables.layer_mig_section(str(tmp_path)) == []
+  os.makedirs(tmp_path / "layer_mig")
+  assert reproduction_tables.layer_mig_section(str(tmp_path)) == []
+  layers = {f"layer_{i}": {"mig": mig, "per_factor": {"shape": gap, "posX": 0.5 * gap},
+                           "best_unit": {"shape": 1, "posX": 0},
+                           "mutual_info_nats": [[0.9, 0.1 * i], [0.2, 0.8]]}
+            for i, mig, gap in ((10, 0.3, 0.25), (2, 0.05, 0.04), (1, 0.1, 0.12))}
+  with open(tmp_path / "layer_mig" / "seatbelt_L2_beta4_seed0_step11000.json", "w") as f:
+    json.dump({"run": "seatbelt_L2_beta4_seed0", "epochs": 31.03, "factor_names": ["shape", "posX"],
+               "layers": layers}, f)
+  lines = reproduction_tables.layer_mig_section(str(tmp_path))
+  assert lines[0] == "## Where the factors went: MIG of every layer"
+  rows = [line for line in "\n".join(lines).splitlines() if line.startswith("| seatbelt_L2_beta4_seed0 |")]
+  assert rows == ["| seatbelt_L2_beta4_seed0 | 31.0 | z1 | 0.100 | 0.120 (u1, 0.20) | 0.060 (u0, 0.10) |",
+                  "| seatbelt_L2_beta4_seed0 | 31.0 | z2 | 0.050 | 0.040 (u1, 0.20) | 0.020 (u0, 0.20) |",
+                  "| seatbelt_L2_beta4_seed0 | 31.0 | z10 | 0.300 | 0.250 (u1, 0.20) | 0.125 (u0, 1.00) |"]
 
 
 def test_layer_mig_scores_every_layer_of_a_kept_checkpoint_and_writes_nothing_in_the_workdir(tmp_path):
