@@ -24,7 +24,9 @@
 # vae_L1_beta1_seed0, whose results a campaign's summary already holds at this budget: skipped whole, workdir or
 # not; launch/reproduce_dsprites.sh sets it), LAYER_MIG (a folder: each hierarchy's MIG of every layer, exact
 # protocol on MIG_POINTS grid points, 0 the full grid, written there as <name>_step<step>.json by
-# launch/layer_mig.py after its evaluation; unset: not computed), PYTHON (python).
+# launch/layer_mig.py after its evaluation; unset: not computed), AFTER_CELL (a bash command run after each cell
+# that was not skipped, e.g. a campaign's summary, so a finished cell is recorded before the next one starts; with
+# JOBS > 1 one at a time under flock where there is one; its failure stops the script), PYTHON (python).
 set -euo pipefail
 ROOT=${ROOT:-runs/paper}
 STEPS=${STEPS:-3000}
@@ -120,6 +122,15 @@ cell() {  # cell SEED RUN NAME WORKDIR: trains, evaluates and attacks one run (e
   fi
 }
 
+after_cell() {  # runs AFTER_CELL, if set (with JOBS > 1, cells end concurrently: one at a time under a lock)
+  if [ -z "${AFTER_CELL:-}" ]; then return 0; fi
+  if [ "$JOBS" -gt 1 ] && command -v flock > /dev/null; then
+    flock "$ROOT/logs/.after_cell.lock" bash -c "$AFTER_CELL"
+  else
+    bash -c "$AFTER_CELL"
+  fi || { echo "failed: AFTER_CELL ($AFTER_CELL)" >&2; exit 1; }
+}
+
 run_name() {  # run_name SEED RUN: prints the run's name and workdir
   local seed=$1 family layers beta dim name
   IFS=: read -r family layers beta dim <<< "$2"
@@ -152,9 +163,10 @@ for run in $RUNS; do
   workdirs+=("$workdir")
   if [ "$JOBS" -gt 1 ]; then
     while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || failed=1; done
-    cell "$seed" "$run" "$name" "$workdir" &
+    { cell "$seed" "$run" "$name" "$workdir"; after_cell; } &
   else
     cell "$seed" "$run" "$name" "$workdir"
+    after_cell
   fi
 done
 done

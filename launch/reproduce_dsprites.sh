@@ -26,7 +26,7 @@
 #   then --mode=report over every cell (ROOT/report/report.md). docs/reproduction/summary.json
 #   (launch/collect_reproduction.py; SUMMARY to write it elsewhere), the attacked runs' compact records beside it
 #   (attack_records/), and tables.md and its figures over seeds (launch/reproduction_tables.py: J.2's bar, Figure
-#   3, attack medians with intervals, from those files alone) are rewritten after every phase.
+#   3, attack medians with intervals, from those files alone) are rewritten after every cell and every phase.
 # The summary outlives the workdirs: a cell it already holds at the phase's budget (and attacked, in phase 2) is
 # skipped whole, so a session that starts on a new machine (ROOT empty; checkpoints are never committed) goes on
 # with the cells it lacks instead of training the finished ones again; collect_reproduction.py keeps those rows.
@@ -89,6 +89,11 @@ summarise() {  # summary.json, and the tables and figures over seeds beside it (
   "$PYTHON" "$here/launch/collect_reproduction.py" "$ROOT" "$SUMMARY"
   "$PYTHON" "$here/launch/reproduction_tables.py" "$(dirname "$SUMMARY")" "$ROOT" 2> "$ROOT/logs/tables.log"
 }
+# After every cell, not only every phase: a finished cell is in the summary (the record that outlives the machine)
+# before the next cell starts, however long the phase.
+export here SUMMARY
+export -f summarise
+export AFTER_CELL=summarise
 for phase in $PHASES; do
   case $phase in
     0) for run in $bar; do  # one cell through every budget, then the next: its whole curve comes first
@@ -98,8 +103,7 @@ for phase in $PHASES; do
            layers_at=""  # every layer's MIG at the probe's last budget only (one more pass over the full grid)
            if [ "$steps" = "${PROBE_STEPS##* }" ]; then layers_at=$LAYER_MIG; fi
            RECORDED=$done_runs RUNS="$run" ATTACK=0 SEEDS="${SEEDS%% *}" STEPS="$steps" LAYER_MIG=$layers_at \
-             "$here/launch/paper.sh"
-           summarise
+             "$here/launch/paper.sh"  # (summarised after the cell: AFTER_CELL)
          done
        done ;;
     1) echo "== phase 1: Table J.2's bar ($(wc -w <<< "$bar") cells x seeds $SEEDS)"

@@ -222,7 +222,7 @@ def test_the_summary_outlives_the_workdirs_and_the_campaign_skips_the_cells_it_r
   proc = subprocess.run(["bash", os.path.join(REPO, "launch", "reproduce_dsprites.sh")], capture_output=True,
                         text=True, env=dict(os.environ, ROOT=str(tmp_path / "campaign"), PHASES="2", SEEDS="0",
                                             STEPS="11000", PYTHON=str(fake), SUMMARY=summary,
-                                            ROBUST_RUNS="seatbelt:2:4 vae:1:1 beta_tcdlgm:2:4"))
+                                            ROBUST_RUNS="seatbelt:2:4 vae:1:1 beta_tcdlgm:2:4", LAYER_MIG=""))
   assert proc.returncode == 0, proc.stderr[-2000:]
   trained = [c.split("--workdir=")[1].split()[0].rsplit("/", 1)[1] for c in calls.read_text().splitlines()
              if "--train_steps=" in c]
@@ -386,7 +386,7 @@ def test_robust_runs_picks_phase_2_s_cells_in_its_order_with_the_full_attack_pro
   and output); without it, phase 2 is the vanilla VAE, the beta-TCVAE and both hierarchies at L = 2 and 4 for each
   of ROBUST_BETAS. A malformed entry anywhere in the list stops the campaign before any launcher call. Each
   hierarchy's every-layer MIG (launch/layer_mig.py) follows its evaluation, at the probe's last budget only in
-  phase 0, and is not computed again once written. The launcher is replaced by a script that logs its arguments."""
+  phase 0, and is not computed again once written. The summary is rewritten after every cell. The launcher is replaced by a script that logs its arguments."""
   calls = tmp_path / "calls.log"
   fake = tmp_path / "python"  # logs its arguments; a training call leaves the checkpoint state file it would
   fake.write_text(f'#!/usr/bin/env bash\necho "$*" >> {calls}\nw=; s=\nfor a in "$@"; do case $a in '
@@ -416,6 +416,10 @@ def test_robust_runs_picks_phase_2_s_cells_in_its_order_with_the_full_attack_pro
   assert ["--attack_layers=first,all" in c for c in attacks] == [True, False, False, False]
   assert all("--attack_layers=all" in c for c in attacks[1:])
   assert len([c for c in made if "--mode=evaluate" in c]) == 4
+  # The summary is rewritten after every cell (a finished cell is recorded before the next starts), and at the end.
+  summaries = ["train" if "--train_steps=" in c else "summary" for c in made
+               if "--train_steps=" in c or c.split()[0].endswith("collect_reproduction.py")]
+  assert summaries == ["train", "summary"] * 4 + ["summary"]
   # Each hierarchy, once evaluated, has every layer's MIG written beside the summary (full grid, exact protocol).
   layer_migs = [c for c in made if "layer_mig.py" in c]
   assert [c.split()[2] for c in layer_migs] == [str(tmp_path / "docs" / "layer_mig" / f"{n}_step11000.json")
