@@ -381,12 +381,13 @@ def test_paper_sh_leaves_a_run_whose_checkpoint_is_past_steps_alone(tmp_path):
 
 
 def test_robust_runs_picks_phase_2_s_cells_in_its_order_with_the_full_attack_protocol(tmp_path):
-  """ROBUST_RUNS replaces phase 2's cell list: reproduce_dsprites.sh trains, evaluates and attacks exactly those
-  cells, in that order, at the recipe's settings and the full protocol (10 pairs x 50 lambdas, latent on all layers
-  and output); without it, phase 2 is the vanilla VAE, the beta-TCVAE and both hierarchies at L = 2 and 4 for each
-  of ROBUST_BETAS. A malformed entry anywhere in the list stops the campaign before any launcher call. Each
-  hierarchy's every-layer MIG (launch/layer_mig.py) follows its evaluation, at the probe's last budget only in
-  phase 0, and is not computed again once written. The summary is rewritten after every cell. The launcher is replaced by a script that logs its arguments."""
+  """ROBUST_RUNS replaces phase 2's cell list: reproduce_dsprites.sh trains, evaluates and attacks exactly those cells,
+  in that order, at the recipe's settings and the full protocol (10 pairs x 50 lambdas, latent on all layers and
+  output); without it, phase 2 is the vanilla VAE, the beta-TCVAE and both hierarchies at L = 2 and 4 for each of
+  ROBUST_BETAS. A malformed entry anywhere in the list stops the campaign before any launcher call. Each hierarchy's
+  every-layer MIG (launch/layer_mig.py) follows its evaluation, at the probe's last budget only in phase 0, and is not
+  computed again once written. The summary is rewritten after every cell. The launcher is replaced by a script that
+  logs its arguments."""
   calls = tmp_path / "calls.log"
   fake = tmp_path / "python"  # logs its arguments; a training call leaves the checkpoint state file it would
   fake.write_text(f'#!/usr/bin/env bash\necho "$*" >> {calls}\nw=; s=\nfor a in "$@"; do case $a in '
@@ -534,3 +535,50 @@ def test_layer_mig_scores_every_layer_of_a_kept_checkpoint_and_writes_nothing_in
   assert json.load(open(out / "seatbelt_L2.json"))["layers"] == json.loads(json.dumps(early["layers"]))
   table = layer_mig.markdown(str(out)).splitlines()
   assert len(table) == 4 and table[2].startswith("| seatbelt_L2 | ") and "| z2 |" in table[3]
+
+
+def test_campaign_status_tells_each_run_s_stage_and_training_left_without_tensorflow(tmp_path):
+  """launch/campaign_status.py: the checkpoint against the budget, the epoch pace from the training log (median of
+  the last 3, fastest of the last 10), the training left at both, evaluation and attacks done / stale (older than
+  the checkpoint) / absent, and the summary's record (a run it holds without a workdir is listed too); TensorFlow is
+  never imported."""
+  root = tmp_path / "runs"
+  for name, step in (("seatbelt_L2_beta4_seed0", 400), ("vae_L1_beta1_seed0", 1000)):
+    os.makedirs(root / name / "checkpoints")
+    (root / name / "config.json").write_text("{}")
+    (root / name / "flags.cfg").write_text("--train_steps=600\n--steps_per_epoch=200\n--train_steps=1000\n")
+    for sub, stamp in (("evaluation/evaluation.json", 1000.0), ("attacks/attack_results.json", 3000.0)):
+      if name.startswith("vae") or sub.startswith("evaluation"):
+        os.makedirs(os.path.dirname(root / name / sub), exist_ok=True)
+        (root / name / sub).write_text("{}")
+        os.utime(root / name / sub, (stamp, stamp))
+    (root / name / "checkpoints" / "checkpoint").write_text(f'model_checkpoint_path: "ckpt-{step}"\n')
+    os.utime(root / name / "checkpoints" / "checkpoint", (2000.0, 2000.0))
+  os.makedirs(root / "logs")
+  epochs = "".join(f"Epoch {i + 1}/5\n200/200 - {s}s - 3s/step - loss: 1.0\n"
+                   for i, s in enumerate((100, 300, 200, 250)))
+  (root / "logs" / "seatbelt_L2_beta4_seed0.train.log").write_text("Resuming\n" + epochs + "Epoch 5/5\n 17/200 - 9s")
+  summary = tmp_path / "summary.json"
+  summary.write_text(json.dumps([
+      {"run": "vae_L1_beta1_seed0", "model": "vae", "train_steps": 1000, "latent_delta_median": 1.0,
+       "output_delta_median": 2.0, "latent_layers": "all"},
+      {"run": "beta_tcdlgm_L2_beta4_seed0", "model": "beta_tcdlgm", "train_steps": 11000, "latent_delta_median": 1.0,
+       "output_delta_median": 2.0, "latent_layers": "all"}]))
+  script = ("import sys; sys.path.insert(0, 'launch'); import campaign_status\n"
+            f"campaign_status.main([{str(root)!r}, {str(summary)!r}])\n"
+            "assert 'tensorflow' not in sys.modules, 'imported TensorFlow'\n")
+  proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in proc.stdout.splitlines()
+          if line.startswith("| ") and not line.startswith("| run ")}
+  assert rows["seatbelt_L2_beta4_seed0"][:6] == ["—", "400 / 1000", "250 (100)", "0.2 h (0.1 h)", "stale", "—"]
+  assert rows["vae_L1_beta1_seed0"][:6] == ["1000 steps, attacked", "1000 / 1000", "—", "—", "stale", "done"]
+  assert rows["beta_tcdlgm_L2_beta4_seed0"][:2] == ["11000 steps, attacked, not the paper's latent attack",
+                                                    "no workdir: the summary's record only"]
+  assert "training left in the runs that have a workdir: 0.2 h at their recent pace (0.1 h at their fastest)" \
+      in proc.stdout
+  sys.path.insert(0, os.path.join(REPO, "launch"))
+  import campaign_status  # pylint: disable=import-outside-toplevel
+  status = {s["run"]: s for s in campaign_status.status(str(root), str(summary))}
+  seatbelt = status["seatbelt_L2_beta4_seed0"]
+  assert seatbelt["left_s"] == 750.0 and seatbelt["fastest_left_s"] == 300.0
