@@ -85,9 +85,10 @@ recorded() {  # recorded STEPS ATTACK: the runs the summary holds at STEPS (atta
     "$PYTHON" "$here/launch/collect_reproduction.py" --recorded "$SUMMARY" "$1" "$2" | tr '\n' ' '
   fi
 }
-summarise() {  # summary.json, and the tables and figures over seeds beside it (launch/reproduction_tables.py)
-  "$PYTHON" "$here/launch/collect_reproduction.py" "$ROOT" "$SUMMARY"
-  "$PYTHON" "$here/launch/reproduction_tables.py" "$(dirname "$SUMMARY")" "$ROOT" 2> "$ROOT/logs/tables.log"
+summarise() {  # summary.json, and the tables and figures over seeds beside it (launch/reproduction_tables.py); the
+  # first failure is its status (it also runs in a child bash, without set -e: paper.sh's AFTER_CELL)
+  "$PYTHON" "$here/launch/collect_reproduction.py" "$ROOT" "$SUMMARY" &&
+    "$PYTHON" "$here/launch/reproduction_tables.py" "$(dirname "$SUMMARY")" "$ROOT" 2> "$ROOT/logs/tables.log"
 }
 # After every cell, not only every phase: a finished cell is in the summary (the record that outlives the machine)
 # before the next cell starts, however long the phase.

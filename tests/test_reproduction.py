@@ -428,6 +428,16 @@ def test_robust_runs_picks_phase_2_s_cells_in_its_order_with_the_full_attack_pro
   assert all(c.split()[1].endswith(f"/root/{n}") and c.endswith("--points=0") for c, n in zip(layer_migs, names))
   assert [c.split()[0] for c in made if "--mode=evaluate" in c or "layer_mig.py" in c][:3] == [
       "-m", os.path.join(REPO, "launch", "layer_mig.py"), "-m"]  # after the run's own evaluation
+  # A summary that cannot be written stops the campaign after the cell that failed to be recorded.
+  broken = tmp_path / "broken_python"
+  broken.write_text(f'#!/usr/bin/env bash\ncase "$1" in *collect_reproduction.py) exit 3;; esac\nexec {fake} "$@"\n')
+  broken.chmod(0o755)
+  calls.write_text("")
+  stopped = subprocess.run(["bash", os.path.join(REPO, "launch", "reproduce_dsprites.sh")], capture_output=True,
+                           text=True, env=dict(env, PYTHON=str(broken), ROOT=str(tmp_path / "broken"),
+                                               ROBUST_RUNS="vae:1:1 beta_tcvae:1:4"))
+  assert stopped.returncode != 0 and "failed: AFTER_CELL (summarise)" in stopped.stderr
+  assert len([c for c in calls.read_text().splitlines() if "--train_steps=" in c]) == 1
   # The budget probe (phase 0) scores every layer at its last budget only, and never again once it has.
   calls.write_text("")
   (tmp_path / "docs" / "layer_mig" / "seatbelt_L2_beta4_seed0_step7200.json").write_text("{}")
