@@ -158,19 +158,11 @@ def test_a_sweep_sharded_over_two_processes_equals_the_single_process_sweep(tmp_
   # 7e-8 between batches of 12 and 1-5 rows); the driver's decrease floor (lbfgs.DECREASE_ULPS) keeps it out of the
   # decisions of problems pinned to their start (lambda = 2^20 here), so every record agrees, iterations included.
   assert [r["iterations"] for r in merged] == [e["iterations"] for e in expected]
-  for key in ("objective", "target_nll"):
+  for key in ("objective", "target_nll", "distortion_l2", "adversarial_to_target_l2"):
     np.testing.assert_allclose([r[key] for r in merged], [e[key] for e in expected], rtol=1e-4, atol=1e-4)
-  # At lambda = 2^-20 the objective is flat along the distortion (a 0.2 longer d changes it by 2e-7), so x* there is
-  # not unique and round-off may pick another (seen with 4 intra-op threads: ||d|| 23.72 against 23.49, objective
-  # and -log p(x^t|z~) equal); the x*-dependent numbers are compared where lambda pins x* down, as for the export.
-  pinned = np.array([e["lambda"] >= 1 for e in expected])
-  assert pinned.any() and not pinned.all()
-  for key in ("distortion_l2", "adversarial_to_target_l2"):
-    np.testing.assert_allclose(np.array([r[key] for r in merged])[pinned], np.array([e[key] for e in expected])[pinned],
-                               rtol=1e-4, atol=1e-4)
   merged_arrays = np.load(os.path.join(folder, "adversarial_inputs.npz"))
   np.testing.assert_array_equal(merged_arrays["inputs"], expected_arrays["inputs"])
-  np.testing.assert_allclose(merged_arrays["adversarial"][pinned], expected_arrays["adversarial"][pinned], atol=1e-4)
+  np.testing.assert_allclose(merged_arrays["adversarial"], expected_arrays["adversarial"], atol=1e-4)
   assert os.path.isfile(os.path.join(folder, "grid_output_all.png"))
   # A merge before every shard has finished is refused, naming the missing output.
   os.remove(os.path.join(folder, "shards", "1_of_2", "attack_results.json"))
