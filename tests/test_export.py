@@ -154,10 +154,6 @@ def test_an_attack_on_the_export_reproduces_the_live_attack(tmp_path, mode):
     for key in keys:
       if isinstance(a[key], float):
         assert b[key] == pytest.approx(a[key], rel=1e-3, abs=1e-3), key
-      elif key == "iterations":
-        # The same optimum may be declared one step apart: under one TensorFlow thread (another reduction order)
-        # an output-attack problem stopped at 14 iterations live and 15 on the export, with equal metrics.
-        assert abs(a[key] - b[key]) <= 2, (key, a[key], b[key])
       else:
         assert a[key] == b[key], key
   pinned = np.array([r["lambda"] >= 1 for r in live])
