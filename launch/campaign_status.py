@@ -72,8 +72,7 @@ def _age(seconds):
 def _recorded(row):
   if row is None:
     return "—"
-  attacked = all(row.get(f"{mode}_delta_median") is not None for mode in collect_reproduction.ATTACKS)
-  paper = row.get("latent_layers", "all") == collect_reproduction.paper_latent_layers(row["model"])
+  attacked, paper = collect_reproduction.attack_state(row)
   what = "attacked" if attacked and paper else ("attacked, not the paper's latent attack" if attacked else "trained")
   return f"{row['train_steps']} steps, {what}"
 

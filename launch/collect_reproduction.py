@@ -211,13 +211,18 @@ def summarise(workdir, records=None):
   return row
 
 
+def attack_state(row):
+  """(attacked by both attacks, its latent attack the paper's for its family) for a summary row."""
+  attacked = all(row.get(f"{mode}_delta_median") is not None for mode in ATTACKS)
+  return attacked, row.get("latent_layers", "all") == paper_latent_layers(row["model"])
+
+
 def is_recorded(row, steps, attacked):
   """Whether a summary row holds a finished cell of the campaign at `steps` (trained at least that far and, when
   `attacked`, attacked by both attacks, its latent attack the paper's for its family)."""
   if row["train_steps"] < steps:
     return False
-  return not attacked or (all(row.get(f"{mode}_delta_median") is not None for mode in ATTACKS)
-                          and row.get("latent_layers", "all") == paper_latent_layers(row["model"]))
+  return not attacked or all(attack_state(row))
 
 
 def recorded_runs(summary, steps, attacked):
