@@ -309,3 +309,82 @@ def test_tensorflow_start_up_noise_is_dropped_and_real_errors_kept():
   assert lines[-1] == "after tensorflow"
   noisy = [line for line in lines if startup.benign(line, gpu_machine=False)]
   assert not noisy, noisy
+
+
+# ------------------------------------------------------------------ the quickstart's command lines
+_SCRIPT_SETTINGS = ("RUNS", "STEPS", "NETWORK", "PAIRS", "LAMBDAS", "MIG_POINTS", "MIG_METHOD", "EVAL_IMAGES",
+                    "EXTRA", "SEEDS", "ATTACK", "JOBS", "LAYER_MIG", "AFTER_CELL", "RECORDED", "BETAS", "LAYERS")
+
+
+def _dry_run(tmp_path, script, **settings):
+  """Runs launch/`script` with the launcher replaced by tests/launch_dry_run.py (and the scripts' settings from the
+  caller only): (the finished process, the accepted calls as dicts {"argv", "config"})."""
+  calls = tmp_path / "calls.jsonl"
+  fake = tmp_path / "python"
+  fake.write_text(f'#!/usr/bin/env bash\nif [ "$1" = -m ] && [ "$2" = seatbelt_tf.launch ]; then shift 2; '
+                  f'exec {sys.executable} {os.path.join(REPO, "tests", "launch_dry_run.py")} "$@"; fi\n'
+                  f'exec {sys.executable} "$@"\n')
+  fake.chmod(0o755)
+  env = {k: v for k, v in os.environ.items() if k not in _SCRIPT_SETTINGS}
+  env.update(PYTHON=str(fake), DRY_RUN_CALLS=str(calls), **settings)
+  proc = subprocess.run(["bash", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+  records = [json.loads(line) for line in calls.read_text().splitlines()]
+  # The names the launcher checks against its registries once TensorFlow is up (launch._check_registry_names).
+  registries = launch._registry_names()  # pylint: disable=protected-access
+  for record in records:
+    for key, registry in registries.items():
+      assert record["config"][key] in registry, (key, record["config"][key])
+  return proc, records
+
+
+def test_every_launcher_call_of_the_quickstart_is_a_valid_command_line(tmp_path):
+  """README's quickstart (its last step, launch/mini_paper.sh -> launch/paper.sh) with the launcher replaced by
+  tests/launch_dry_run.py, which takes each command line as the launcher does before TensorFlow starts (absl flags,
+  nested flagfiles, RunConfig.validate, the workdir's recorded settings) and leaves the files the script looks for
+  instead of training: every call the real script makes is accepted, and they are the quickstart's (4 runs x train,
+  evaluate, attack on the settings mini_paper.sh names, then one report over the 4). A flag renamed in the launcher
+  but not in the scripts fails here in seconds, not after 10 minutes of quickstart."""
+  readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+  quickstart = readme.split("<!-- quickstart-command -->", 1)[1].split("```")[1].strip()
+  last = quickstart.split("&&")[-1].split()
+  assert last[0].startswith("PYTHON=") and last[1:] == ["launch/mini_paper.sh"], quickstart
+  root = tmp_path / "mini_paper"
+  proc, records = _dry_run(tmp_path, last[1], ROOT=str(root))
+  runs_ = [("vae_L1_beta1", "vae", 1, 1.0), ("beta_tcvae_L1_beta6", "beta_tcvae", 1, 6.0),
+           ("seatbelt_L2_beta1", "seatbelt", 2, 1.0), ("seatbelt_L2_beta6", "seatbelt", 2, 6.0)]
+  assert [(r["config"]["mode"], os.path.basename(r["config"]["workdir"])) for r in records] == \
+      [(mode, name) for name, *_ in runs_ for mode in ("train", "evaluate", "attack")] + [("report", "report")]
+  for (name, model, layers, beta), (train, evaluate, attack) in zip(runs_, zip(*[iter(records[:-1])] * 3)):
+    for record in (train, evaluate, attack):
+      c = record["config"]
+      assert (c["workdir"], c["model"], c["layers"], c["beta"]) == (str(root / name), model, layers, beta)
+      assert (c["network"], c["train_steps"], c["eval_examples"], c["dataset"]) == \
+          ("mlp", 700, 5000, "dsprites_procedural")
+    assert (evaluate["config"]["mig_points"], evaluate["config"]["eval_images"]) == (5000, 500)
+    a = attack["config"]
+    assert (a["attack_pairs"], a["attack_lambdas"], a["attack_modes"], a["attack_layers"]) == \
+        (2, 6, ["latent", "output"], ["all"])
+  assert records[-1]["config"]["workdirs"] == [str(root / name) for name, *_ in runs_]
+  assert (root / "report" / "report.md").is_file() and "Report:" in proc.stdout
+
+
+def test_every_launcher_call_of_paper_sh_s_grid_entries_is_a_valid_command_line(tmp_path):
+  """The entries the quickstart does not use, dry-run as above: a beta-TC DLGM (its latent attack on z^1 and on every
+  layer, eq. 14 and 15) at L = 3, a beta-TCVAE with its own |z|, seeds, the default conv network and protocol."""
+  root = tmp_path / "paper"
+  _, records = _dry_run(tmp_path, "launch/paper.sh", ROOT=str(root), RUNS="beta_tcdlgm:3:4 beta_tcvae:1:6:20",
+                        SEEDS="0 1", STEPS="40", MIG_METHOD="both")
+  names = ["beta_tcdlgm_L3_beta4_seed0", "beta_tcvae_z20_beta6_seed0", "beta_tcdlgm_L3_beta4_seed1",
+           "beta_tcvae_z20_beta6_seed1"]
+  assert [(r["config"]["mode"], os.path.basename(r["config"]["workdir"])) for r in records] == \
+      [(mode, name) for name in names for mode in ("train", "evaluate", "attack")] + [("report", "report")]
+  by_stage = {(os.path.basename(r["config"]["workdir"]), r["config"]["mode"]): r["config"] for r in records}
+  for seed in (0, 1):
+    dlgm, tcvae = (by_stage[(names[2 * seed + i], "attack")] for i in (0, 1))
+    assert (dlgm["model"], dlgm["layers"], dlgm["beta"], dlgm["seed"]) == ("beta_tcdlgm", 3, 4.0, seed)
+    assert (tcvae["model"], tcvae["latent_dim"], tcvae["beta"], tcvae["seed"]) == ("beta_tcvae", 20, 6.0, seed)
+    assert dlgm["attack_layers"] == ["first", "all"] and tcvae["attack_layers"] == ["all"]
+    for c in (dlgm, tcvae):
+      assert (c["network"], c["train_steps"], c["attack_pairs"], c["attack_lambdas"]) == ("conv", 40, 10, 50)
+    assert by_stage[(names[2 * seed], "evaluate")]["mig_method"] == "both"
