@@ -386,17 +386,17 @@ def test_robust_runs_picks_phase_2_s_cells_in_its_order_with_the_full_attack_pro
   output); without it, phase 2 is the vanilla VAE, the beta-TCVAE and both hierarchies at L = 2 and 4 for each of
   ROBUST_BETAS. A malformed entry anywhere in the list stops the campaign before any launcher call. Each hierarchy's
   every-layer MIG (launch/layer_mig.py) follows its evaluation, at the probe's last budget only in phase 0, and is not
-  computed again once written. The summary is rewritten after every cell. The launcher is replaced by a script that
-  logs its arguments."""
+  computed again once written. The summary is rewritten after every cell. Python is replaced by a script that logs
+  its arguments and hands every launcher call to tests/launch_dry_run.py, so each is also taken as the launcher
+  takes it (flags, flagfiles, validation, the workdir's settings) and leaves the files a real run would."""
   calls = tmp_path / "calls.log"
-  fake = tmp_path / "python"  # logs its arguments; a training call leaves the checkpoint state file it would
-  fake.write_text(f'#!/usr/bin/env bash\necho "$*" >> {calls}\nw=; s=\nfor a in "$@"; do case $a in '
-                  '--workdir=*) w=${a#--workdir=} ;; --train_steps=*) s=${a#--train_steps=} ;; esac; done\n'
-                  'if [ -n "$s" ]; then mkdir -p "$w/checkpoints"; '
-                  'echo "model_checkpoint_path: \\"ckpt-$s\\"" > "$w/checkpoints/checkpoint"; fi\n')
+  fake = tmp_path / "python"
+  fake.write_text(f'#!/usr/bin/env bash\necho "$*" >> {calls}\n'
+                  'if [ "$1" = -m ] && [ "$2" = seatbelt_tf.launch ]; then shift 2; '
+                  f'exec {sys.executable} {os.path.join(REPO, "tests", "launch_dry_run.py")} "$@"; fi\n')
   fake.chmod(0o755)
   env = dict(os.environ, ROOT=str(tmp_path / "root"), PHASES="2", SEEDS="0", STEPS="11000", PYTHON=str(fake),
-             SUMMARY=str(tmp_path / "docs" / "summary.json"))
+             SUMMARY=str(tmp_path / "docs" / "summary.json"), DRY_RUN_CALLS=str(tmp_path / "accepted.jsonl"))
 
   def trained(extra):
     calls.write_text("")
@@ -417,10 +417,12 @@ def test_robust_runs_picks_phase_2_s_cells_in_its_order_with_the_full_attack_pro
   assert ["--attack_layers=first,all" in c for c in attacks] == [True, False, False, False]
   assert all("--attack_layers=all" in c for c in attacks[1:])
   assert len([c for c in made if "--mode=evaluate" in c]) == 4
-  # The summary is rewritten after every cell (a finished cell is recorded before the next starts), and at the end.
+  # The summary is rewritten after every cell (a finished cell is recorded before the next starts), at the phase's
+  # end, and after the report over every cell that ends the campaign.
   summaries = ["train" if "--train_steps=" in c else "summary" for c in made
                if "--train_steps=" in c or c.split()[0].endswith("collect_reproduction.py")]
-  assert summaries == ["train", "summary"] * 4 + ["summary"]
+  assert summaries == ["train", "summary"] * 4 + ["summary", "summary"]
+  assert f"--mode=report --workdir={tmp_path / 'root' / 'report'} --workdirs={tmp_path / 'root'}" in made[-3]
   # Each hierarchy, once evaluated, has every layer's MIG written beside the summary (full grid, exact protocol).
   layer_migs = [c for c in made if "layer_mig.py" in c]
   assert [c.split()[2] for c in layer_migs] == [str(tmp_path / "docs" / "layer_mig" / f"{n}_step11000.json")
