@@ -12,7 +12,6 @@ its training log was last written (a campaign that is running writes it every ep
 ROOT lacks (a new machine) are listed too. Reads files only; no TensorFlow.
 """
 
-import json
 import os
 import re
 import statistics
@@ -106,9 +105,8 @@ def run_status(root, name, row=None, now=None):
 def status(root, summary=None, now=None):
   """Every run under `root` (a folder with config.json or checkpoints/) and every run `summary` records."""
   rows = {}
-  if summary and os.path.isfile(summary):
-    with open(summary) as f:
-      rows = {r["run"]: r for r in json.load(f)}
+  if summary:
+    rows = {r["run"]: r for r in collect_reproduction.read_json(summary) or []}
   names = set(rows)
   if os.path.isdir(root):
     names |= {n for n in os.listdir(root) if os.path.isfile(os.path.join(root, n, "config.json"))
@@ -146,4 +144,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  main(sys.argv[1:])
+  try:
+    main(sys.argv[1:])
+  except collect_reproduction.UnreadableFileError as e:
+    sys.exit(f"error: {e}")

@@ -40,11 +40,22 @@ RECORDS_DIR = "attack_records"
 TRAINING_DIR = "training"
 
 
-def _read(path):
+class UnreadableFileError(ValueError):
+  """A campaign file that exists but is not JSON."""
+
+
+def read_json(path):
+  """The JSON in `path`, or None where there is no such file; a file that is not JSON (cut short, overwritten) is a
+  `UnreadableFileError` naming it and the fix, never a traceback from deep in a campaign."""
   if not os.path.isfile(path):
     return None
-  with open(path) as f:
-    return json.load(f)
+  try:
+    with open(path, encoding="utf-8") as f:
+      return json.load(f)
+  except (ValueError, UnicodeDecodeError) as e:
+    raise UnreadableFileError(f"{path} cannot be read as JSON ({type(e).__name__}: {e}). Restore it (a committed "
+                              f"file: git checkout -- {path}), or remove it so that what writes it runs "
+                              "again.") from None
 
 
 def mig_by_method(evaluation):
@@ -61,7 +72,7 @@ def mig_by_method(evaluation):
 
 def attack_records(workdir):
   """The run's attack records (`attacks/attack_results.json`), [] when it has not been attacked."""
-  return _read(os.path.join(workdir, "attacks", "attack_results.json")) or []
+  return read_json(os.path.join(workdir, "attacks", "attack_results.json")) or []
 
 
 # The paper's latent attack of each family (Section 4): on z^1 alone for the beta-TC DLGM, whose decoder sees only
@@ -135,7 +146,7 @@ def records_path(summary_dir, run):
 
 def read_compact_records(summary_dir, run):
   """A run's attack records from its compact file beside the summary, [] when it has none."""
-  compact = _read(records_path(summary_dir, run))
+  compact = read_json(records_path(summary_dir, run))
   return expand_records(compact) if compact else []
 
 
@@ -146,7 +157,7 @@ def training_path(summary_dir, run):
 
 def read_training(summary_dir, run):
   """A run's per-epoch training curves from beside the summary, {} when it has none."""
-  return _read(training_path(summary_dir, run)) or {}
+  return read_json(training_path(summary_dir, run)) or {}
 
 
 def _write_compact(path, columns, run):
@@ -190,10 +201,10 @@ def training_history(workdir, config):
 def summarise(workdir, records=None):
   """The summary object of one run workdir, or None when it has no results.json yet; `records` are its attack
   records when the caller has read them already (`attack_records`)."""
-  config, results = _read(os.path.join(workdir, "config.json")), _read(os.path.join(workdir, "results.json"))
+  config, results = read_json(os.path.join(workdir, "config.json")), read_json(os.path.join(workdir, "results.json"))
   if not config or not results:
     return None
-  mig = mig_by_method(_read(os.path.join(workdir, "evaluation", "evaluation.json")))
+  mig = mig_by_method(read_json(os.path.join(workdir, "evaluation", "evaluation.json")))
   layers = int(config["layers"]) if config["model"] in HIERARCHICAL else 1
   row = {"run": os.path.basename(workdir), "model": config["model"], "layers": layers,
          "beta": float(config["beta"]), "seed": int(config["seed"]), "network": config["network"],
@@ -227,7 +238,7 @@ def is_recorded(row, steps, attacked):
 
 def recorded_runs(summary, steps, attacked):
   """The names of the runs `summary` (a summary.json path; absent: none) records as finished at `steps`."""
-  return [row["run"] for row in _read(summary) or [] if is_recorded(row, steps, attacked)]
+  return [row["run"] for row in read_json(summary) or [] if is_recorded(row, steps, attacked)]
 
 
 MILESTONE_KEYS = ("train_steps", "images_seen", "epochs", "elbo", "mig_exact", "mig_histogram", "kl_layers")
@@ -251,7 +262,7 @@ def _remove(path):
 
 
 def main(root, out):
-  previous = {row["run"]: row for row in _read(out) or []}
+  previous = {row["run"]: row for row in read_json(out) or []}
   rows, attacked, kept = {}, 0, []
   summary_dir = os.path.dirname(out)
   for name in sorted(os.listdir(root)):
@@ -266,7 +277,7 @@ def main(root, out):
     if old is not None and old["train_steps"] < row["train_steps"]:
       row = supersede(old, row)
     rows[name] = row
-    trajectory = training_history(workdir, _read(os.path.join(workdir, "config.json")))
+    trajectory = training_history(workdir, read_json(os.path.join(workdir, "config.json")))
     if trajectory:
       _write_compact(training_path(summary_dir, name),
                      {k: [_float32(v) for v in values] for k, values in trajectory.items()}, name)
@@ -291,12 +302,19 @@ def main(root, out):
            + ", ".join(sorted(kept)) if kept else ""))
 
 
-if __name__ == "__main__":
-  if len(sys.argv) == 5 and sys.argv[1] == "--recorded":
-    if not sys.argv[3].isdigit() or sys.argv[4] not in ("0", "1"):
-      sys.exit(f"--recorded SUMMARY STEPS ATTACK: STEPS a step count and ATTACK 0 or 1, not {sys.argv[3:]}")
-    print("\n".join(recorded_runs(sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1")))
-  elif len(sys.argv) == 3:
-    main(sys.argv[1], sys.argv[2])
+def _command_line(argv):
+  if len(argv) == 5 and argv[1] == "--recorded":
+    if not argv[3].isdigit() or argv[4] not in ("0", "1"):
+      sys.exit(f"--recorded SUMMARY STEPS ATTACK: STEPS a step count and ATTACK 0 or 1, not {argv[3:]}")
+    print("\n".join(recorded_runs(argv[2], int(argv[3]), argv[4] == "1")))
+  elif len(argv) == 3:
+    main(argv[1], argv[2])
   else:
     sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+  try:
+    _command_line(sys.argv)
+  except UnreadableFileError as e:
+    sys.exit(f"error: {e}")

@@ -85,6 +85,11 @@ recorded() {  # recorded STEPS ATTACK: the runs the summary holds at STEPS (atta
     "$PYTHON" "$here/launch/collect_reproduction.py" --recorded "$SUMMARY" "$1" "$2" | tr '\n' ' '
   fi
 }
+cells() {  # cells RUNS ATTACK: paper.sh on RUNS at STEPS, less the cells the summary holds (attacked, when ATTACK is 1)
+  local done_runs
+  done_runs=$(recorded "$STEPS" "$2")  # (its own line: set -e stops the campaign if the summary is unreadable)
+  RECORDED=$done_runs RUNS="$1" ATTACK=$2 "$here/launch/paper.sh"
+}
 summarise() {  # summary.json, and the tables and figures over seeds beside it (launch/reproduction_tables.py); the
   # first failure is its status (it also runs in a child bash, without set -e: paper.sh's AFTER_CELL)
   "$PYTHON" "$here/launch/collect_reproduction.py" "$ROOT" "$SUMMARY" &&
@@ -108,14 +113,11 @@ for phase in $PHASES; do
          done
        done ;;
     1) echo "== phase 1: Table J.2's bar ($(wc -w <<< "$bar") cells x seeds $SEEDS)"
-       done_runs=$(recorded "$STEPS" 0)
-       RECORDED=$done_runs RUNS="$bar" ATTACK=0 "$here/launch/paper.sh" ;;
+       cells "$bar" 0 ;;
     2) echo "== phase 2: robustness cells ($(wc -w <<< "$robust") cells x seeds $SEEDS)"
-       done_runs=$(recorded "$STEPS" 1)
-       RECORDED=$done_runs RUNS="$robust" ATTACK=1 "$here/launch/paper.sh" ;;
+       cells "$robust" 1 ;;
     3) echo "== phase 3: the rest of J.2 and Figure 3 ($(wc -w <<< "$rest") cells x seeds $SEEDS)"
-       done_runs=$(recorded "$STEPS" 0)
-       RECORDED=$done_runs RUNS="$rest" ATTACK=0 "$here/launch/paper.sh" ;;
+       cells "$rest" 0 ;;
     *) echo "unknown phase '$phase' in PHASES (use 0, 1, 2 and 3)" >&2; exit 2 ;;
   esac
   summarise

@@ -26,7 +26,6 @@ folder, it also copies each attacked cell's lowest seed's attack grids at the di
   python launch/reproduction_tables.py docs/reproduction runs/reproduce
 """
 
-import json
 import os
 import sys
 
@@ -57,8 +56,7 @@ def load(out):
     sys.exit(f"No summary.json in {out}: write it first with `python launch/collect_reproduction.py ROOT "
              f"{path}` (ROOT: the campaign's runs folder), then run `python launch/reproduction_tables.py {out} "
              "ROOT`.")
-  with open(path) as f:
-    rows = json.load(f)
+  rows = collect_reproduction.read_json(path)
   for row in rows:
     row["training"] = collect_reproduction.read_training(out, row["run"])
   return [(row, collect_reproduction.read_compact_records(out, row["run"])) for row in rows]
@@ -435,4 +433,7 @@ def main(out, root=None):
 if __name__ == "__main__":
   if len(sys.argv) not in (2, 3):
     sys.exit(__doc__)
-  main(*sys.argv[1:])
+  try:
+    main(*sys.argv[1:])
+  except collect_reproduction.UnreadableFileError as e:
+    sys.exit(f"error: {e}")

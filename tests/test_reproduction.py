@@ -594,3 +594,38 @@ def test_campaign_status_tells_each_run_s_stage_and_training_left_without_tensor
   status = {s["run"]: s for s in campaign_status.status(str(root), str(summary))}
   seatbelt = status["seatbelt_L2_beta4_seed0"]
   assert seatbelt["left_s"] == 750.0 and seatbelt["fastest_left_s"] == 300.0
+
+
+def test_a_summary_that_is_not_json_stops_every_campaign_script_with_one_line_naming_it(tmp_path):
+  """summary.json cut short (a full disk, a bad merge): the campaign, its summary's reader, the tables and the status
+  each say which file and how to restore it, in one line and no traceback; the campaign stops before any launcher
+  call, and the file is left as it was for the user to restore."""
+  summary = tmp_path / "docs" / "summary.json"
+  os.makedirs(summary.parent)
+  summary.write_text('[{"run": "vae_L1_beta1_seed0", "train_st')
+  root = tmp_path / "runs"
+  os.makedirs(root)
+  calls = tmp_path / "calls.log"
+  fake = tmp_path / "python"  # real Python for the campaign's own scripts; launcher calls only logged
+  fake.write_text(f'#!/usr/bin/env bash\nif [ "$1" = -m ]; then echo "$*" >> {calls}; exit 0; fi\n'
+                  f'exec {sys.executable} "$@"\n')
+  fake.chmod(0o755)
+  launch_dir = os.path.join(REPO, "launch")
+  runs = {
+      "campaign": ["bash", os.path.join(launch_dir, "reproduce_dsprites.sh")],
+      "recorded": [sys.executable, os.path.join(launch_dir, "collect_reproduction.py"), "--recorded", str(summary),
+                   "11000", "1"],
+      "collect": [sys.executable, os.path.join(launch_dir, "collect_reproduction.py"), str(root), str(summary)],
+      "tables": [sys.executable, os.path.join(launch_dir, "reproduction_tables.py"), str(summary.parent)],
+      "status": [sys.executable, os.path.join(launch_dir, "campaign_status.py"), str(root), str(summary)],
+  }
+  env = dict(os.environ, PHASES="2", SEEDS="0", ROBUST_RUNS="vae:1:1", ROOT=str(root), PYTHON=str(fake),
+             SUMMARY=str(summary))
+  for name, command in runs.items():
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode != 0, name
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"{summary} cannot be read as JSON" in errors[0], (name, proc.stderr[-1500:])
+    assert f"git checkout -- {summary}" in errors[0] and "Traceback" not in proc.stderr, name
+  assert not calls.exists()
+  assert summary.read_text() == '[{"run": "vae_L1_beta1_seed0", "train_st'
