@@ -10,7 +10,8 @@
 set -euo pipefail
 SHARDS=${SHARDS:-2}
 PYTHON=${PYTHON:-python}
-run() { "$PYTHON" -m seatbelt_tf.launch --mode=attack "$@" --attack_shards="$SHARDS"; }
+# --mode=attack after the caller's flags: a workdir's flags.cfg records --mode=train, and absl keeps the last value.
+run() { "$PYTHON" -m seatbelt_tf.launch "$@" --mode=attack --attack_shards="$SHARDS"; }
 if [ -z "${MERGE_ONLY:-}" ]; then
   if [ -n "${INDEX:-}" ]; then indices=$INDEX; else indices=$(seq 0 $((SHARDS - 1))); fi
   pids=()

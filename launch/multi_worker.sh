@@ -15,4 +15,5 @@ INDEX=${INDEX:?set INDEX to this worker position in WORKERS (0 is the chief)}
 cluster=$(printf '"%s",' ${WORKERS//,/ })
 export TF_CONFIG="{\"cluster\": {\"worker\": [${cluster%,}]}, \"task\": {\"type\": \"worker\", \"index\": $INDEX}}"
 echo "TF_CONFIG=$TF_CONFIG"
-exec "${PYTHON:-python}" -m seatbelt_tf.launch --strategy=multi_worker "$@"
+# --strategy after the caller's flags: a workdir's flags.cfg records one, and absl keeps the last value.
+exec "${PYTHON:-python}" -m seatbelt_tf.launch "$@" --strategy=multi_worker

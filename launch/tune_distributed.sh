@@ -20,4 +20,5 @@ case "$ROLE" in
   *) echo "ROLE must be chief or worker, not $ROLE" >&2; exit 2 ;;
 esac
 echo "keras-tuner $KERASTUNER_TUNER_ID, oracle at $KERASTUNER_ORACLE_IP:$KERASTUNER_ORACLE_PORT"
-exec "${PYTHON:-python}" -m seatbelt_tf.launch --mode=tune "$@"
+# --mode=tune after the caller's flags: a workdir's flags.cfg records --mode=train, and absl keeps the last value.
+exec "${PYTHON:-python}" -m seatbelt_tf.launch "$@" --mode=tune

@@ -313,29 +313,39 @@ def test_tensorflow_start_up_noise_is_dropped_and_real_errors_kept():
 
 # ------------------------------------------------------------------ the quickstart's command lines
 _SCRIPT_SETTINGS = ("RUNS", "STEPS", "NETWORK", "PAIRS", "LAMBDAS", "MIG_POINTS", "MIG_METHOD", "EVAL_IMAGES",
-                    "EXTRA", "SEEDS", "ATTACK", "JOBS", "LAYER_MIG", "AFTER_CELL", "RECORDED", "BETAS", "LAYERS")
+                    "EXTRA", "SEEDS", "ATTACK", "JOBS", "LAYER_MIG", "AFTER_CELL", "RECORDED", "BETAS", "LAYERS",
+                    "ROOT", "SHARDS", "INDEX", "MERGE", "MERGE_ONLY", "WORKERS", "ROLE", "ORACLE_IP", "NAME", "FLAGS",
+                    "CHUNK", "FREE_BITS", "DRY_RUN_CALLS")
 
 
-def _dry_run(tmp_path, script, **settings):
-  """Runs launch/`script` with the launcher replaced by tests/launch_dry_run.py (and the scripts' settings from the
-  caller only): (the finished process, the accepted calls as dicts {"argv", "config"})."""
-  calls = tmp_path / "calls.jsonl"
-  fake = tmp_path / "python"
+def _dry_run(tmp_path, script, *args, **settings):
+  """Runs launch/`script` (from `tmp_path`) with `python` replaced, on PATH and as $PYTHON, by a script that hands
+  every launcher call to tests/launch_dry_run.py and skips every other Python call (the scripts' own tables over the
+  results, which a dry run has not made), with the scripts' settings from the caller only: (the finished process,
+  the accepted launcher calls as dicts {"argv", "config"})."""
+  calls, bin_dir = tmp_path / "calls.jsonl", tmp_path / "bin"
+  os.makedirs(bin_dir, exist_ok=True)
+  fake = bin_dir / "python"
   fake.write_text(f'#!/usr/bin/env bash\nif [ "$1" = -m ] && [ "$2" = seatbelt_tf.launch ]; then shift 2; '
                   f'exec {sys.executable} {os.path.join(REPO, "tests", "launch_dry_run.py")} "$@"; fi\n'
-                  f'exec {sys.executable} "$@"\n')
+                  'cat > /dev/null  # (a script on standard input)\n')
   fake.chmod(0o755)
   env = {k: v for k, v in os.environ.items() if k not in _SCRIPT_SETTINGS}
-  env.update(PYTHON=str(fake), DRY_RUN_CALLS=str(calls), **settings)
-  proc = subprocess.run(["bash", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  env.update(PYTHON=str(fake), DRY_RUN_CALLS=str(calls), PATH=f"{bin_dir}:{os.environ['PATH']}", **settings)
+  proc = subprocess.run(["bash", os.path.join(REPO, script), *args], cwd=tmp_path, env=env, capture_output=True,
+                        text=True, timeout=300, stdin=subprocess.DEVNULL)
   assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-  records = [json.loads(line) for line in calls.read_text().splitlines()]
+  records = [json.loads(line) for line in calls.read_text().splitlines()] if calls.exists() else []
   # The names the launcher checks against its registries once TensorFlow is up (launch._check_registry_names).
   registries = launch._registry_names()  # pylint: disable=protected-access
   for record in records:
     for key, registry in registries.items():
       assert record["config"][key] in registry, (key, record["config"][key])
   return proc, records
+
+
+def _stages(records):
+  return [(r["config"]["mode"], os.path.basename(r["config"]["workdir"])) for r in records]
 
 
 def test_every_launcher_call_of_the_quickstart_is_a_valid_command_line(tmp_path):
@@ -353,7 +363,7 @@ def test_every_launcher_call_of_the_quickstart_is_a_valid_command_line(tmp_path)
   proc, records = _dry_run(tmp_path, last[1], ROOT=str(root))
   runs_ = [("vae_L1_beta1", "vae", 1, 1.0), ("beta_tcvae_L1_beta6", "beta_tcvae", 1, 6.0),
            ("seatbelt_L2_beta1", "seatbelt", 2, 1.0), ("seatbelt_L2_beta6", "seatbelt", 2, 6.0)]
-  assert [(r["config"]["mode"], os.path.basename(r["config"]["workdir"])) for r in records] == \
+  assert _stages(records) == \
       [(mode, name) for name, *_ in runs_ for mode in ("train", "evaluate", "attack")] + [("report", "report")]
   for (name, model, layers, beta), (train, evaluate, attack) in zip(runs_, zip(*[iter(records[:-1])] * 3)):
     for record in (train, evaluate, attack):
@@ -377,7 +387,7 @@ def test_every_launcher_call_of_paper_sh_s_grid_entries_is_a_valid_command_line(
                         SEEDS="0 1", STEPS="40", MIG_METHOD="both")
   names = ["beta_tcdlgm_L3_beta4_seed0", "beta_tcvae_z20_beta6_seed0", "beta_tcdlgm_L3_beta4_seed1",
            "beta_tcvae_z20_beta6_seed1"]
-  assert [(r["config"]["mode"], os.path.basename(r["config"]["workdir"])) for r in records] == \
+  assert _stages(records) == \
       [(mode, name) for name in names for mode in ("train", "evaluate", "attack")] + [("report", "report")]
   by_stage = {(os.path.basename(r["config"]["workdir"]), r["config"]["mode"]): r["config"] for r in records}
   for seed in (0, 1):
@@ -388,3 +398,46 @@ def test_every_launcher_call_of_paper_sh_s_grid_entries_is_a_valid_command_line(
     for c in (dlgm, tcvae):
       assert (c["network"], c["train_steps"], c["attack_pairs"], c["attack_lambdas"]) == ("conv", 40, 10, 50)
     assert by_stage[(names[2 * seed], "evaluate")]["mig_method"] == "both"
+
+
+def test_every_launcher_call_of_the_other_scripts_is_a_valid_command_line(tmp_path):
+  """launch/'s other scripts, dry-run as above with their documented settings made small: each runs to its end and
+  every launcher call it makes is accepted, in the order the script's header describes. health_remeasure.sh's
+  robustness stage reuses the beta = 1 beta-TCVAE of its ELBO stage as the vanilla VAE: the dry run's workdir check
+  proves the two calls describe the same run."""
+  configs = os.path.join(REPO, "configs")
+  w = tmp_path / "w"
+  _, records = _dry_run(tmp_path, "launch/train.sh", os.path.join(configs, "quickstart.cfg"), f"--workdir={w}/q")
+  assert _stages(records) == [("train", "q")]
+  _, records = _dry_run(tmp_path / "e", "launch/elbo_vs_beta.sh", ROOT=str(w / "e"), STEPS="40", SEEDS="0 1")
+  families = ["beta_tcvae_L1", "seatbelt_L2", "seatbelt_L3", "seatbelt_L4", "beta_tcdlgm_L3"]
+  assert _stages(records) == [("train", f"{f}_beta{b}_seed{s}") for s in (0, 1) for b in (1, 6) for f in families]
+  _, records = _dry_run(tmp_path / "r", "launch/robustness.sh", ROOT=str(w / "r"), STEPS="40", FREE_BITS="0")
+  assert _stages(records) == [(mode, name) for name in ("vae_L1_beta1_seed0", "beta_tcvae_L1_beta6_seed0",
+                                                       "seatbelt_L4_beta6_seed0") for mode in ("train", "attack")]
+  assert all(r["config"]["free_bits"] == 0.0 and r["config"]["attack_lambdas"] == 50 for r in records)
+  _, records = _dry_run(tmp_path / "h", "launch/health_remeasure.sh", ROOT=str(w / "h"), STEPS="40", SEEDS="0")
+  elbo = [("train", f"{f}_beta{b}_seed0") for b in (1, 6)
+          for f in ("beta_tcvae_L1", "seatbelt_L2", "seatbelt_L4", "beta_tcdlgm_L2")]
+  robust = [(mode, name) for name in ("beta_tcvae_L1_beta1_seed0", "beta_tcvae_L1_beta6_seed0",
+                                      "seatbelt_L4_beta6_seed0") for mode in ("train", "attack")]
+  assert _stages(records) == elbo + robust
+  _, records = _dry_run(tmp_path / "c", "launch/learning_curve.sh", ROOT=str(w / "c"), NAME="curve", STEPS="20",
+                        CHUNK="10", FLAGS=f"--flagfile={configs}/beta_tcvae.cfg --beta=6 --free_bits=0")
+  assert _stages(records) == [("train", "curve"), ("evaluate", "curve")] * 2
+  assert [r["config"]["train_steps"] for r in records[::2]] == [10, 20]
+  _, records = _dry_run(tmp_path / "s", "launch/attack_shards.sh", f"--flagfile={w}/q/flags.cfg", "--attack_pairs=4",
+                        SHARDS="2")
+  shards = [(r["config"]["attack_shard_index"], r["config"]["attack_merge"]) for r in records]
+  assert _stages(records) == [("attack", "q")] * 3 and sorted(shards[:2]) == [(0, False), (1, False)]
+  assert shards[2][1] and all(r["config"]["attack_shards"] == 2 for r in records)
+  # A script's own mode or strategy holds over a workdir's flags.cfg, which records --mode=train and --strategy
+  # (absl keeps a flag's last value: before 2026-12-03 these three scripts put theirs first, so the documented
+  # `attack_shards.sh --flagfile=<workdir>/flags.cfg` re-evaluated the run three times and attacked nothing).
+  for i, where in enumerate((f"{configs}/seatbelt.cfg", f"{w}/q/flags.cfg")):
+    _, records = _dry_run(tmp_path / f"m{i}", "launch/multi_worker.sh", f"--flagfile={where}", f"--workdir={w}/m{i}",
+                          WORKERS="localhost:1,localhost:2", INDEX="1")
+    assert _stages(records) == [("train", f"m{i}")] and records[0]["config"]["strategy"] == "multi_worker"
+    _, records = _dry_run(tmp_path / f"t{i}", "launch/tune_distributed.sh", f"--flagfile={where}",
+                          f"--workdir={w}/t{i}", ROLE="worker", INDEX="0", ORACLE_IP="127.0.0.1")
+    assert _stages(records) == [("tune", f"t{i}")]
