@@ -233,6 +233,25 @@ def expand_flagfiles(argv, _seen=None):
   return out
 
 
+def shadowed_flags(argv):
+  """Flags given directly on the command line and then set again, to another value, by a later --flagfile: a list
+  of (name, direct value, flagfile, its value). absl keeps a flag's last value, so such a direct flag would be
+  silently ignored (e.g. `--mode=attack --flagfile=<workdir>/flags.cfg` trains: flags.cfg records --mode=train).
+  `argv` as for `expand_flagfiles`, whose errors it leaves to that function (call it after)."""
+  direct, shadowed = {}, []
+  for arg in argv:
+    if arg.startswith(("--flagfile=", "-flagfile=")):
+      for line in expand_flagfiles([arg]):
+        name, _, value = line.lstrip("-").partition("=")
+        if name in direct and direct[name] != value:
+          shadowed.append((name, direct[name], arg.split("=", 1)[1], value))
+        direct.pop(name, None)
+    elif arg.startswith("-") and "=" in arg:
+      name, _, value = arg.lstrip("-").partition("=")
+      direct[name] = value
+  return shadowed
+
+
 def _settings_from_flags():
   """The `RunConfig` of the parsed flags, validated by `RunConfig.validate` (plain Python: no TensorFlow yet)."""
   if not FLAGS.workdir:
@@ -380,7 +399,13 @@ def _parse(argv):
   if "--helpfull_absl" in argv[1:]:
     argv = [a if a != "--helpfull_absl" else "--helpfull" for a in argv]
   try:
-    return FLAGS(expand_flagfiles(argv))
+    parsed = FLAGS(expand_flagfiles(argv))
+    shadowed = shadowed_flags(argv[1:])
+    if shadowed:
+      raise app.UsageError(" ".join(
+          f"--{name}={value} comes before --flagfile={path}, which sets --{name}={later}: the last value counts, so "
+          f"--{name}={value} would be ignored. Put it after the flagfile." for name, value, path, later in shadowed))
+    return parsed
   except flags.Error as e:
     print(f"error: {e}\nPass --helpfull to see every flag.", file=sys.stderr)
     sys.exit(2)

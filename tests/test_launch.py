@@ -154,6 +154,8 @@ def test_command_line_runs_the_tiny_config_from_any_directory(tmp_path):
 
 
 BAD_COMMAND_LINES = [
+    (["--model=vae", "--flagfile=configs/tiny.cfg"],  # (e.g. --mode=attack before a workdir's flags.cfg)
+     "--model=vae comes before --flagfile=configs/tiny.cfg, which sets --model=beta_tcvae: the last value counts"),
     (["--model=seatbelt_xl"], "Unknown --model='seatbelt_xl': choose one of beta_tcdlgm, beta_tcvae, seatbelt, vae"),
     (["--dataset=celeba"], "Unknown --dataset='celeba'"),
     (["--network=resnet"], "Unknown --network='resnet'"),
