@@ -150,6 +150,12 @@ MUTATIONS = [
     ("test_launch.py::test_every_launcher_call_of_the_other_scripts_is_a_valid_command_line", "launch/multi_worker.sh",
      'seatbelt_tf.launch "$@" --strategy=multi_worker', 'seatbelt_tf.launch --strategy=multi_worker "$@"',
      "multi_worker.sh's strategy holding over a workdir's flags.cfg"),
+    ("test_reproduction.py::test_elbo_vs_beta_table_gives_each_cell_s_seed_spread_and_change_against_the_same_seeds_"
+     "beta_1", "launch/collect_results.py", 'np.mean([by_seed[r["seed"]] for r in paired])',
+     "np.mean(list(by_seed.values()))", "Figure 3's change paired by seed (not against every beta = 1 run)"),
+    ("test_reproduction.py::test_robustness_table_gives_pooled_and_displayed_medians_with_an_interval_and_each_seed_s_"
+     "median", "launch/collect_attacks.py", 'shown = [[[r for r in pair if r.get("display")]',
+     "shown = [[[r for r in pair if True]", "the robustness table's displayed-lambda medians"),
     ("test_networks.py::test_fused_batch_norm_equals_keras_batch_norm", "seatbelt_tf/nn/networks.py",
      "    variance = unbiased * tf.maximum(n - 1.0, 0.0) / n", "    variance = unbiased",
      "the fused BatchNorm's moving variance being Keras's (biased) one"),

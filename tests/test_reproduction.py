@@ -629,3 +629,89 @@ def test_a_summary_that_is_not_json_stops_every_campaign_script_with_one_line_na
     assert f"git checkout -- {summary}" in errors[0] and "Traceback" not in proc.stderr, name
   assert not calls.exists()
   assert summary.read_text() == '[{"run": "vae_L1_beta1_seed0", "train_st'
+
+
+def _table(stdout):
+  """Rows of a printed markdown table as lists of cells (header and rule dropped)."""
+  lines = [line for line in stdout.splitlines() if line.startswith("|")][2:]
+  return [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines]
+
+
+def test_elbo_vs_beta_table_gives_each_cell_s_seed_spread_and_change_against_the_same_seeds_beta_1(tmp_path):
+  """launch/collect_results.py (elbo_vs_beta.sh's and health_remeasure.sh's table) against numpy on fabricated
+  workdirs: mean ± sample sd (range) over seeds, the change of the mean ELBO against the beta = 1 runs of the same
+  seeds only (a seed without its beta = 1 run is left out of both means), per-layer KL means, steps and free bits."""
+  rng = np.random.default_rng(3)
+  elbos = {}
+  for model, layers in (("beta_tcvae", 1), ("seatbelt", 2)):
+    for beta, seeds in ((1.0, (0, 1, 2)), (6.0, (0, 1, 3))):
+      for seed in seeds:
+        workdir = tmp_path / f"{model}_L{layers}_beta{beta:g}_seed{seed}"
+        os.makedirs(workdir)
+        elbo = float(-100 - 10 * beta - rng.uniform(0, 5))
+        elbos[(model, beta, seed)] = elbo
+        (workdir / "config.json").write_text(json.dumps({"model": model, "layers": layers, "beta": beta,
+                                                         "seed": seed, "free_bits": 0.0}))
+        results = {"elbo": elbo, "reconstruction": elbo + 20, "kl": 20.0 + seed, "step": 3000, "kl_units": [1.0]}
+        results.update({f"kl_{i + 1}": 5.0 * (i + 1) + seed for i in range(layers)} if layers > 1 else {})
+        (workdir / "results.json").write_text(json.dumps(results))
+  os.makedirs(tmp_path / "unfinished")  # no results.json: not a run
+  proc = subprocess.run([sys.executable, os.path.join(REPO, "launch", "collect_results.py"), str(tmp_path)],
+                        capture_output=True, text=True, check=True)
+  rows = {(r[0], int(r[1]), float(r[2])): r for r in _table(proc.stdout)}
+  assert sorted(rows) == [("beta_tcvae", 1, 1.0), ("beta_tcvae", 1, 6.0), ("seatbelt", 2, 1.0), ("seatbelt", 2, 6.0)]
+  for (model, layers, beta), row in rows.items():
+    seeds = (0, 1, 2) if beta == 1.0 else (0, 1, 3)
+    values = np.array([elbos[(model, beta, s)] for s in seeds])
+    assert row[3] == "[0.0]" and row[4] == ",".join(map(str, seeds)) and row[5] == "3000"
+    assert row[6] == f"{values.mean():.2f} ± {values.std(ddof=1):.2f} ({values.min():.1f}..{values.max():.1f})"
+    paired = [s for s in seeds if s in (0, 1, 2)]
+    mean = np.mean([elbos[(model, beta, s)] for s in paired])
+    reference = np.mean([elbos[(model, 1.0, s)] for s in paired])
+    assert row[7] == f"{100 * (mean - reference) / abs(reference):+.1f}%"
+    expected_kl = [np.mean([5.0 * (i + 1) + s for s in seeds]) for i in range(layers)] if layers > 1 else \
+        [np.mean([20.0 + s for s in seeds])]
+    assert row[10] == ", ".join(f"{k:.2f}" for k in expected_kl)
+  assert rows[("seatbelt", 2, 1.0)][7] == "+0.0%"
+
+
+def test_robustness_table_gives_pooled_and_displayed_medians_with_an_interval_and_each_seed_s_median(tmp_path):
+  """launch/collect_attacks.py (robustness.sh's table) against numpy on fabricated sweeps: the median over every
+  pair x lambda of every seed, the median over the displayed lambda of each pair, each seed's own median, the
+  problem count, and a 95% interval around the pooled median that is a point when every record is equal."""
+  rng = np.random.default_rng(5)
+  sweeps = {}
+  for model, beta, nll_scale in (("vae", 1.0, 10.0), ("beta_tcvae", 6.0, 0.0)):
+    for seed in (0, 1):
+      workdir = tmp_path / f"{model}_beta{beta:g}_seed{seed}"
+      os.makedirs(workdir / "attacks")
+      (workdir / "config.json").write_text(json.dumps({"model": model, "layers": 1, "beta": beta, "seed": seed}))
+      records = []
+      for mode in ("latent", "output"):
+        for pair in range(3):
+          for k, lam in enumerate((0.25, 1.0, 4.0, 16.0)):
+            nll = 50.0 + nll_scale * rng.standard_normal()
+            records.append({"mode": mode, "layers": "all", "pair": pair, "lambda": lam, "display": k == 1,
+                            "objective": nll / 10 + lam, "target_nll": nll})
+      (workdir / "attacks" / "attack_results.json").write_text(json.dumps(records))
+      sweeps[(model, seed)] = records
+  proc = subprocess.run([sys.executable, os.path.join(REPO, "launch", "collect_attacks.py"), str(tmp_path)],
+                        capture_output=True, text=True, check=True)
+  rows = {(r[0], r[3]): r for r in _table(proc.stdout)}
+  assert sorted(rows) == [("beta_tcvae", "latent (all)"), ("beta_tcvae", "output (all)"), ("vae", "latent (all)"),
+                          ("vae", "output (all)")]
+  for (model, attack), row in rows.items():
+    mode = attack.split()[0]
+    parts = [[r for r in sweeps[(model, seed)] if r["mode"] == mode] for seed in (0, 1)]
+    every = [r for part in parts for r in part]
+    shown = [r for r in every if r["display"]]
+    assert row[4] == "0,1" and row[5] == str(len(every)) == "24"
+    for column, records, key in ((6, every, "objective"), (7, every, "target_nll")):
+      median = np.median([r[key] for r in records])
+      assert row[column].startswith(f"{median:.4g} [")
+      low, high = (float(v) for v in row[column].split("[")[1].rstrip("]").split(", "))
+      assert low <= float(f"{median:.4g}") <= high
+    assert row[8] == f"{np.median([r['objective'] for r in shown]):.4g}"
+    assert row[9] == f"{np.median([r['target_nll'] for r in shown]):.4g}"
+    assert row[10] == ", ".join(f"{np.median([r['target_nll'] for r in part]):.1f}" for part in parts)
+  assert rows[("beta_tcvae", "latent (all)")][7] == "50 [50, 50]"  # every record equal: the interval is a point
