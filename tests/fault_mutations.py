@@ -156,6 +156,10 @@ MUTATIONS = [
     ("test_reproduction.py::test_robustness_table_gives_pooled_and_displayed_medians_with_an_interval_and_each_seed_s_"
      "median", "launch/collect_attacks.py", 'shown = [[[r for r in pair if r.get("display")]',
      "shown = [[[r for r in pair if True]", "the robustness table's displayed-lambda medians"),
+    ("test_launch.py::test_every_launcher_call_of_the_other_scripts_is_a_valid_command_line", "launch/robustness.sh",
+     '  if [ "$ROOT/$name/attacks/attack_results.json" -nt "$ROOT/$name/checkpoints/checkpoint" ]; then',
+     '  if [ -f "$ROOT/$name/attacks/attack_results.json" ]; then',
+     "robustness.sh attacking a run again once it has trained on (no stale attack in its table)"),
     ("test_networks.py::test_fused_batch_norm_equals_keras_batch_norm", "seatbelt_tf/nn/networks.py",
      "    variance = unbiased * tf.maximum(n - 1.0, 0.0) / n", "    variance = unbiased",
      "the fused BatchNorm's moving variance being Keras's (biased) one"),

@@ -6,7 +6,7 @@ workdir whose recorded settings differ (as `runs.prepare_workdir` does), and the
 leaves the files the scripts look for:
 
 * train: `config.json` and `flags.cfg` (what `runs.prepare_workdir` writes) and a checkpoint state file at
-  `--train_steps`;
+  `--train_steps` (left alone when it is already there: a finished run saves no checkpoint);
 * evaluate: `evaluation/evaluation.json`; attack: `attacks/attack_results.json`; report: `report.md`.
 
 Each accepted call is appended to the file named by $DRY_RUN_CALLS as one JSON line: {"argv": [...], "config":
@@ -60,9 +60,10 @@ def main(argv):
   if config.mode == "train":
     _write(os.path.join(workdir, "config.json"), config.to_json())
     _write(os.path.join(workdir, "flags.cfg"), config.to_flagfile())
-    step = config.train.train_steps
-    _write(os.path.join(workdir, "checkpoints", "checkpoint"),
-           f'model_checkpoint_path: "ckpt-{step}"\nall_model_checkpoint_paths: "ckpt-{step}"\n')
+    step, state = config.train.train_steps, os.path.join(workdir, "checkpoints", "checkpoint")
+    text = f'model_checkpoint_path: "ckpt-{step}"\nall_model_checkpoint_paths: "ckpt-{step}"\n'
+    if not os.path.isfile(state) or open(state, encoding="utf-8").read() != text:  # a finished run saves nothing
+      _write(state, text)
   elif config.mode == "evaluate":
     _write(os.path.join(workdir, "evaluation", "evaluation.json"), "{}\n")
   elif config.mode == "attack":

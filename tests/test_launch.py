@@ -418,6 +418,11 @@ def test_every_launcher_call_of_the_other_scripts_is_a_valid_command_line(tmp_pa
   assert _stages(records) == [(mode, name) for name in ("vae_L1_beta1_seed0", "beta_tcvae_L1_beta6_seed0",
                                                        "seatbelt_L4_beta6_seed0") for mode in ("train", "attack")]
   assert all(r["config"]["free_bits"] == 0.0 and r["config"]["attack_lambdas"] == 50 for r in records)
+  # Re-run: each run resumes (a train call) and its attack is skipped; trained on (STEPS up), each is attacked again.
+  for steps, attacked in (("40", False), ("80", True)):
+    os.remove(tmp_path / "r" / "calls.jsonl")
+    _, records = _dry_run(tmp_path / "r", "launch/robustness.sh", ROOT=str(w / "r"), STEPS=steps, FREE_BITS="0")
+    assert [mode for mode, _ in _stages(records)] == (["train", "attack"] if attacked else ["train"]) * 3
   _, records = _dry_run(tmp_path / "h", "launch/health_remeasure.sh", ROOT=str(w / "h"), STEPS="40", SEEDS="0")
   elbo = [("train", f"{f}_beta{b}_seed0") for b in (1, 6)
           for f in ("beta_tcvae_L1", "seatbelt_L2", "seatbelt_L4", "beta_tcdlgm_L2")]
