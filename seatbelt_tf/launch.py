@@ -233,17 +233,18 @@ def expand_flagfiles(argv, _seen=None):
   return out
 
 
-def shadowed_flags(argv):
+def shadowed_flags(argv, same=lambda name, a, b: a == b):
   """Flags given directly on the command line and then set again, to another value, by a later --flagfile: a list
   of (name, direct value, flagfile, its value). absl keeps a flag's last value, so such a direct flag would be
   silently ignored (e.g. `--mode=attack --flagfile=<workdir>/flags.cfg` trains: flags.cfg records --mode=train).
-  `argv` as for `expand_flagfiles`, whose errors it leaves to that function (call it after)."""
+  `argv` as for `expand_flagfiles`, whose errors it leaves to that function (call it after); `same(name, a, b)`
+  says whether two spellings are one value (default: the same text)."""
   direct, shadowed = {}, []
   for arg in argv:
     if arg.startswith(("--flagfile=", "-flagfile=")):
       for line in expand_flagfiles([arg]):
         name, _, value = line.lstrip("-").partition("=")
-        if name in direct and direct[name] != value:
+        if name in direct and not same(name, direct[name], value):
           shadowed.append((name, direct[name], arg.split("=", 1)[1], value))
         direct.pop(name, None)
     elif arg.startswith("-") and "=" in arg:
@@ -392,6 +393,16 @@ def help_text():
   return "\n".join(lines)
 
 
+def _same_value(name, a, b):
+  """Whether two command-line spellings are one value of flag `name` (--beta=4 and --beta=4.0)."""
+  if name not in FLAGS:
+    return a == b
+  try:
+    return FLAGS[name].parser.parse(a) == FLAGS[name].parser.parse(b)
+  except (ValueError, TypeError):
+    return a == b
+
+
 def _parse(argv):
   if any(arg in HELP_ARGS for arg in argv[1:]):
     print(help_text())
@@ -400,7 +411,7 @@ def _parse(argv):
     argv = [a if a != "--helpfull_absl" else "--helpfull" for a in argv]
   try:
     parsed = FLAGS(expand_flagfiles(argv))
-    shadowed = shadowed_flags(argv[1:])
+    shadowed = shadowed_flags(argv[1:], same=_same_value)
     if shadowed:
       raise app.UsageError(" ".join(
           f"--{name}={value} comes before --flagfile={path}, which sets --{name}={later}: the last value counts, so "

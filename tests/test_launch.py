@@ -448,3 +448,18 @@ def test_every_launcher_call_of_the_other_scripts_is_a_valid_command_line(tmp_pa
     _, records = _dry_run(tmp_path / f"t{i}", "launch/tune_distributed.sh", f"--flagfile={where}",
                           f"--workdir={w}/t{i}", ROLE="worker", INDEX="0", ORACLE_IP="127.0.0.1")
     assert _stages(records) == [("tune", f"t{i}")]
+
+
+def test_a_flag_before_a_flagfile_is_shadowed_only_when_the_file_sets_another_value(tmp_path):
+  """launch.shadowed_flags: a direct flag counts as shadowed when a later flagfile (nested ones included) sets it to
+  another value; one value spelt two ways (--beta=4 and 4.0, as the launcher parses them) is not, nor is a flag
+  given again after the flagfile."""
+  inner, outer = tmp_path / "inner.cfg", tmp_path / "outer.cfg"
+  inner.write_text("--beta=4.0\n--model=seatbelt\n")
+  outer.write_text("--flagfile=inner.cfg\n--layers=3\n")
+  same = launch._same_value  # pylint: disable=protected-access
+  assert launch.shadowed_flags(["--beta=4", f"--flagfile={outer}"], same=same) == []
+  assert launch.shadowed_flags(["--beta=4", f"--flagfile={outer}"]) == [("beta", "4", str(outer), "4.0")]
+  assert launch.shadowed_flags(["--model=vae", "--layers=3", f"--flagfile={outer}", "--model=vae"], same=same) == \
+      [("model", "vae", str(outer), "seatbelt")]
+  assert launch.shadowed_flags([f"--flagfile={outer}", "--model=vae", "--layers=2"], same=same) == []
