@@ -715,3 +715,37 @@ def test_robustness_table_gives_pooled_and_displayed_medians_with_an_interval_an
     assert row[9] == f"{np.median([r['target_nll'] for r in shown]):.4g}"
     assert row[10] == ", ".join(f"{np.median([r['target_nll'] for r in part]):.1f}" for part in parts)
   assert rows[("beta_tcvae", "latent (all)")][7] == "50 [50, 50]"  # every record equal: the interval is a point
+
+
+def test_save_remeasure_copies_each_run_s_results_and_never_leaves_a_truncated_table(tmp_path):
+  """launch/save_remeasure.sh: results.json and config.json of every finished run (and its attack records, where it
+  has them) copied into OUT beside the two tables; run again over a folder with no finished run, it fails and the
+  tables already in OUT are left whole (written beside and renamed, never truncated)."""
+  root, out = tmp_path / "runs", tmp_path / "out"
+  for name, attacked in (("vae_L1_beta1_seed0", True), ("seatbelt_L2_beta6_seed0", False)):
+    os.makedirs(root / name / "attacks")
+    (root / name / "config.json").write_text(json.dumps({"model": name.split("_L")[0], "layers": int(name[-13]),
+                                                         "beta": float(name.split("beta")[1][0]), "seed": 0,
+                                                         "free_bits": 0.0}))
+    (root / name / "results.json").write_text(json.dumps({"elbo": -90.0, "reconstruction": -80.0, "kl": 10.0,
+                                                          "step": 3000}))
+    if attacked:
+      records = [{"mode": "latent", "layers": "all", "pair": 0, "lambda": 1.0, "display": True, "objective": 2.0,
+                  "target_nll": 40.0}]
+      (root / name / "attacks" / "attack_results.json").write_text(json.dumps(records))
+  env = dict(os.environ, ROOT=str(root), OUT=str(out), PYTHON=sys.executable)
+  script = os.path.join(REPO, "launch", "save_remeasure.sh")
+  subprocess.run(["bash", script], env=env, capture_output=True, text=True, check=True)
+  assert sorted(os.listdir(out)) == sorted([
+      "elbo_vs_beta.md", "robustness.md", "vae_L1_beta1_seed0.results.json", "vae_L1_beta1_seed0.config.json",
+      "vae_L1_beta1_seed0.attack_results.json", "seatbelt_L2_beta6_seed0.results.json",
+      "seatbelt_L2_beta6_seed0.config.json"])
+  tables = {name: (out / name).read_text() for name in ("elbo_vs_beta.md", "robustness.md")}
+  assert "| seatbelt | 2 | 6 |" in tables["elbo_vs_beta.md"] and "| vae | 1 | 1 | latent (all) |" in \
+      tables["robustness.md"]
+  shutil.rmtree(root)
+  os.makedirs(root)
+  failed = subprocess.run(["bash", script], env=env, capture_output=True, text=True)
+  assert failed.returncode != 0 and "No finished runs" in failed.stderr
+  assert {name: (out / name).read_text() for name in tables} == tables
+  assert not [name for name in os.listdir(out) if name.endswith(".tmp")]
