@@ -749,3 +749,30 @@ def test_save_remeasure_copies_each_run_s_results_and_never_leaves_a_truncated_t
   assert failed.returncode != 0 and "No finished runs" in failed.stderr
   assert {name: (out / name).read_text() for name in tables} == tables
   assert not [name for name in os.listdir(out) if name.endswith(".tmp")]
+
+
+def test_learning_curves_plot_every_point_once_and_skip_a_cut_line(tmp_path):
+  """launch/plot_curves.py over the committed budget-study curves: one table row per curve and step (a step written
+  twice counts once, the last line winning), a partial last line (a killed write) skipped, and the figure written."""
+  source = os.path.join(REPO, "docs", "reproduction", "curves")
+  expected = {}
+  for name in sorted(os.listdir(source)):
+    if name.endswith(".curve.jsonl"):
+      shutil.copy(os.path.join(source, name), tmp_path / name)
+      points = {}
+      for line in open(os.path.join(source, name)):
+        point = json.loads(line)
+        points[point["step"]] = point
+      expected[name[:-len(".curve.jsonl")]] = points
+  assert expected, "no committed curves"
+  first = sorted(expected)[0]
+  last_step = max(expected[first])
+  with open(tmp_path / f"{first}.curve.jsonl", "a") as f:  # the last step again, with another ELBO, then a cut line
+    f.write(json.dumps({**expected[first][last_step], "elbo": -1.5}) + "\n" + '{"step": 99999, "elbo": -')
+  expected[first][last_step] = {**expected[first][last_step], "elbo": -1.5}
+  subprocess.run([sys.executable, os.path.join(REPO, "launch", "plot_curves.py"), str(tmp_path)], check=True,
+                 capture_output=True, text=True)
+  rows = _table((tmp_path / "learning_curves.md").read_text())
+  assert [(r[0], int(r[1])) for r in rows] == [(name, step) for name in expected for step in sorted(expected[name])]
+  assert [float(r[4]) for r in rows] == [round(expected[r[0]][int(r[1])]["elbo"], 1) for r in rows]
+  assert os.path.getsize(tmp_path / "learning_curves.png") > 10_000
