@@ -244,6 +244,12 @@ class RunConfig:
     flat = self.flat()
     return {k: flat[k] for k in IDENTITY_FIELDS}
 
+  def identity_differences(self, saved):
+    """{field: (saved value, this config's)} of the identity fields where `saved` (a workdir's recorded
+    config.json, as a dict) describes another run; empty when it is this run."""
+    theirs = RunConfig.from_flat({**saved, "workdir": self.workdir}).identity()
+    return {k: (theirs.get(k), v) for k, v in self.identity().items() if theirs.get(k) != v}
+
   def to_json(self):
     return json.dumps(self.flat(), indent=2, sort_keys=True)
 

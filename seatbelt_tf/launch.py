@@ -237,12 +237,17 @@ def shadowed_flags(argv, same=lambda name, a, b: a == b):
   """Flags given directly on the command line and then set again, to another value, by a later --flagfile: a list
   of (name, direct value, flagfile, its value). absl keeps a flag's last value, so such a direct flag would be
   silently ignored (e.g. `--mode=attack --flagfile=<workdir>/flags.cfg` trains: flags.cfg records --mode=train).
-  `argv` as for `expand_flagfiles`, whose errors it leaves to that function (call it after); `same(name, a, b)`
-  says whether two spellings are one value (default: the same text)."""
+  `argv` as for `expand_flagfiles` (its errors are raised as there); `same(name, a, b)` says whether two spellings
+  are one value (default: the same text)."""
+  return _shadowed([(arg, expand_flagfiles([arg])) for arg in argv], same)
+
+
+def _shadowed(pieces, same):
+  """`shadowed_flags` of the command-line arguments already expanded: [(argument, its expansion)]."""
   direct, shadowed = {}, []
-  for arg in argv:
+  for arg, expanded in pieces:
     if arg.startswith(("--flagfile=", "-flagfile=")):
-      for line in expand_flagfiles([arg]):
+      for line in expanded:
         name, _, value = line.lstrip("-").partition("=")
         if name in direct and not same(name, direct[name], value):
           shadowed.append((name, direct[name], arg.split("=", 1)[1], value))
@@ -410,8 +415,9 @@ def _parse(argv):
   if "--helpfull_absl" in argv[1:]:
     argv = [a if a != "--helpfull_absl" else "--helpfull" for a in argv]
   try:
-    parsed = FLAGS(expand_flagfiles(argv))
-    shadowed = shadowed_flags(argv[1:], same=_same_value)
+    pieces = [(arg, expand_flagfiles([arg])) for arg in argv]  # each flagfile read once, for both uses
+    parsed = FLAGS([line for _, expanded in pieces for line in expanded])
+    shadowed = _shadowed(pieces[1:], _same_value)
     if shadowed:
       raise app.UsageError(" ".join(
           f"--{name}={value} comes before --flagfile={path}, which sets --{name}={later}: the last value counts, so "

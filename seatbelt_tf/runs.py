@@ -48,11 +48,9 @@ def prepare_workdir(config, record=True):
   if os.path.exists(path):
     with open(path) as f:
       try:
-        saved = config_lib.RunConfig.from_flat({**json.load(f), "workdir": workdir}).identity()
+        diff = config.identity_differences(json.load(f))
       except (ValueError, TypeError, KeyError) as e:
         raise WorkdirMismatchError(f"{path} is not a seatbelt_tf run config ({e}); use a fresh --workdir.") from e
-    current = config.identity()
-    diff = {k: (saved.get(k), current[k]) for k in current if saved.get(k) != current[k]}
     if diff:
       details = ", ".join(f"{k}: workdir has {a!r}, requested {b!r}" for k, (a, b) in sorted(diff.items()))
       raise WorkdirMismatchError(f"{workdir} holds a run with different settings ({details}). Use another "

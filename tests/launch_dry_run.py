@@ -23,7 +23,6 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from seatbelt_tf import config as config_lib  # noqa: E402  pylint: disable=g-import-not-at-top
 from seatbelt_tf import launch  # noqa: E402  pylint: disable=g-import-not-at-top
 
 
@@ -39,10 +38,10 @@ def _check_workdir(config):
   if not os.path.exists(path):
     return
   with open(path, encoding="utf-8") as f:
-    saved = config_lib.RunConfig.from_flat({**json.load(f), "workdir": config.workdir}).identity()
-  diff = sorted(k for k, v in config.identity().items() if saved.get(k) != v)
+    diff = config.identity_differences(json.load(f))
   if diff:
-    sys.exit(f"error: {config.workdir} holds a run with different settings ({', '.join(diff)})")
+    details = ", ".join(f"{k}: workdir has {a!r}, requested {b!r}" for k, (a, b) in sorted(diff.items()))
+    sys.exit(f"error: {config.workdir} holds a run with different settings ({details})")
 
 
 def main(argv):
