@@ -125,6 +125,16 @@ def test_spike_ratios_use_the_running_median_of_the_filled_slots():
   assert float(ratios[0]) == pytest.approx(0.5)
 
 
+def test_spike_messages_point_a_gradient_spike_to_one_image_and_a_kl_jump_to_the_initialisation():
+  report = {"step": 66, "value": 6121.0, "median": 38.54, "ratio": 158.8}
+  grad = health.spike_message({**report, "quantity": "grad_norm_encoder"})
+  kl = health.spike_message({**report, "quantity": "kl_1"})
+  assert grad.startswith("Training health: at step 66 grad_norm_encoder jumped to 6121, 159 times its running "
+                         "median (38.54 over the last 32 steps). "), grad
+  assert "one badly reconstructed image" in grad and "initialisation" not in grad, grad
+  assert "check the model's initialisation" in kl and "image" not in kl, kl
+
+
 def test_the_guard_names_the_step_and_layer_of_a_kl_jump(tiny):
   """A healthy tiny Seatbelt-VAE; after step 20 the scales of p(z^1|z^2) are shrunk to ~5e-5 (the failure of the
   previous initialisation, injected mid-run). The next step's KL_1 jumps by orders of magnitude, and the first
