@@ -162,11 +162,11 @@ class HealthMonitor(keras.layers.Layer):
 def spike_message(report, window=WINDOW):
   """One line naming the step, the quantity and the size of a spike (`HealthMonitor.take_report`), and what to do.
 
-  A gradient norm spiking alone was, in every case measured (the quickstart's VAE, 3 seeds), one image of the
-  batch: early in training the posterior sample of an image can land where the decoder draws thousands of wrong
-  pixels, and that image's gradient is then the batch's (benchmarks/gradient_spikes.py; README, "Training
-  health"). A KL jump is the
-  failure this guard was written for (an initialisation or a learning rate that blows a layer up)."""
+  A gradient norm spiking alone was, in every case measured (the quickstart's VAE, 3 seeds), dominated by one
+  image of the batch (0.54-1.0 of the gradient's norm): early in training the posterior sample of an image can
+  land where the decoder draws thousands of wrong pixels (benchmarks/gradient_spikes.py; README, "Training
+  health"). A KL jump is the failure this guard was written for (an initialisation or a learning rate that blows
+  a layer up)."""
   head = (f"Training health: at step {report['step']} {report['quantity']} jumped to {report['value']:.4g}, "
           f"{report['ratio']:.3g} times its running median ({report['median']:.4g} over the last {window} steps). ")
   if report["quantity"].startswith("grad_norm"):
