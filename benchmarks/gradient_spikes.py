@@ -2,10 +2,11 @@
 
 The quickstart's models (MLP pair, batch 64) log 3-6 health-guard warnings each in 700 steps: a step whose
 `grad_norm_encoder` is over 100x its running median (README, "Training health"). This probe trains the quickstart's
-vanilla VAE (a beta-VAE with `--beta`) step by step on the launcher's batches, with the launcher's
-optimiser, and at every step whose encoder gradient norm passes the guard's test it takes the batch's per-example
-gradients (the loss is a mean over the batch's rows at free bits 0, so the batch gradient is the mean of the
-per-example ones, with the same reparameterisation noise) and prints, per flagged step:
+vanilla VAE (a beta-VAE with `--beta`) step by step on the launcher's batches, with the launcher's optimiser, and
+at every step whose encoder gradient norm passes the guard's test (`health.spike_ratios` at `--threshold` times the
+running median) it takes the batch's per-example gradients (the loss is a mean over the batch's rows at free bits
+0, so the batch gradient is the mean of the per-example ones, with the same reparameterisation noise) and prints,
+per flagged step:
 
 * the ratio to the running median (the guard's number);
 * `top share`: the norm of the largest example's term (its gradient / B) over the batch gradient's norm, and the
@@ -28,12 +29,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from seatbelt_tf import config as config_lib, data as data_lib, runs  # noqa: E402
+from seatbelt_tf import config as config_lib, data as data_lib, health, runs  # noqa: E402
 from seatbelt_tf.data import pipeline  # noqa: E402
 
 FACTORS = ("shape", "scale", "orientation", "posX", "posY")
-HISTORY = 32  # the guard's window (seatbelt_tf/health.py)
-WARMUP = 4
 
 
 def main():
@@ -57,11 +56,15 @@ def main():
   encoder_vars = model.encoder.trainable_variables
   encoder_ids = {id(v) for v in encoder_vars}
 
+  def per_example_loss(x, noise):
+    """The VAE's loss per image at free bits 0 (its batch loss is their mean), and the terms."""
+    terms = model.single_layer_terms(x, training=True, noise=noise)
+    return -terms["reconstruction"] + model.beta * terms["kl"], terms
+
   @tf.function
   def per_example_gradients(x, noise):
     with tf.GradientTape() as tape:
-      terms = model.single_layer_terms(x, training=True, noise=noise)
-      per_example = -terms["reconstruction"] + model.beta * terms["kl"]
+      per_example, _ = per_example_loss(x, noise)
     jacobian = tape.jacobian(per_example, encoder_vars, experimental_use_pfor=True)
     flat = tf.concat([tf.reshape(j, [tf.shape(x)[0], -1]) for j in jacobian], axis=1)  # [B, P]
     return flat
@@ -69,8 +72,8 @@ def main():
   @tf.function
   def batch_step(x, noise):
     with tf.GradientTape() as tape:
-      terms = model.single_layer_terms(x, training=True, noise=noise)
-      loss = tf.reduce_mean(-terms["reconstruction"] + model.beta * terms["kl"])
+      per_example, terms = per_example_loss(x, noise)
+      loss = tf.reduce_mean(per_example)
     gradients = tape.gradient(loss, model.trainable_variables)
     norm = tf.linalg.global_norm([g for g, v in zip(gradients, model.trainable_variables) if id(v) in encoder_ids])
     return gradients, norm, terms["reconstruction"], terms["kl"]
@@ -99,7 +102,8 @@ def main():
                   "scale_min": float(scale.numpy()[r].min())})
     return out
 
-  history, flagged = [], []
+  # The guard's own test (health.spike_ratios) on a ring buffer of the encoder's norms, as HealthMonitor keeps it.
+  history, ratios, flagged = np.zeros((1, health.WINDOW), np.float32), [], []
   dataset = iter(data_lib.train_dataset(source, args.batch_size, config.data.eval_examples, args.seed))
   noise_rng = tf.random.Generator.from_seed(args.seed)
   for i in range(args.steps):
@@ -107,8 +111,8 @@ def main():
     noise = noise_rng.normal([args.batch_size, model.latent_dim])
     gradients, norm, rec, kl = batch_step(x, noise)
     norm = float(norm)
-    median = float(np.sort(history[-HISTORY:])[(len(history[-HISTORY:]) - 1) // 2]) if history else 0.0
-    ratio = norm / max(median, 1.0) if len(history) >= WARMUP else 0.0
+    ratio, median = (float(v[0]) for v in health.spike_ratios(np.array([norm], np.float32), history, i))
+    ratios.append(ratio)
     if ratio > args.threshold:
       flat = per_example_gradients(x, noise).numpy() / args.batch_size
       total = flat.sum(axis=0)
@@ -136,10 +140,8 @@ def main():
             f"{row['top_log_px']:.0f} (batch median {row['median_log_px']:.0f}), KL {row['top_kl']:.1f} "
             f"({row['median_kl']:.1f}); factors {row['top_factors']}", flush=True)
       print(f"     ink: top {row['top_ink']}, median image {row['median_ink']}", flush=True)
-    history.append(norm)
+    history[0, i % health.WINDOW] = norm
     model.optimizer.apply(gradients, model.trainable_variables)
-  ratios = [h / max(float(np.sort(history[max(0, k - HISTORY):k])[(min(k, HISTORY) - 1) // 2]), 1.0)
-            for k, h in enumerate(history) if k >= WARMUP]
   print(f"{len(flagged)} flagged steps of {args.steps}; the largest ratios: "
         + ", ".join(f"{r:.0f}" for r in sorted(ratios)[::-1][:8]))
   if flagged:
