@@ -1,11 +1,13 @@
-"""The output attack (eq. 12) with its objective averaged over K fixed noise draws (K = 1: the shipped protocol).
+"""The output attack (eq. 12) with its objective averaged over K fixed noise draws (`--attack_objective_draws`).
 
-A probe, not yet a protocol option (docs/REPRODUCTION.md, "A flaw in the output attack's score"): it swaps
-`attacks.protocol.effect_fn` for one whose output objective is the mean of -ELBO(x^t; q(z|x*)) over K draws (the
-sweep's own draw first), then attacks a workdir's model on its sweep's own pairs at three lambdas of the sweep's
-grid (the smallest, the 21st and the 31st), both starts, no neighbour restarts (for speed), and prints medians over
-pairs of the objective, -log p(x^t|z~) as recorded, on 8 fresh draws and at the posterior means, and ||d||_2, for
-each K.
+How the protocol's default (4) was chosen (docs/REPRODUCTION.md, "A flaw in the output attack's score"): attacks a
+workdir's model on its sweep's own pairs at three lambdas of the sweep's grid (the smallest, the 21st and the 31st),
+both starts, no neighbour restarts (for speed), with the objective over K draws (`protocol.run_attack`'s
+`objective_draws`; K = 1 is the single draw of earlier sweeps), and prints medians over pairs of the objective,
+-log p(x^t|z~) as recorded, on 8 fresh draws and at the posterior means, and ||d||_2, for each K.
+
+(The first run of this probe, before the option existed, patched `protocol.effect_fn` and drew the extra draws with
+another seed; its table in docs/REPRODUCTION.md is that run's.)
 
 Usage: python benchmarks/output_attack_draws.py [--workdir=runs/reproduce/vae_L1_beta1_seed0] [--draws=1,4,16]
 """
@@ -18,31 +20,12 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from attack_noise_overfit import load_sweep, target_nll  # noqa: E402
 
 from seatbelt_tf.attacks import protocol  # noqa: E402
-
-SHIPPED_EFFECT_FN = protocol.effect_fn
-EXTRA_DRAWS_SEED = 12345  # the draws after the sweep's own; disjoint from the score's (attack_seed + 1)
-
-
-def effect_fn_with_draws(draws):
-  """A `protocol.effect_fn` whose output objective averages -ELBO over `draws` fixed draws."""
-  def effect_fn(fns, mode, layers, x_t, noise):
-    if mode != "output" or draws == 1:
-      return SHIPPED_EFFECT_FN(fns, mode, layers, x_t, noise)
-    n = int(x_t.shape[0])
-    noises = [noise] + [protocol.fixed_noise(fns.layer_sizes, n, EXTRA_DRAWS_SEED, k) for k in range(1, draws)]
-
-    def effect(x_adv, idx):
-      return tf.add_n([-fns.elbo_fn(x_adv, tf.gather(x_t, idx), [tf.gather(e, idx) for e in each])
-                       for each in noises]) / draws
-    return effect
-  return effect_fn
 
 
 def main():
@@ -55,13 +38,9 @@ def main():
   inputs, targets = arrays["inputs"][rows], arrays["targets"][rows]
   lambdas = [grid[0], grid[20], grid[30]]
   for draws in (int(k) for k in args.draws.split(",")):
-    protocol.effect_fn = effect_fn_with_draws(draws)
     start = time.time()
-    try:
-      out, adv = protocol.run_attack(fns, inputs, targets, lambdas, "output", seed=config.attack.attack_seed,
-                                     neighbour_rounds=0, max_iterations=200)
-    finally:
-      protocol.effect_fn = SHIPPED_EFFECT_FN
+    out, adv = protocol.run_attack(fns, inputs, targets, lambdas, "output", seed=config.attack.attack_seed,
+                                   neighbour_rounds=0, max_iterations=200, objective_draws=draws)
     for lam in lambdas:
       sel = [i for i, r in enumerate(out) if r["lambda"] == np.float32(lam)]
       x_adv, x_t = adv["adversarial"][sel], adv["targets"][sel]

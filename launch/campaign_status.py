@@ -4,10 +4,11 @@ ROOT and its row in the campaign's summary, with how long its training still tak
   python launch/campaign_status.py runs/reproduce [docs/reproduction/summary.json]
 
 Per run: what the summary records (budget, and whether both attacks are there, the latent one as the paper attacks the
-family), the latest checkpoint's step against the budget the run is training to, the seconds its last epochs took
+family and the output one's objective over the protocol's noise draws), the latest checkpoint's step against the budget the run is training to, the seconds its last epochs took
 (median of the last three Keras epoch lines of ROOT/logs/<run>.train.log, and the fastest of the last ten: epoch times
 include whatever else the machine ran meanwhile), the training time left at both paces, whether its evaluation and its
-attacks are newer than its checkpoint (done), older (stale: the run was trained on since) or absent, and how long ago
+attacks are newer than its checkpoint (done), older (stale: the run was trained on since) or absent (attacks done
+but with the output objective over fewer noise draws than the protocol's are out of date), and how long ago
 its training log was last written (a campaign that is running writes it every epoch). Runs the summary records but
 ROOT lacks (a new machine) are listed too. Reads files only; no TensorFlow.
 """
@@ -71,8 +72,13 @@ def _age(seconds):
 def _recorded(row):
   if row is None:
     return "—"
-  attacked, paper = collect_reproduction.attack_state(row)
-  what = "attacked" if attacked and paper else ("attacked, not the paper's latent attack" if attacked else "trained")
+  attacked, paper, draws = collect_reproduction.attack_state(row)
+  what = "attacked" if attacked else "trained"
+  if attacked and not paper:
+    what += ", not the paper's latent attack"
+  if attacked and not draws:
+    what += (f", output objective on {row.get('output_objective_draws') or 1} noise draw(s) (the protocol's: "
+             f"{collect_reproduction.OBJECTIVE_DRAWS})")
   return f"{row['train_steps']} steps, {what}"
 
 
@@ -95,10 +101,15 @@ def run_status(root, name, row=None, now=None):
     epochs_left = max(int(target) - (step or 0), 0) / int(per_epoch)
     left, fastest_left = epochs_left * epoch_s, epochs_left * fastest_s
   checkpoint = os.path.join(workdir, "checkpoints", "checkpoint")
+  attacked = _stage(os.path.join(workdir, "attacks", "attack_results.json"), checkpoint)
+  if attacked == "done" and not collect_reproduction.current_attack(workdir):
+    draws = collect_reproduction.sweep_draws(workdir)
+    attacked = ("out of date: " + (f"output objective on {draws} noise draw(s), the protocol's "
+                                   f"{collect_reproduction.OBJECTIVE_DRAWS}" if draws else "no output attack"))
   return {"run": name, "recorded": _recorded(row), "step": step, "target": int(target) if target else None,
           "epoch_s": epoch_s, "fastest_s": fastest_s, "left_s": left, "fastest_left_s": fastest_left,
           "evaluated": _stage(os.path.join(workdir, "evaluation", "evaluation.json"), checkpoint),
-          "attacked": _stage(os.path.join(workdir, "attacks", "attack_results.json"), checkpoint),
+          "attacked": attacked,
           "log_age_s": now - os.path.getmtime(log) if os.path.isfile(log) else None, "note": ""}
 
 

@@ -18,6 +18,9 @@ No run is ever dropped: to take one out, delete its object from the summary.
   python launch/collect_reproduction.py --recorded docs/reproduction/summary.json STEPS ATTACK
       # prints the runs the summary records at >= STEPS training steps (and attacked, when ATTACK is 1), one per
       # line: launch/reproduce_dsprites.sh skips those cells (launch/paper.sh's RECORDED)
+  python launch/collect_reproduction.py --current-attack WORKDIR
+      # exit status 0 where WORKDIR's attack sweep is the protocol's (its output objective over OBJECTIVE_DRAWS
+      # draws), else 1: launch/paper.sh attacks the run again
 """
 
 import json
@@ -27,12 +30,16 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from seatbelt_tf import config as config_lib  # noqa: E402
 from seatbelt_tf import io_utils  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import milestone  # noqa: E402
 
 HIERARCHICAL = ("seatbelt", "beta_tcdlgm")
+# The output attack's objective averages over this many fixed noise draws (attacks/protocol.py); a sweep with fewer
+# (records without `objective_draws` had one) is out of date: the attack fits a single draw (docs/REPRODUCTION.md).
+OBJECTIVE_DRAWS = config_lib.AttackConfig.attack_objective_draws
 ATTACKS = ("latent", "output")
 # The fields of an attack record kept in the compact files: what the tables and a reader of Figures 5-7 need.
 RECORD_FIELDS = ("pair", "lambda", "display", "objective", "target_nll", "distortion_l2")
@@ -104,6 +111,26 @@ def chosen_records(records, model):
   return out, latent_layers if out["latent"] else None
 
 
+def objective_draws(records):
+  """The fixed noise draws the output attack's objective averaged over in `records` (the fewest, should they differ;
+  1 for records written before the count was kept), or None where there is no output attack."""
+  output = layer_records(records, "output")
+  return min(int(r.get("objective_draws", 1)) for r in output) if output else None
+
+
+def sweep_draws(workdir):
+  """`objective_draws` of `workdir`'s attack sweep (attacks/attack_results.json), or None where it has no output
+  attack."""
+  records = read_json(os.path.join(workdir, "attacks", "attack_results.json"))
+  return objective_draws(records) if isinstance(records, list) else None
+
+
+def current_attack(workdir):
+  """Whether `workdir`'s attack sweep has an output attack whose objective averaged over the protocol's
+  `OBJECTIVE_DRAWS`: launch/paper.sh attacks a run again where it has not."""
+  return sweep_draws(workdir) == OBJECTIVE_DRAWS
+
+
 def _float32(value):
   """A record's float written with float32's 9 significant digits (the attacks run in float32)."""
   return float(f"{value:.9g}") if isinstance(value, float) else value
@@ -119,6 +146,8 @@ def compact_records(records, model="vae"):
       out[mode] = {field: [_float32(r.get(field)) for r in chosen[mode]] for field in RECORD_FIELDS}
   if latent_layers:
     out["latent_layers"] = latent_layers
+  if chosen["output"]:
+    out["output_objective_draws"] = objective_draws(chosen["output"])
   return out
 
 
@@ -219,18 +248,22 @@ def summarise(workdir, records=None):
     part = chosen[mode]
     row[f"{mode}_target_nll_median"] = float(np.median([r["target_nll"] for r in part])) if part else None
     row[f"{mode}_delta_median"] = float(np.median([r["objective"] for r in part])) if part else None
+  row["output_objective_draws"] = objective_draws(chosen["output"])
   return row
 
 
 def attack_state(row):
-  """(attacked by both attacks, its latent attack the paper's for its family) for a summary row."""
+  """(attacked by both attacks, its latent attack the paper's for its family, its output attack's objective over
+  the protocol's `OBJECTIVE_DRAWS`) for a summary row (rows without `output_objective_draws` had one draw)."""
   attacked = all(row.get(f"{mode}_delta_median") is not None for mode in ATTACKS)
-  return attacked, row.get("latent_layers", "all") == paper_latent_layers(row["model"])
+  return (attacked, row.get("latent_layers", "all") == paper_latent_layers(row["model"]),
+          (row.get("output_objective_draws") or 1) == OBJECTIVE_DRAWS)
 
 
 def is_recorded(row, steps, attacked):
   """Whether a summary row holds a finished cell of the campaign at `steps` (trained at least that far and, when
-  `attacked`, attacked by both attacks, its latent attack the paper's for its family)."""
+  `attacked`, attacked by both attacks, its latent attack the paper's for its family, its output attack's objective
+  over the protocol's draws)."""
   if row["train_steps"] < steps:
     return False
   return not attacked or all(attack_state(row))
@@ -307,6 +340,8 @@ def _command_line(argv):
     if not argv[3].isdigit() or argv[4] not in ("0", "1"):
       sys.exit(f"--recorded SUMMARY STEPS ATTACK: STEPS a step count and ATTACK 0 or 1, not {argv[3:]}")
     print("\n".join(recorded_runs(argv[2], int(argv[3]), argv[4] == "1")))
+  elif len(argv) == 3 and argv[1] == "--current-attack":
+    sys.exit(0 if current_attack(argv[2]) else 1)
   elif len(argv) == 3:
     main(argv[1], argv[2])
   else:

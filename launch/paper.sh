@@ -111,9 +111,11 @@ cell() {  # cell SEED RUN NAME WORKDIR: trains, evaluates and attacks one run (e
         --points="$MIG_POINTS"
     fi
   fi
-  if [ "$ATTACK" = 1 ] && [ ! "$workdir/attacks/attack_results.json" -nt "$checkpoint" ]; then
+  if [ "$ATTACK" = 1 ] && { [ ! "$workdir/attacks/attack_results.json" -nt "$checkpoint" ] ||
+                              ! "$PYTHON" "$here/launch/collect_reproduction.py" --current-attack "$workdir"; }; then
     # The paper's latent attack on a beta-TC DLGM matches z^1 alone (eq. 14: its decoder sees only z^1); every
-    # layer (eq. 15) is attacked too, as for every other family.
+    # layer (eq. 15) is attacked too, as for every other family. A sweep whose output objective used fewer noise
+    # draws than the protocol's (earlier sweeps: one, which the attack overfits) is run again.
     local layer_sets=all
     if [ "$family" = beta_tcdlgm ]; then layer_sets=first,all; fi
     stage attack "$ROOT/logs/$name.attack.log" --flagfile="$workdir/flags.cfg" --mode=attack \

@@ -101,6 +101,7 @@ class AttackConfig:
   attack_starts: tuple = ATTACK_STARTS
   attack_max_iterations: int = 200
   attack_neighbour_rounds: int = 3  # restarts from the neighbouring lambdas' end points (attacks/protocol.py)
+  attack_objective_draws: int = 4  # output attack: fixed noise draws its objective (eq. 12) averages over
   attack_seed: int = 0
   attack_vary: str = ""  # single-factor attack (Appendix H.1): pairs that differ only in this factor
   attack_fix: tuple = ()  # with attack_vary: factors held at a class in both images, "name=class" items
@@ -333,6 +334,9 @@ class RunConfig:
         problems.append(f"{name}={','.join(values)} must be a non-empty list of {', '.join(allowed)}")
     if a.attack_neighbour_rounds < 0:
       problems.append(f"attack_neighbour_rounds={a.attack_neighbour_rounds} must be >= 0 (0: no neighbour restarts)")
+    if a.attack_objective_draws < 1:
+      problems.append(f"attack_objective_draws={a.attack_objective_draws} must be >= 1 (fixed noise draws the output "
+                      "attack's objective averages over; 4 is the protocol's)")
     if a.attack_optimizer not in ATTACK_OPTIMIZERS:
       problems.append(f"attack_optimizer={a.attack_optimizer!r} must be one of {', '.join(ATTACK_OPTIMIZERS)}")
     if a.attack_backend not in ATTACK_BACKENDS:

@@ -97,6 +97,9 @@ flags.DEFINE_integer("attack_max_iterations", _A.attack_max_iterations, "L-BFGS 
 flags.DEFINE_integer("attack_neighbour_rounds", _A.attack_neighbour_rounds,
                      "Rounds of restarts of a problem from a neighbouring lambda's end point where that point is "
                      "better (0: none).", lower_bound=0)
+flags.DEFINE_integer("attack_objective_draws", _A.attack_objective_draws,
+                     "Fixed noise draws the output attack's objective (eq. 12) averages over (1: the single draw of "
+                     "earlier sweeps, which the attack overfits: docs/REPRODUCTION.md).", lower_bound=1)
 flags.DEFINE_integer("attack_seed", _A.attack_seed, "Seed of the pairs and of the fixed Monte Carlo noise.")
 flags.DEFINE_string("attack_vary", _A.attack_vary,
                     "Single-factor attack (paper Appendix H.1): draw pairs from the factor grid that differ only in "
@@ -365,8 +368,8 @@ HELP_GROUPS = (
     ("evaluate and report", ("eval_images", "mig_method", "mig_points", "mig_bins", "mig_samples", "mig_layers",
                              "noise_scales", "workdirs")),
     ("attack", ("attack_pairs", "attack_lambdas", "attack_modes", "attack_layers", "attack_optimizer",
-                "attack_backend", "attack_starts", "attack_max_iterations", "attack_neighbour_rounds", "attack_seed", "attack_vary",
-                "attack_fix")),
+                "attack_backend", "attack_starts", "attack_max_iterations", "attack_neighbour_rounds", "attack_objective_draws",
+                "attack_seed", "attack_vary", "attack_fix")),
     ("attacks beyond the paper", ("attack_kind", "attack_epsilons", "attack_pgd_steps", "attack_random_starts",
                                   "attack_margin_r", "attack_margin_epsilon_max", "attack_margin_bisections",
                                   "defence", "defence_steps", "defence_leapfrog_steps", "defence_step_size",

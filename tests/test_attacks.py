@@ -261,15 +261,18 @@ def test_lambda_grid_and_pairs():
     attacks.choose_pairs(np.arange(5), 4, seed=0)
 
 
-@pytest.mark.parametrize("mode,layers", [("latent", "all"), ("latent", "first"), ("output", "all")])
-def test_sweep_records_are_complete_consistent_and_reproducible_from_the_saved_arrays(tmp_path, mode, layers):
+@pytest.mark.parametrize("mode,layers,draws", [("latent", "all", 4), ("latent", "first", 4), ("output", "all", 1),
+                                               ("output", "all", 3)])
+def test_sweep_records_are_complete_consistent_and_reproducible_from_the_saved_arrays(tmp_path, mode, layers, draws):
   from seatbelt_tf import io_utils
   model = _model("seatbelt")
   fns = attacks.ModelFns(model)
   inputs, targets = _images(2).numpy(), _images(2, seed=7).numpy()
   lambdas = attacks.lambda_grid(4)
-  records, arrays = attacks.run_attack(fns, inputs, targets, lambdas, mode, layers, max_iterations=30)
+  records, arrays = attacks.run_attack(fns, inputs, targets, lambdas, mode, layers, max_iterations=30,
+                                       objective_draws=draws)
   assert len(records) == 8 and all(set(attacks.ATTACK_RECORD_KEYS) <= set(r) for r in records)
+  assert all(r.get("objective_draws") == (draws if mode == "output" else None) for r in records)
   assert [r["pair"] for r in records] == [0, 0, 0, 0, 1, 1, 1, 1]
   assert sum(r["display"] for r in records) == 2  # one displayed lambda per pair
   x_adv = arrays["adversarial"]
@@ -288,10 +291,11 @@ def test_sweep_records_are_complete_consistent_and_reproducible_from_the_saved_a
   if mode == "latent":
     value = attacks.latent_objective(fns.encode_fn, x_adv, x, fns.encode_fn(x_t), lam, layers)
     effect = attacks.latent_divergence(fns.encode_fn(x_adv), fns.encode_fn(x_t), layers)
-  else:
-    noise = [tf.random.stateless_normal([8, d], seed=[0, i]) for i, d in enumerate(fns.layer_sizes)]
-    value = attacks.output_objective(fns.elbo_fn, x_adv, x, x_t, noise, lam)
-    effect = -fns.elbo_fn(x_adv, x_t, noise)
+  else:  # eq. 12 averaged over the fixed draws: draw k of layer i is seeded [attack seed, 1000 k + i]
+    draws_noise = [[tf.random.stateless_normal([8, d], seed=[0, 1000 * k + i]) for i, d in enumerate(fns.layer_sizes)]
+                   for k in range(draws)]
+    value = tf.add_n([attacks.output_objective(fns.elbo_fn, x_adv, x, x_t, noise, lam) for noise in draws_noise]) / draws
+    effect = tf.add_n([-fns.elbo_fn(x_adv, x_t, noise) for noise in draws_noise]) / draws
   np.testing.assert_allclose(value.numpy(), [r["objective_smoothed"] for r in records], rtol=1e-4, atol=1e-3)
   # The recorded objective is Delta with the exact norm (eqs. 12-15), not the optimiser's smoothed one.
   l2 = np.sqrt(((saved["adversarial"].astype(np.float64) - saved["inputs"]) ** 2).reshape(8, -1).sum(1))
@@ -332,6 +336,11 @@ def test_bad_attack_inputs_are_refused():
     attacks.run_attack(fns, x, x[:, :32], [1.0], "latent")
   with pytest.raises(ValueError, match="neighbour_rounds must be >= 0"):
     attacks.run_attack(fns, x, x, [1.0], "latent", neighbour_rounds=-1)
+  with pytest.raises(ValueError, match="objective_draws must be >= 1"):
+    attacks.run_attack(fns, x, x, [1.0], "output", objective_draws=0)
+  from seatbelt_tf import config as config_lib
+  with pytest.raises(ValueError, match="attack_objective_draws=0 must be >= 1"):
+    config_lib.RunConfig(workdir="w", attack=config_lib.AttackConfig(attack_objective_draws=0)).validate()
 
 
 def test_lambda_neighbours_follow_the_lambda_order_within_each_pair():

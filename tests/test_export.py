@@ -147,12 +147,16 @@ def test_an_attack_on_the_export_reproduces_the_live_attack(tmp_path, mode):
   exported, exported_arrays = attacks.run_attack(serving.SavedModelFns(path), x, x_t, **kwargs)
   # The export's graph rounds differently from the live model (~1e-7), and at lambda = 2^-20 the objective is flat
   # along the distortion, so there the two optimisers may stop at different x* of equal objective: every record's
-  # objective and -log p(x^t|z~) must agree, the x*-dependent metrics where lambda pins x* down.
+  # objective and -log p(x^t|z~) must agree, the x*-dependent metrics where lambda pins x* down. The stopping test
+  # sees the same rounding: with the output objective over 4 draws, one problem (lambda = 1) stopped at iteration 13
+  # on the export and 15 live, its x* within 5e-5 and its objective within 2e-7 (relative) of each other.
   for a, b in zip(live, exported):
     keys = attacks.ATTACK_RECORD_KEYS if a["lambda"] >= 1 else ("mode", "layers", "pair", "lambda", "objective",
                                                                  "target_nll")
     for key in keys:
-      if isinstance(a[key], float):
+      if key == "iterations":
+        assert abs(a[key] - b[key]) <= 2, key
+      elif isinstance(a[key], float):
         assert b[key] == pytest.approx(a[key], rel=1e-3, abs=1e-3), key
       else:
         assert a[key] == b[key], key

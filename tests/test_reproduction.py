@@ -51,9 +51,10 @@ def test_median_interval_equals_the_brute_force_bootstrap_and_collapses_on_const
     seeds.median_interval([[[{"v": 1.0}], []]], "v", np.random.default_rng(0))
 
 
-def _run(root, model, layers, beta, seed, mig_exact, elbo, target_nll=None, steps=3600):
+def _run(root, model, layers, beta, seed, mig_exact, elbo, target_nll=None, steps=3600, draws=4):
   """One fabricated campaign workdir trained for `steps`: config, results, evaluation and (with target_nll) attack
-  records, 3 pairs x 4 lambdas per attack with -log p(x^t|z~) = target_nll + small pair noise."""
+  records, 3 pairs x 4 lambdas per attack with -log p(x^t|z~) = target_nll + small pair noise, the output
+  objective over `draws` noise draws (None: records written before the count was kept)."""
   name = f"{model}_L{layers}_beta{beta}_seed{seed}"
   workdir = os.path.join(root, name)
   os.makedirs(os.path.join(workdir, "evaluation"))
@@ -71,7 +72,8 @@ def _run(root, model, layers, beta, seed, mig_exact, elbo, target_nll=None, step
     os.makedirs(os.path.join(workdir, "attacks"))
     rng = np.random.default_rng(seed)
     records = [{"mode": mode, "layers": "all", "pair": p, "lambda": 2.0 ** k, "display": k == 0,
-                "objective": 1.0 + p, "target_nll": target_nll + rng.normal(0, 0.5)}
+                "objective": 1.0 + p, "target_nll": target_nll + rng.normal(0, 0.5),
+                **({"objective_draws": draws} if mode == "output" and draws else {})}
                for mode in ("latent", "output") for p in range(3) for k in range(4)]
     with open(os.path.join(workdir, "attacks", "attack_results.json"), "w") as f:
       json.dump(records, f)
@@ -239,6 +241,42 @@ def test_the_summary_outlives_the_workdirs_and_the_campaign_skips_the_cells_it_r
                                 "elbo": -40.0, "mig_exact": 0.02, "mig_histogram": 0.03, "kl_layers": [None]}]
   assert "training" not in files("vae_L1_beta1_seed0")  # the record's curves were not this workdir's
   assert files("vae_L1_beta1_seed0")["attack_records"] != kept["vae_L1_beta1_seed0"]["attack_records"]
+
+
+def test_a_sweep_whose_output_objective_used_one_draw_is_attacked_again_not_retrained(tmp_path):
+  """Output-attack sweeps from before the objective averaged over noise draws (one draw, which the attack overfits:
+  docs/REPRODUCTION.md) are out of date: the summary keeps their draws, the campaign does not count them as attacked
+  (`--recorded`), and launch/paper.sh attacks such a run again, however new its sweep, and leaves a current one be."""
+  sys.path.insert(0, os.path.join(REPO, "launch"))
+  import collect_reproduction  # pylint: disable=import-outside-toplevel
+  root, out = str(tmp_path / "runs"), str(tmp_path / "docs")
+  _run(root, "vae", 1, 1, 0, 0.1, -54.0, target_nll=750.0, steps=11000, draws=None)
+  _run(root, "seatbelt", 2, 4, 0, 0.05, -49.8, target_nll=135.0, steps=11000)
+  summary = os.path.join(out, "summary.json")
+  subprocess.run([sys.executable, "launch/collect_reproduction.py", root, summary], cwd=REPO, check=True,
+                 capture_output=True)
+  rows = {r["run"]: r for r in json.load(open(summary))}
+  assert rows["vae_L1_beta1_seed0"]["output_objective_draws"] == 1
+  assert rows["seatbelt_L2_beta4_seed0"]["output_objective_draws"] == collect_reproduction.OBJECTIVE_DRAWS == 4
+  assert json.load(open(os.path.join(out, "attack_records", "vae_L1_beta1_seed0.json")))["output_objective_draws"] == 1
+  assert collect_reproduction.recorded_runs(summary, 11000, attacked=True) == ["seatbelt_L2_beta4_seed0"]
+  assert sorted(collect_reproduction.recorded_runs(summary, 11000, attacked=False)) == sorted(rows)
+  current = [subprocess.run([sys.executable, "launch/collect_reproduction.py", "--current-attack",
+                             os.path.join(root, run)], cwd=REPO).returncode for run in sorted(rows)]
+  assert current == [0, 1]  # seatbelt (current), vae (one draw)
+  calls = tmp_path / "calls.log"
+  fake = tmp_path / "python"
+  fake.write_text(f'#!/usr/bin/env bash\ncase "$1" in *collect_reproduction.py) exec {sys.executable} "$@";; esac\n'
+                  f'echo "$*" >> {calls}\n')
+  fake.chmod(0o755)
+  proc = subprocess.run(["bash", os.path.join(REPO, "launch", "paper.sh")], capture_output=True, text=True,
+                        env=dict(os.environ, ROOT=root, RUNS="vae:1:1 seatbelt:2:4", SEEDS="0", STEPS="11000",
+                                 PYTHON=str(fake)))
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  made = calls.read_text().splitlines()
+  attacked = [c.split("--flagfile=")[1].split()[0].split("/")[-2] for c in made if "--mode=attack" in c]
+  assert attacked == ["vae_L1_beta1_seed0"]
+  assert not [c for c in made if "--mode=evaluate" in c]  # evaluations newer than the (absent) checkpoints stay
 
 
 def test_the_summary_reports_each_family_s_latent_attack_as_the_paper_defines_it(tmp_path):
@@ -562,7 +600,8 @@ def test_campaign_status_tells_each_run_s_stage_and_training_left_without_tensor
     for sub, stamp in (("evaluation/evaluation.json", 1000.0), ("attacks/attack_results.json", 3000.0)):
       if name.startswith("vae") or sub.startswith("evaluation"):
         os.makedirs(os.path.dirname(root / name / sub), exist_ok=True)
-        (root / name / sub).write_text("{}")
+        (root / name / sub).write_text("{}" if sub.startswith("evaluation") else json.dumps(
+            [{"mode": "output", "layers": "all", "objective_draws": 4}]))
         os.utime(root / name / sub, (stamp, stamp))
     (root / name / "checkpoints" / "checkpoint").write_text(f'model_checkpoint_path: "ckpt-{step}"\n')
     os.utime(root / name / "checkpoints" / "checkpoint", (2000.0, 2000.0))
@@ -573,7 +612,7 @@ def test_campaign_status_tells_each_run_s_stage_and_training_left_without_tensor
   summary = tmp_path / "summary.json"
   summary.write_text(json.dumps([
       {"run": "vae_L1_beta1_seed0", "model": "vae", "train_steps": 1000, "latent_delta_median": 1.0,
-       "output_delta_median": 2.0, "latent_layers": "all"},
+       "output_delta_median": 2.0, "latent_layers": "all", "output_objective_draws": 4},
       {"run": "beta_tcdlgm_L2_beta4_seed0", "model": "beta_tcdlgm", "train_steps": 11000, "latent_delta_median": 1.0,
        "output_delta_median": 2.0, "latent_layers": "all"}]))
   script = ("import sys; sys.path.insert(0, 'launch'); import campaign_status\n"
@@ -585,8 +624,15 @@ def test_campaign_status_tells_each_run_s_stage_and_training_left_without_tensor
           if line.startswith("| ") and not line.startswith("| run ")}
   assert rows["seatbelt_L2_beta4_seed0"][:6] == ["—", "400 / 1000", "250 (100)", "0.2 h (0.1 h)", "stale", "—"]
   assert rows["vae_L1_beta1_seed0"][:6] == ["1000 steps, attacked", "1000 / 1000", "—", "—", "stale", "done"]
-  assert rows["beta_tcdlgm_L2_beta4_seed0"][:2] == ["11000 steps, attacked, not the paper's latent attack",
-                                                    "no workdir: the summary's record only"]
+  assert rows["beta_tcdlgm_L2_beta4_seed0"][:2] == [  # a row from before the draws were kept: one draw
+      "11000 steps, attacked, not the paper's latent attack, output objective on 1 noise draw(s) (the protocol's: 4)",
+      "no workdir: the summary's record only"]
+  # A sweep whose output objective used one draw is out of date, however new (launch/paper.sh attacks it again).
+  (root / "vae_L1_beta1_seed0" / "attacks" / "attack_results.json").write_text(
+      json.dumps([{"mode": "output", "layers": "all"}]))
+  os.utime(root / "vae_L1_beta1_seed0" / "attacks" / "attack_results.json", (3000.0, 3000.0))
+  proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True)
+  assert "| out of date: output objective on 1 noise draw(s), the protocol's 4 |" in proc.stdout
   assert "training left in the runs that have a workdir: 0.2 h at their recent pace (0.1 h at their fastest)" \
       in proc.stdout
   sys.path.insert(0, os.path.join(REPO, "launch"))

@@ -177,7 +177,7 @@ BUDGET_STARTS = ("input", "target")
 
 def run_budget_attack(fns, inputs, targets, epsilons, mode, layers="all", data_range=(0.0, 1.0),
                       starts=BUDGET_STARTS, random_starts=1, steps=DEFAULT_STEPS, num_samples=8, seed=0,
-                      verbose=False, pair_ids=None, effect_factory=None, chunk=512):
+                      verbose=False, pair_ids=None, effect_factory=None, chunk=512, objective_draws=None):
   """Fixed-budget attacks (module docstring) on every (pair, epsilon) problem of one mode and layer set, one batch.
 
   Args:
@@ -193,10 +193,13 @@ def run_budget_attack(fns, inputs, targets, epsilons, mode, layers="all", data_r
     seed: seed of the fixed noise and of the random starts.
     verbose: a progress bar over steps.
     pair_ids: the pairs' indices in a larger sweep (default 0..P-1).
-    chunk: rows per objective call (1: every problem and start evaluated on its own, for benchmarks).
-    effect_factory: optional (x_t `[n, ...]`, noise: list of `[n, d_i]`) -> effect function over the n problems
-      (`protocol.effect_fn`'s contract) replacing the mode's: e.g. an adaptive attack through a defence
-      (`defence.defended_output_effect`).
+    chunk: rows per objective call (1: every problem and start evaluated on its own, for benchmarks); divided by
+      the output objective's draws, so one call's memory stays as with one draw.
+    effect_factory: optional (x_t `[n, ...]`, noise: `protocol.objective_noise`'s list of draws) -> effect
+      function over the n problems (`protocol.effect_fn`'s contract) replacing the mode's: e.g. an adaptive attack
+      through a defence (`defence.defended_output_effect`).
+    objective_draws: fixed noise draws the output objective averages over (`protocol.run_attack`; default
+      `protocol.OBJECTIVE_DRAWS`).
 
   Returns:
     (records, arrays) as `protocol.run_attack`'s, records ordered pair by pair and epsilon by epsilon with
@@ -218,7 +221,10 @@ def run_budget_attack(fns, inputs, targets, epsilons, mode, layers="all", data_r
   x, x_t = tf.constant(inputs[pair]), tf.constant(targets[pair])
   eps = tf.constant(np.tile(epsilons, num_pairs))
   n = len(pair)
-  noise = protocol.fixed_noise(fns.layer_sizes, n, seed, 0, rows)
+  draws = protocol.OBJECTIVE_DRAWS if objective_draws is None else int(objective_draws)
+  draws = draws if mode == "output" else 1
+  noise = protocol.objective_noise(fns.layer_sizes, n, seed, draws, rows)
+  chunk = max(1, int(chunk) // draws)
   if effect_factory is None:
     effect = protocol.effect_fn(fns, mode, layers, x_t, noise)
   else:
@@ -237,6 +243,7 @@ def run_budget_attack(fns, inputs, targets, epsilons, mode, layers="all", data_r
     records.append({"kind": "eps_ball", "mode": mode, "layers": layers if mode == "latent" else "all",
                     "pair": int(pair_ids[pair[j]]), "epsilon": float(eps[j]), "objective": float(exact[j]),
                     "iterations": int(steps), "evaluations": int(total * (steps + 1)), "starts": total,
-                    "display": j % k == k // 2, **{name: float(values[j]) for name, values in metrics.items()}})
+                    "display": j % k == k // 2, **({"objective_draws": draws} if mode == "output" else {}),
+                    **{name: float(values[j]) for name, values in metrics.items()}})
   arrays = {"inputs": x.numpy(), "targets": x_t.numpy(), "distortions": x_adv - x.numpy(), "adversarial": x_adv}
   return records, arrays

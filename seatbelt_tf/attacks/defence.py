@@ -28,6 +28,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from seatbelt_tf.attacks import protocol
+
 DEFAULT_STEPS = 10
 DEFAULT_LEAPFROG_STEPS = 5
 DEFAULT_STEP_SIZE = 0.1
@@ -133,15 +135,19 @@ def defended_target_nll(fns, x_adv, x_t, num_samples=8, num_steps=DEFAULT_STEPS,
 def defended_output_effect(fns, x_t, noise, num_steps=DEFAULT_STEPS, step_size=DEFAULT_STEP_SIZE,
                            num_leapfrog_steps=DEFAULT_LEAPFROG_STEPS, seed=0):
   """The adaptive output attack's effect through the defence: (x_adv `[m, ...]`, idx `[m]`) -> `[m]`
-  -log p(x^t|z_HMC(x_adv)), the chain started from the fixed draws `noise` (one `[n, d_i]` tensor per layer) with
-  fixed randomness (`seed`), so the objective is a deterministic, differentiable function of x_adv.
+  -log p(x^t|z_HMC(x_adv)) averaged over chains started from the fixed draws `noise` (`protocol.objective_noise`:
+  a list of draws, each one `[n, d_i]` tensor per layer; one chain per draw, all in one batch) with fixed randomness
+  (`seed`), so the objective is a deterministic, differentiable function of x_adv.
 
   Every row in a call shares the chain's randomness draw for its position in the batch; a problem therefore sees
   the same randomness at every evaluation only when evaluated in the same row, which `budget.minimize_pgd` does
   (its rows never move)."""
   x_t = tf.constant(np.asarray(x_t, np.float32))
 
-  def effect(x_adv, idx):
-    z, _ = refine(fns, x_adv, [tf.gather(e, idx) for e in noise], num_steps, step_size, num_leapfrog_steps, seed)
+  def chain_nll(x_adv, idx, eps):
+    z, _ = refine(fns, x_adv, eps, num_steps, step_size, num_leapfrog_steps, seed)
     return -fns.log_joint_fn(tf.gather(x_t, idx), z)[0]
+
+  def effect(x_adv, idx):
+    return protocol.over_draws(chain_nll, x_adv, idx, noise)
   return effect

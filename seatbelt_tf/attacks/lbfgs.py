@@ -319,8 +319,11 @@ def resolve_backend(backend):
   return backend
 
 
+DEFAULT_CHUNK = 1024  # most rows per objective call in minimize_batched
+
+
 def minimize_batched(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, f_relative_tolerance=2.2e-9,
-                     num_correction_pairs=10, max_line_search=20, chunk=1024, compact_below=0.75,
+                     num_correction_pairs=10, max_line_search=20, chunk=DEFAULT_CHUNK, compact_below=0.75,
                      verbose=False, callback=None, backend="numpy"):
   """Minimises n independent objectives over boxes with batched projected L-BFGS (see the module docstring).
 

@@ -12,6 +12,15 @@ along the lambda path, as continuation methods do). The objective is non-convex:
 optimiser ends some mid-lambda problems in basins 10-80% worse than the ones it finds for the neighbouring lambdas
 (docs/BENCHMARKS.md); a round costs two objective evaluations per problem plus the restarted problems' runs.
 
+The output attack's objective (eq. 12) is a Monte Carlo estimate made deterministic for L-BFGS: -ELBO(x^t; q(z|x*))
+averaged over `objective_draws` fixed noise draws per problem (`objective_noise`; default 4,
+`config.AttackConfig.attack_objective_draws`). With one draw the optimiser fits that draw: on the campaign's vanilla
+VAE, x* placed the one draw's z on the target's code while q(z|x*) did not, the objective ended below the target's own
+-ELBO and -log p(x^t|z~) on other draws was ~25x the target's (docs/REPRODUCTION.md, "A flaw in the output attack's
+score"); 4 draws removed it there, 16 changed little more at 3x the cost (benchmarks/output_attack_draws.py). The
+score's draws (seed + 1) stay disjoint from the objective's (seed). The latent attacks (eqs. 13-15) are closed-form
+KLs and use no noise.
+
 Metrics per problem (`ATTACK_RECORD_KEYS`): the final objective, -log p(x^t|z~) with z~ ~ q(z|x*) averaged over
 `num_samples` fixed noise draws, ||d||_2, ||x^t - recon(x^t)||_2, ||x* - recon(x*)||_2, ||recon(x*) - x^t||_2, and
 the L-BFGS iterations used; `display` marks, per pair, the lambda whose objective is just better than the mean
@@ -31,6 +40,7 @@ from seatbelt_tf.attacks import tfp_lbfgs
 ATTACK_RECORD_KEYS = ("mode", "layers", "pair", "lambda", "objective", "target_nll", "distortion_l2",
                       "target_recon_l2", "adversarial_recon_l2", "adversarial_to_target_l2", "iterations")
 STARTS = config.ATTACK_STARTS
+OBJECTIVE_DRAWS = config.AttackConfig.attack_objective_draws
 # --attack_optimizer: the batched L-BFGS-B-style driver, scipy's L-BFGS-B one problem at a time (the reference), and
 # TFP's L-BFGS on the device with a projection variant for the bounds (attacks/tfp_lbfgs.py).
 OPTIMIZERS = {"lbfgs": lbfgs.minimize_batched, "scipy": lbfgs.minimize_scipy, "tfp": tfp_lbfgs.minimize_tfp}
@@ -128,10 +138,32 @@ def check_attack_inputs(fns, inputs, targets, mode, layers, data_range):
   return inputs, targets, (lo, hi)
 
 
+def objective_noise(layer_sizes, n, seed, draws, rows=None):
+  """The output objective's fixed draws: a list of `draws` draws, each a `fixed_noise` list of `[n, d_i]` tensors
+  (draw k is `fixed_noise(..., seed, k, rows)`: the first is the single draw of earlier sweeps)."""
+  if int(draws) < 1:
+    raise ValueError(f"objective_draws must be >= 1 (fixed noise draws the output objective averages over); got "
+                     f"{draws}.")
+  return [fixed_noise(layer_sizes, n, seed, k, rows) for k in range(int(draws))]
+
+
+def over_draws(fn, x_adv, idx, noise):
+  """Mean over the fixed draws `noise` (`objective_noise`) of fn(x_adv, idx, eps) -> `[m]`, with eps the draw's
+  rows `idx` (one `[m, d_i]` tensor per layer): one call of fn on the K draws stacked, `[K*m]` rows (x_adv and idx
+  tiled K times), so a device sees one batch. Returns `[m]`."""
+  draws = len(noise)
+  if draws == 1:
+    return fn(x_adv, idx, [tf.gather(e, idx) for e in noise[0]])
+  eps = [tf.concat([tf.gather(draw[i], idx) for draw in noise], 0) for i in range(len(noise[0]))]
+  tiled = fn(tf.tile(x_adv, [draws] + [1] * (len(x_adv.shape) - 1)), tf.tile(idx, [draws]), eps)
+  return tf.reduce_mean(tf.reshape(tiled, [draws, -1]), axis=0)
+
+
 def effect_fn(fns, mode, layers, x_t, noise):
   """The attack's effect without its penalty, (x_adv `[m, ...]`, idx `[m]`) -> `[m]`, to minimise: the latent
   divergence of the attacked layers to the target's posterior (eqs. 13-15) or the target's -ELBO under q(z|x*)
-  (eq. 12, with the fixed `noise`). `x_t` `[n, ...]` holds each problem's target; idx picks problems' rows."""
+  (eq. 12) averaged over the fixed draws `noise` (`objective_noise`: a list of draws, each one `[n, d_i]` tensor per
+  layer; unused by the latent attacks). `x_t` `[n, ...]` holds each problem's target; idx picks problems' rows."""
   if mode == "latent":
     target_params = [(tf.constant(l), tf.constant(s)) for l, s in _batched(fns.encode_fn, x_t)]
 
@@ -140,13 +172,13 @@ def effect_fn(fns, mode, layers, x_t, noise):
       return objectives.latent_divergence(fns.encode_fn(x_adv), params, layers)
   else:
     def effect(x_adv, idx):
-      return -fns.elbo_fn(x_adv, tf.gather(x_t, idx), [tf.gather(e, idx) for e in noise])
+      return over_draws(lambda x, i, eps: -fns.elbo_fn(x, tf.gather(x_t, i), eps), x_adv, idx, noise)
   return effect
 
 
 def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.0, 1.0), optimizer="lbfgs",
                starts=STARTS, max_iterations=200, num_samples=8, seed=0, verbose=False, pair_ids=None,
-               callback=None, neighbour_rounds=NEIGHBOUR_ROUNDS, backend="auto"):
+               callback=None, neighbour_rounds=NEIGHBOUR_ROUNDS, backend="auto", objective_draws=OBJECTIVE_DRAWS):
   """Attacks every (pair, lambda) problem of one mode and layer set.
 
   Args:
@@ -172,22 +204,31 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
       docstring). A round restarts only the problems a neighbour's end point improves; the rounds stop early when
       none does.
     backend: with optimizer "lbfgs", where its per-step algebra runs (`lbfgs.BACKENDS`: numpy, tf, auto).
+    objective_draws: fixed noise draws the output objective averages over (module docstring; the latent attacks
+      use none). Each evaluation then runs the model on objective_draws x the rows; the batched optimizer's
+      chunk shrinks by that factor, so one call's memory stays as with one draw.
 
   Returns:
     (records, arrays): a list of dicts with `ATTACK_RECORD_KEYS` plus `display`, `evaluations` (every objective
-    evaluation spent on the problem: all starts and restarts) and `restarts` (neighbour restarts run), ordered pair by
+    evaluation spent on the problem: all starts and restarts), `restarts` (neighbour restarts run) and, for the
+    output attack, `objective_draws`, ordered pair by
     pair and lambda by lambda; arrays `inputs`, `targets`, `distortions` and `adversarial` (x* itself, inside the
     data range exactly; inputs + distortions equals it up to float32 rounding) `[P*K, H, W, C]`, indexed like the
     records.
   """
   if int(neighbour_rounds) < 0:
     raise ValueError(f"neighbour_rounds must be >= 0 (0 turns the neighbour restarts off); got {neighbour_rounds}.")
+  if int(objective_draws) < 1:
+    raise ValueError(f"objective_draws must be >= 1 (fixed noise draws the output objective averages over); got "
+                     f"{objective_draws}.")
   if optimizer not in OPTIMIZERS or not starts or set(starts) - set(STARTS):
     raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)} and starts a non-empty subset of "
                      f"{STARTS}; got {optimizer!r}, {starts!r}.")
   minimize = OPTIMIZERS[optimizer]
+  draws = int(objective_draws) if mode == "output" else 1
   if optimizer == "lbfgs":
-    minimize = functools.partial(minimize, backend=lbfgs.resolve_backend(backend))
+    chunk = max(1, lbfgs.DEFAULT_CHUNK // draws)
+    minimize = functools.partial(minimize, backend=lbfgs.resolve_backend(backend), chunk=chunk)
   elif backend != "auto":
     raise ValueError(f"backend={backend!r} applies to optimizer 'lbfgs' only; got optimizer {optimizer!r}.")
   inputs, targets, (lo, hi) = check_attack_inputs(fns, inputs, targets, mode, layers, data_range)
@@ -201,7 +242,7 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
   x_t = tf.constant(targets[pair])
   lam = tf.constant(np.tile(lambdas, num_pairs))
   n = len(pair)
-  effect = effect_fn(fns, mode, layers, x_t, fixed_noise(fns.layer_sizes, n, seed, 0, rows))
+  effect = effect_fn(fns, mode, layers, x_t, objective_noise(fns.layer_sizes, n, seed, draws, rows))
 
   def objective(x_adv, idx):  # Delta of eqs. 12-15 with the smoothed norm (objectives.latent/output_objective)
     return effect(x_adv, idx) + tf.gather(lam, idx) * objectives.distortion_norm(x_adv - tf.gather(x, idx))
@@ -234,7 +275,7 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
                     "lambda": float(lam[k]), "objective": float(exact[k]),
                     "objective_smoothed": float(best["objective"][k]),
                     "iterations": int(best["iterations"][k]), "evaluations": int(best["evaluations"][k]),
-                    "restarts": int(best["restarts"][k]),
+                    "restarts": int(best["restarts"][k]), **({"objective_draws": draws} if mode == "output" else {}),
                     **{name: float(values[k]) for name, values in metrics.items()}})
   mark_display(records)
   arrays = {"inputs": x.numpy(), "targets": x_t.numpy(), "distortions": x_adv - x.numpy(), "adversarial": x_adv}

@@ -69,13 +69,13 @@ def attack(config):
     for mode, layers in parts:
       shard = f" (shard {a.attack_shard_index} of {a.attack_shards})" if a.attack_shards > 1 else ""
       print(f"Attacking: {mode} attack on layers {layers}, {len(ids)} pairs x {len(lambdas)} lambdas{shard} "
-            f"({a.attack_optimizer}{backend}, "
-            f"starts {', '.join(a.attack_starts)})...")
+            f"({a.attack_optimizer}{backend}, starts {', '.join(a.attack_starts)}"
+            f"{f', objective over {a.attack_objective_draws} noise draws' if mode == 'output' else ''})...")
       part, part_arrays = attacks_lib.run_attack(
           fns, inputs, targets, lambdas, mode, layers, data_range=source.data_range,
           optimizer=a.attack_optimizer, backend=a.attack_backend, starts=a.attack_starts,
           max_iterations=a.attack_max_iterations, neighbour_rounds=a.attack_neighbour_rounds, seed=a.attack_seed,
-          verbose=config.train.verbose > 0, pair_ids=ids)
+          verbose=config.train.verbose > 0, pair_ids=ids, objective_draws=a.attack_objective_draws)
       records += part
       for key in arrays:
         arrays[key].append(part_arrays[key])
@@ -139,7 +139,7 @@ def _eps_ball(config, fns, source, pairs, parts):
     part, part_arrays = budget.run_budget_attack(
         fns, inputs, targets, epsilons, mode, layers, data_range=source.data_range, starts=a.attack_starts,
         random_starts=a.attack_random_starts, steps=a.attack_pgd_steps, seed=a.attack_seed,
-        verbose=config.train.verbose > 0, effect_factory=factory)
+        verbose=config.train.verbose > 0, effect_factory=factory, objective_draws=a.attack_objective_draws)
     if factory:
       for r in part:
         r["defence"] = "hmc_adaptive"
