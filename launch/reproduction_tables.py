@@ -228,15 +228,26 @@ def figure3_section(runs):
   return lines + ([""] if found else ["", "No run of these families has been evaluated yet.", ""])
 
 
-def attack_label(model, mode, layers):
+def attack_label(model, mode, layers, draws=None):
   """The attack column of Section 5: "output"; "latent" for the paper's latent attack of the family, named where it
-  is not on every layer (the beta-TC DLGM's, eq. 14); a latent attack other than the paper's named as such."""
+  is not on every layer (the beta-TC DLGM's, eq. 14); a latent attack other than the paper's named as such; an
+  output attack whose objective used fewer noise draws than the protocol's (`draws`, None: one) named as out of
+  date (it fits its one draw: docs/REPRODUCTION.md)."""
   if mode != "latent":
+    draws = draws or 1
+    if draws != collect_reproduction.OBJECTIVE_DRAWS:
+      return (f"output, objective on {draws} noise draw{'s' if draws > 1 else ''}; out of date (the protocol's: "
+              f"{collect_reproduction.OBJECTIVE_DRAWS})")
     return mode
   paper = collect_reproduction.paper_latent_layers(model)
   if layers != paper:
     return f"latent, {LAYER_SETS[layers]}; the paper's for this family: {LAYER_SETS[paper]}"
   return "latent" if layers == "all" else f"latent, {LAYER_SETS[layers]}"
+
+
+def comparable_with_the_vae(label):
+  """Whether a cell's attack `label` is compared with the VAE's same attack: not an out-of-date output attack."""
+  return "out of date" not in label
 
 
 def attack_cells(runs):
@@ -249,7 +260,7 @@ def attack_cells(runs):
       part = [r for r in records if r["mode"] == mode]
       if not part:
         continue
-      label = attack_label(row["model"], mode, part[0]["layers"])
+      label = attack_label(row["model"], mode, part[0]["layers"], row.get("output_objective_draws"))
       pairs = [[r for r in part if r["pair"] == p] for p in sorted({r["pair"] for r in part})]
       out.setdefault((row["model"], row["layers"], row["beta"]), {}).setdefault(label, []).append(pairs)
   return dict(sorted(out.items()))
@@ -263,7 +274,9 @@ def robustness_section(runs, rng):
            "adversarial input's posterior explains the target: higher, a more robust model. The latent attack is "
            "the paper's for each family: on every layer (eq. 15; the VAE's and β-TCVAE's one layer), on z¹ alone for "
            "the β-TC DLGM (eq. 14: its decoder sees only z¹); Δ of attacks on different layer sets are different "
-           "objectives, −log p(x^t|z̃) compares across them. Against the VAE: the "
+           "objectives, −log p(x^t|z̃) compares across them. The output attack's objective averages −ELBO over "
+           f"{collect_reproduction.OBJECTIVE_DRAWS} fixed noise draws; sweeps made with one draw (it fits that draw: "
+           "docs/REPRODUCTION.md) are shown as out of date and compared with nothing. Against the VAE: the "
            "cell's −log p(x^t|z̃) interval entirely above the VAE's (harder to attack), entirely below (easier), or "
            "overlapping; judged once both cells have three seeds.", ""]
   if not cells:
@@ -277,7 +290,9 @@ def robustness_section(runs, rng):
             "|---|---|---|---|---|---|---|"]
   for (model, layers, beta, mode), s in stats.items():
     vae = stats.get(("vae", 1, 1.0, mode.split(",")[0]))
-    if model == "vae" or vae is None:
+    if not comparable_with_the_vae(mode):
+      against = "— (an out-of-date objective)"
+    elif model == "vae" or vae is None:
       against = "—"
     elif min(s["seeds"], vae["seeds"]) < SEEDS_NEEDED:
       against = f"pending ({min(s['seeds'], vae['seeds'])} of {SEEDS_NEEDED} seeds)"
@@ -364,11 +379,12 @@ def plot_elbo(runs, path):
 
 
 def _tick_suffix(label):
-  """A latent attack's layer set under its cell's tick, where the label names one (`attack_label`)."""
+  """What a label names beyond its attack, under its cell's tick (`attack_label`): a latent attack's layer set
+  ("not the paper's" where it is not), an output attack's out-of-date objective."""
   if ", " not in label:
     return ""
-  layers, _, paper = label.split(", ", 1)[1].partition(";")
-  return f"\n{layers}" + ("\nnot the paper's" if paper else "")
+  what, _, note = label.split(", ", 1)[1].partition(";")
+  return f"\n{what}" + (("\nout of date" if "out of date" in note else "\nnot the paper's") if note else "")
 
 
 def plot_attacks(stats, path):

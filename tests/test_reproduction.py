@@ -260,6 +260,13 @@ def test_a_sweep_whose_output_objective_used_one_draw_is_attacked_again_not_retr
   assert rows["seatbelt_L2_beta4_seed0"]["output_objective_draws"] == collect_reproduction.OBJECTIVE_DRAWS == 4
   assert json.load(open(os.path.join(out, "attack_records", "vae_L1_beta1_seed0.json")))["output_objective_draws"] == 1
   assert collect_reproduction.recorded_runs(summary, 11000, attacked=True) == ["seatbelt_L2_beta4_seed0"]
+  # The tables name the one-draw sweep as out of date and compare it with nothing.
+  subprocess.run([sys.executable, "launch/reproduction_tables.py", out], cwd=REPO, check=True, capture_output=True)
+  tables = open(os.path.join(out, "tables.md")).read()
+  assert ("| VAE | 1 | output, objective on 1 noise draw; out of date (the protocol's: 4) | 1 |" in tables
+          and "| — (an out-of-date objective) |" in tables)
+  assert [line.rsplit("|", 2)[1].strip() for line in tables.splitlines()
+          if line.startswith("| Seatbelt-VAE, L = 2 | 4 | output |")] == ["—"]  # no current VAE output to compare
   assert sorted(collect_reproduction.recorded_runs(summary, 11000, attacked=False)) == sorted(rows)
   current = [subprocess.run([sys.executable, "launch/collect_reproduction.py", "--current-attack",
                              os.path.join(root, run)], cwd=REPO).returncode for run in sorted(rows)]
