@@ -1,8 +1,9 @@
-"""Does the output attack (eq. 12) overfit its one fixed noise draw? A diagnostic over a workdir's attack sweep.
+"""Does the output attack (eq. 12) overfit its fixed noise draws? A diagnostic over a workdir's attack sweep.
 
-The output attack minimises -ELBO(x^t; q(z|x*)) + lambda ||d||_2 with the ELBO estimated on one fixed
-standard-normal draw per problem (`attacks.protocol.effect_fn`: L-BFGS needs a deterministic objective), and the
-sweep then scores -log p(x^t|z~) on 8 other draws (`attack_metrics`). Where the attacker can move q(z|x*) so that
+The output attack minimises -ELBO(x^t; q(z|x*)) + lambda ||d||_2 with the ELBO estimated on fixed standard-normal
+draws per problem (`attacks.protocol.effect_fn`: L-BFGS needs a deterministic objective; one draw in sweeps before
+2026-12-04, `objective_draws` of them since, 4 by default), and the sweep then scores -log p(x^t|z~) on 8 other
+draws (`attack_metrics`). Where the attacker can move q(z|x*) so that
 the one draw lands on the target's code while the posterior itself does not, the objective falls below the
 target's own -ELBO and the scored -log p(x^t|z~) stays high: the attack has fitted the noise, and the score says
 little about the model.
