@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The quickstart: a miniature of the whole paper on procedural dSprites, in about 7-10 minutes on 2 CPU cores.
+# The quickstart: a miniature of the whole paper on procedural dSprites, in about 7-12 minutes on 2 CPU cores.
 # Four small models (a vanilla VAE, a beta-TCVAE at beta = 6, Seatbelt-VAEs with L = 2 at beta = 1 and 6; MLP
 # networks, 700 steps each, 5,000 images held out), each evaluated (ELBO, MIG, noise robustness, samples, traversals) and attacked (latent
 # and output attacks on PAIRS pairs x LAMBDAS lambdas), then one report: runs/mini_paper/report/report.md.
