@@ -138,13 +138,18 @@ def check_attack_inputs(fns, inputs, targets, mode, layers, data_range):
   return inputs, targets, (lo, hi)
 
 
-def objective_noise(layer_sizes, n, seed, draws, rows=None):
-  """The output objective's fixed draws: a list of `draws` draws, each a `fixed_noise` list of `[n, d_i]` tensors
-  (draw k is `fixed_noise(..., seed, k, rows)`: the first is the single draw of earlier sweeps)."""
+def check_objective_draws(draws):
+  """`draws` as an int; a ValueError naming the fix where it is below 1."""
   if int(draws) < 1:
     raise ValueError(f"objective_draws must be >= 1 (fixed noise draws the output objective averages over); got "
                      f"{draws}.")
-  return [fixed_noise(layer_sizes, n, seed, k, rows) for k in range(int(draws))]
+  return int(draws)
+
+
+def objective_noise(layer_sizes, n, seed, draws, rows=None):
+  """The output objective's fixed draws: a list of `draws` draws, each a `fixed_noise` list of `[n, d_i]` tensors
+  (draw k is `fixed_noise(..., seed, k, rows)`: the first is the single draw of earlier sweeps)."""
+  return [fixed_noise(layer_sizes, n, seed, k, rows) for k in range(check_objective_draws(draws))]
 
 
 def over_draws(fn, x_adv, idx, noise):
@@ -218,14 +223,11 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
   """
   if int(neighbour_rounds) < 0:
     raise ValueError(f"neighbour_rounds must be >= 0 (0 turns the neighbour restarts off); got {neighbour_rounds}.")
-  if int(objective_draws) < 1:
-    raise ValueError(f"objective_draws must be >= 1 (fixed noise draws the output objective averages over); got "
-                     f"{objective_draws}.")
+  draws = check_objective_draws(objective_draws) if mode == "output" else 1
   if optimizer not in OPTIMIZERS or not starts or set(starts) - set(STARTS):
     raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)} and starts a non-empty subset of "
                      f"{STARTS}; got {optimizer!r}, {starts!r}.")
   minimize = OPTIMIZERS[optimizer]
-  draws = int(objective_draws) if mode == "output" else 1
   if optimizer == "lbfgs":
     chunk = max(1, lbfgs.DEFAULT_CHUNK // draws)
     minimize = functools.partial(minimize, backend=lbfgs.resolve_backend(backend), chunk=chunk)
