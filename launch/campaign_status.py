@@ -77,7 +77,7 @@ def _recorded(row):
   if attacked and not paper:
     what += ", not the paper's latent attack"
   if attacked and not draws:
-    what += (f", output objective on {row.get('output_objective_draws') or 1} noise draw(s) (the protocol's: "
+    what += (f", output objective on {collect_reproduction.output_draws(row)} noise draw(s) (the protocol's: "
              f"{collect_reproduction.OBJECTIVE_DRAWS})")
   return f"{row['train_steps']} steps, {what}"
 
@@ -102,8 +102,8 @@ def run_status(root, name, row=None, now=None):
     left, fastest_left = epochs_left * epoch_s, epochs_left * fastest_s
   checkpoint = os.path.join(workdir, "checkpoints", "checkpoint")
   attacked = _stage(os.path.join(workdir, "attacks", "attack_results.json"), checkpoint)
-  if attacked == "done" and not collect_reproduction.current_attack(workdir):
-    draws = collect_reproduction.sweep_draws(workdir)
+  draws = collect_reproduction.sweep_draws(workdir) if attacked == "done" else None
+  if attacked == "done" and draws != collect_reproduction.OBJECTIVE_DRAWS:
     attacked = ("out of date: " + (f"output objective on {draws} noise draw(s), the protocol's "
                                    f"{collect_reproduction.OBJECTIVE_DRAWS}" if draws else "no output attack"))
   return {"run": name, "recorded": _recorded(row), "step": step, "target": int(target) if target else None,

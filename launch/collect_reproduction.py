@@ -252,12 +252,18 @@ def summarise(workdir, records=None):
   return row
 
 
+def output_draws(row):
+  """The noise draws a summary row's output attack averaged its objective over (rows written before the count was
+  kept: one)."""
+  return row.get("output_objective_draws") or 1
+
+
 def attack_state(row):
   """(attacked by both attacks, its latent attack the paper's for its family, its output attack's objective over
   the protocol's `OBJECTIVE_DRAWS`) for a summary row (rows without `output_objective_draws` had one draw)."""
   attacked = all(row.get(f"{mode}_delta_median") is not None for mode in ATTACKS)
   return (attacked, row.get("latent_layers", "all") == paper_latent_layers(row["model"]),
-          (row.get("output_objective_draws") or 1) == OBJECTIVE_DRAWS)
+          output_draws(row) == OBJECTIVE_DRAWS)
 
 
 def is_recorded(row, steps, attacked):

@@ -228,13 +228,12 @@ def figure3_section(runs):
   return lines + ([""] if found else ["", "No run of these families has been evaluated yet.", ""])
 
 
-def attack_label(model, mode, layers, draws=None):
+def attack_label(model, mode, layers, draws):
   """The attack column of Section 5: "output"; "latent" for the paper's latent attack of the family, named where it
   is not on every layer (the beta-TC DLGM's, eq. 14); a latent attack other than the paper's named as such; an
-  output attack whose objective used fewer noise draws than the protocol's (`draws`, None: one) named as out of
-  date (it fits its one draw: docs/REPRODUCTION.md)."""
+  output attack whose objective used fewer noise draws than the protocol's (`draws`: the run's
+  `collect_reproduction.output_draws`) named as out of date (it fits its one draw: docs/REPRODUCTION.md)."""
   if mode != "latent":
-    draws = draws or 1
     if draws != collect_reproduction.OBJECTIVE_DRAWS:
       return (f"output, objective on {draws} noise draw{'s' if draws > 1 else ''}; out of date (the protocol's: "
               f"{collect_reproduction.OBJECTIVE_DRAWS})")
@@ -260,7 +259,7 @@ def attack_cells(runs):
       part = [r for r in records if r["mode"] == mode]
       if not part:
         continue
-      label = attack_label(row["model"], mode, part[0]["layers"], row.get("output_objective_draws"))
+      label = attack_label(row["model"], mode, part[0]["layers"], collect_reproduction.output_draws(row))
       pairs = [[r for r in part if r["pair"] == p] for p in sorted({r["pair"] for r in part})]
       out.setdefault((row["model"], row["layers"], row["beta"]), {}).setdefault(label, []).append(pairs)
   return dict(sorted(out.items()))

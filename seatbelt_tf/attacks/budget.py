@@ -221,8 +221,7 @@ def run_budget_attack(fns, inputs, targets, epsilons, mode, layers="all", data_r
   x, x_t = tf.constant(inputs[pair]), tf.constant(targets[pair])
   eps = tf.constant(np.tile(epsilons, num_pairs))
   n = len(pair)
-  draws = 1 if mode != "output" else protocol.check_objective_draws(
-      protocol.OBJECTIVE_DRAWS if objective_draws is None else objective_draws)
+  draws = protocol.mode_draws(mode, protocol.OBJECTIVE_DRAWS if objective_draws is None else objective_draws)
   noise = protocol.objective_noise(fns.layer_sizes, n, seed, draws, rows)
   chunk = max(1, int(chunk) // draws)
   if effect_factory is None:

@@ -146,6 +146,13 @@ def check_objective_draws(draws):
   return int(draws)
 
 
+def mode_draws(mode, objective_draws):
+  """The noise draws an attack of `mode` evaluates its objective on: `objective_draws` (checked) for the output
+  attack, 1 for the latent attacks, which use none."""
+  draws = check_objective_draws(objective_draws)
+  return draws if mode == "output" else 1
+
+
 def objective_noise(layer_sizes, n, seed, draws, rows=None):
   """The output objective's fixed draws: a list of `draws` draws, each a `fixed_noise` list of `[n, d_i]` tensors
   (draw k is `fixed_noise(..., seed, k, rows)`: the first is the single draw of earlier sweeps)."""
@@ -157,8 +164,6 @@ def over_draws(fn, x_adv, idx, noise):
   rows `idx` (one `[m, d_i]` tensor per layer): one call of fn on the K draws stacked, `[K*m]` rows (x_adv and idx
   tiled K times), so a device sees one batch. Returns `[m]`."""
   draws = len(noise)
-  if draws == 1:
-    return fn(x_adv, idx, [tf.gather(e, idx) for e in noise[0]])
   eps = [tf.concat([tf.gather(draw[i], idx) for draw in noise], 0) for i in range(len(noise[0]))]
   tiled = fn(tf.tile(x_adv, [draws] + [1] * (len(x_adv.shape) - 1)), tf.tile(idx, [draws]), eps)
   return tf.reduce_mean(tf.reshape(tiled, [draws, -1]), axis=0)
@@ -223,7 +228,7 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
   """
   if int(neighbour_rounds) < 0:
     raise ValueError(f"neighbour_rounds must be >= 0 (0 turns the neighbour restarts off); got {neighbour_rounds}.")
-  draws = check_objective_draws(objective_draws) if mode == "output" else 1
+  draws = mode_draws(mode, objective_draws)
   if optimizer not in OPTIMIZERS or not starts or set(starts) - set(STARTS):
     raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)} and starts a non-empty subset of "
                      f"{STARTS}; got {optimizer!r}, {starts!r}.")
