@@ -137,26 +137,28 @@ def test_saved_model_cli_and_the_rest_row_format(tmp_path):
   np.testing.assert_allclose(out["representation"], expected, atol=1e-6)
 
 
-@pytest.mark.parametrize("mode", ["latent", "output"])
-def test_an_attack_on_the_export_reproduces_the_live_attack(tmp_path, mode):
+@pytest.mark.parametrize("mode,draws", [("latent", 1), ("output", 1), ("output", 4)])
+def test_an_attack_on_the_export_reproduces_the_live_attack(tmp_path, mode, draws):
   model = _model("seatbelt", 2)
   path = serving.export_model(model, (0.0, 1.0), str(tmp_path), "m")
   x, x_t = _images(2).numpy(), _images(2, seed=1).numpy()
-  kwargs = dict(lambdas=attacks.lambda_grid(3), mode=mode, layers="all", max_iterations=15, starts=("input",))
+  kwargs = dict(lambdas=attacks.lambda_grid(3), mode=mode, layers="all", max_iterations=15, starts=("input",),
+                objective_draws=draws)
   live, live_arrays = attacks.run_attack(attacks.ModelFns(model), x, x_t, **kwargs)
   exported, exported_arrays = attacks.run_attack(serving.SavedModelFns(path), x, x_t, **kwargs)
   # The export's graph rounds differently from the live model (~1e-7), and at lambda = 2^-20 the objective is flat
   # along the distortion, so there the two optimisers may stop at different x* of equal objective: every record's
-  # objective and -log p(x^t|z~) must agree, the x*-dependent metrics where lambda pins x* down. The stopping test
-  # sees the same rounding: with the output objective over 4 draws, one problem (lambda = 1) stopped at iteration 13
-  # on the export and 15 live, its x* within 5e-5 and its objective within 2e-7 (relative) of each other.
+  # objective and -log p(x^t|z~) must agree, the x*-dependent metrics where lambda pins x* down, and, with one
+  # draw, the iterations. With the output objective over 4 draws the stopping test sees that rounding too: one
+  # problem (lambda = 1) stopped at iteration 13 on the export and 15 live, its x* within 5e-5 and its objective
+  # within 2e-7 (relative) of each other, so there the iteration counts are not compared.
   for a, b in zip(live, exported):
     keys = attacks.ATTACK_RECORD_KEYS if a["lambda"] >= 1 else ("mode", "layers", "pair", "lambda", "objective",
                                                                  "target_nll")
     for key in keys:
-      if key == "iterations":
-        assert abs(a[key] - b[key]) <= 2, key
-      elif isinstance(a[key], float):
+      if key == "iterations" and draws > 1:
+        continue
+      if isinstance(a[key], float):
         assert b[key] == pytest.approx(a[key], rel=1e-3, abs=1e-3), key
       else:
         assert a[key] == b[key], key
