@@ -57,6 +57,48 @@ def test_log_qz_minibatch_matches_brute_force(method, dtype, rtol):
     np.testing.assert_allclose(log_prod.numpy(), ref_prod, rtol=rtol)
 
 
+def _dense_estimates(z, loc, scale, log_w):
+  """The `[B, M, D]` tensor written out and differentiated by TensorFlow: the reference for the blocked form."""
+  log_density = objectives.gaussian_log_density_matrix(z, loc, scale)
+  log_w = tf.broadcast_to(log_w, [tf.shape(z)[0], tf.shape(loc)[0]])
+  return (tf.reduce_logsumexp(tf.reduce_sum(log_density, axis=2) + log_w, axis=1),
+          tf.reduce_sum(tf.reduce_logsumexp(log_density + log_w[:, :, None], axis=1), axis=1))
+
+
+@pytest.mark.parametrize("method", ["mws", "mss"])
+@pytest.mark.parametrize("mode", ["eager", "graph", "xla", "graph_unknown_batch"])
+def test_blocked_estimates_and_their_written_out_gradient_match_the_dense_autodiff(method, mode):
+  """Row blocks (sizes that do and do not divide the batch), global components, uneven upstream gradients, float64."""
+  estimators = objectives.estimators
+  rng = np.random.default_rng(5)
+  for batch, components, dim, rows in [(7, 7, 3, 3), (130, 130, 4, 64), (64, 64, 2, 64), (5, 12, 3, 2)]:
+    z, loc, scale = (tf.Variable(a) for a in _random_batch(rng, components, dim))
+    z = tf.Variable(z[:batch])
+    offset = 4 if components > batch else 0
+    upstream = [tf.constant(rng.normal(size=batch)) for _ in range(2)]
+
+    def run(form, z=z):
+      with tf.GradientTape() as tape:
+        tape.watch(z)
+        global_params = (loc, scale, offset) if components > batch else None
+        _, _, log_w, _ = estimators._components_and_weights(z, loc, scale, 1000, method, global_params)
+        log_qz, log_product = form(z, loc, scale, log_w)
+        loss = tf.reduce_sum(log_qz * upstream[0] + log_product * upstream[1])
+      return [log_qz, log_product, *tape.gradient(loss, [z, loc, scale])]
+
+    blocked = lambda *a: estimators._mixture_estimates(*a, block_rows=rows)
+    expected = run(_dense_estimates)
+    if mode == "eager":
+      got = run(blocked)
+    elif mode == "graph_unknown_batch":
+      got = tf.function(lambda v: run(blocked, v), input_signature=[tf.TensorSpec([None, dim], tf.float64)])(z)
+    else:
+      got = tf.function(lambda: run(blocked), jit_compile=mode == "xla")()
+    for name, g, e in zip(["log_qz", "log_qz_product", "d/dz", "d/dloc", "d/dscale"], got, expected):
+      assert g.shape == e.shape, name
+      np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-10, err_msg=f"{name}, B={batch}, M={components}")
+
+
 def test_mss_weights_rows_sum_to_one_and_sit_on_the_diagonal():
   n, b = 100, 6
   w = np.exp(objectives.log_importance_weights(b, n, "mss", dtype=tf.float64).numpy())
