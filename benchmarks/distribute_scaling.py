@@ -2,7 +2,8 @@
 and with the number of replicas (and what the cross-replica all-gather costs).
 
 Table 1 (estimator): time of the MWS decomposition (`objectives.decompose_kl`, forward and backward) alone, and the
-size of its `[B, B, D]` log-density tensor, for B in --batch_sizes and D in --dims.
+size of the `[B, B, D]` log-density tensor the dense form built (the row blocks do not), for B in --batch_sizes
+and D in --dims.
 Table 2 (model): images/s of a full Seatbelt-VAE training step (MLP pair, XLA off) for each B and L, and the share of
 the step the estimator takes (its Table 1 time at D = top-layer width over the step time).
 Table 3 (replicas): the same step on 1 device and under MirroredStrategy on 2 logical CPU devices (sharing this
