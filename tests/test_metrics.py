@@ -153,6 +153,15 @@ def test_compute_mig_runs_through_an_encode_fn():
   assert result["best_unit"]["posX"] == 0 and result["best_unit"]["posY"] == 1 and result["best_unit"]["scale"] == 2
   exact = metrics.compute_mig(encode_fn, source, method="exact", num_points=1000, num_samples=300)
   assert exact["per_factor"]["posX"] > 0.3
+  # Both protocols from one encoding (the full grid takes minutes to encode): the same numbers as one at a time.
+  images = []
+  counting = lambda x: images.append(int(x.shape[0])) or encode_fn(x)  # noqa: E731
+  both = metrics.compute_migs(counting, source, ("histogram", "exact"), num_points=1000, num_samples=300)
+  assert sum(images) == 1000 and both["exact"] == exact
+  assert both["histogram"] == metrics.compute_mig(encode_fn, source, num_points=1000)
+  with pytest.raises(ValueError, match="Unknown MIG method 'kde'"):
+    metrics.compute_migs(counting, source, ("histogram", "kde"))
+  assert sum(images) == 1000  # refused before encoding anything
 
 
 def test_exact_protocol_progress_bar_counts_every_pair(capsys):

@@ -2,7 +2,7 @@
 
 `run_suite` computes, on the callables of `attacks.ModelFns` or `serving.SavedModelFns`:
   elbo            the held-out ELBO without beta, one seeded posterior sample per image (`fixed_noise_elbo`)
-  mig             MIG of z^L (optionally every layer) on the dataset's factor grid (`metrics.compute_mig`),
+  mig             MIG of z^L (optionally every layer) on the dataset's factor grid (`metrics.compute_migs`),
                   when the dataset has ground-truth factors
   noise           per noise scale s: mean, median and 10th percentile of log p(x|z*), z* from the noisy input
                   (Section 5.3); the per-image values go to `noise.npz` for the report's histograms
@@ -56,14 +56,13 @@ def run_suite(fns, source, eval_indices, settings, out_dir, title, model=None, k
   io_utils.atomic_save_npz(os.path.join(out_dir, "noise.npz"), **{f"{k:g}": v for k, v in noise.items()})
   if getattr(source, "factor_sizes", ()):
     # mig: the configured protocol's result ("both": the histogram one); mig_methods: every protocol computed.
-    out["mig_methods"] = {}
-    for method in (("histogram", "exact") if s.mig_method == "both" else (s.mig_method,)):
-      if verbose:
-        print(f"Evaluating: MIG ({method}) on {s.mig_points or source.num_examples} points...")
-      out["mig_methods"][method] = metrics.compute_mig(
-          fns.encode_fn, source, method=method, num_points=s.mig_points or None, num_bins=s.mig_bins,
-          num_samples=s.mig_samples, layers=s.mig_layers, seed=seed, batch_size=batch_size, verbose=verbose)
-    out["mig"] = next(iter(out["mig_methods"].values()))
+    methods = ("histogram", "exact") if s.mig_method == "both" else (s.mig_method,)
+    if verbose:
+      print(f"Evaluating: MIG ({', '.join(methods)}) on {s.mig_points or source.num_examples} points...")
+    out["mig_methods"] = metrics.compute_migs(
+        fns.encode_fn, source, methods, num_points=s.mig_points or None, num_bins=s.mig_bins,
+        num_samples=s.mig_samples, layers=s.mig_layers, seed=seed, batch_size=batch_size, verbose=verbose)
+    out["mig"] = out["mig_methods"][methods[0]]
   if model is not None:
     out["weight_norms"] = measures.weight_norms(model)
   _figures(fns, source, images, noise, out_dir, title, kl_units, seed)

@@ -9,4 +9,5 @@ from seatbelt_tf.metrics.mutual_info_gap import METHODS as MIG_METHODS
 from seatbelt_tf.metrics.mutual_info_gap import mig
 from seatbelt_tf.metrics.representation import choose_points
 from seatbelt_tf.metrics.representation import compute_mig
+from seatbelt_tf.metrics.representation import compute_migs
 from seatbelt_tf.metrics.representation import encode_dataset

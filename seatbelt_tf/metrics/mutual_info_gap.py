@@ -29,6 +29,11 @@ import tensorflow as tf
 METHODS = ("histogram", "exact")
 
 
+def check_method(method):
+  if method not in METHODS:
+    raise ValueError(f"Unknown MIG method {method!r}: choose one of {', '.join(METHODS)}.")
+
+
 def _check_inputs(codes, factors):
   codes = np.asarray(codes)
   factors = np.asarray(factors)
@@ -93,37 +98,75 @@ def discrete_mutual_info(a, b):
   return np.maximum(out, 0.0)
 
 
-@tf.function(autograph=False, reduce_retracing=True)
-def _block_log_density(z, loc, scale):
-  """log N(z_sj; loc_nj, scale_nj) summed over n by log-sum-exp: z `[S, D]`, loc/scale `[N, D]` -> `[S, D]`."""
-  diff = (z[:, None, :] - loc[None, :, :]) / scale[None, :, :]
-  log_prob = -0.5 * tf.square(diff) - tf.math.log(scale)[None, :, :] - 0.5 * math.log(2 * math.pi)
-  return tf.reduce_logsumexp(log_prob, axis=1)
+@tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
+def _streamed_log_density(z, loc, inv_scale, log_scale, mask):
+  """log sum_n N(z_sj; loc_nj, scale_nj) over one chunk of components, streamed block by block.
+
+  Args:
+    z: `[S, D]` samples.
+    loc, inv_scale, log_scale: `[blocks, n, D]` the chunk's components (loc, 1 / scale, log scale) in blocks of n.
+    mask: `[blocks, n]` 0 for a component, -inf for padding.
+
+  Returns:
+    `[S, D]` float32: the log of the sum over the chunk's components (-inf where every term underflows).
+  """
+  dtype = z.dtype
+
+  def body(k, top, total):
+    x = -0.5 * tf.square((z[:, None, :] - loc[k][None]) * inv_scale[k][None]) - log_scale[k][None]
+    x += mask[k][None, :, None]
+    new_top = tf.maximum(top, tf.reduce_max(x, axis=1))
+    shift = tf.where(tf.math.is_finite(new_top), new_top, tf.zeros_like(new_top))
+    total = total * tf.exp(top - shift) + tf.reduce_sum(tf.exp(x - shift[:, None, :]), axis=1)
+    return k + 1, new_top, total
+
+  start = (tf.constant(0), tf.fill(tf.shape(z), tf.constant(-np.inf, dtype)), tf.zeros_like(z))
+  _, top, total = tf.while_loop(lambda k, *_: k < tf.shape(loc)[0], body, start)
+  shift = tf.where(tf.math.is_finite(top), top, tf.zeros_like(top))
+  return shift + tf.math.log(total)
 
 
-def log_mixture_density(z, loc, scale, block_elements=1 << 22, progress=None):
+def log_mixture_density(z, loc, scale, block_elements=1 << 24, progress=None):
   """log (1/N) sum_n N(z_sj; loc_nj, scale_nj) per unit: z `[S, D]`, loc/scale `[N, D]` -> float64 `[S, D]`.
 
-  Computed in blocks of about `block_elements` [s, n, d] entries, so the full dSprites grid fits in memory;
-  `progress` (a `keras.utils.Progbar` counting sample-component pairs) advances block by block.
+  One XLA call scores up to 256 samples against a chunk of about `block_elements` / (samples x D) components,
+  streaming a running log-sum-exp over blocks of up to 1024 of them (a slab that stays in cache; nothing of size
+  S x N is built); the chunks' results are combined in float64. Every call has the same shapes (samples and
+  components are padded), so it compiles once per D. `progress` (a `keras.utils.Progbar` counting
+  sample-component pairs) advances chunk by chunk. docs/BENCHMARKS.md ("MIG on the full procedural dSprites
+  grid") measures it.
   """
   z = np.asarray(z, np.float32)
   loc, scale = np.asarray(loc, np.float32), np.asarray(scale, np.float32)
   s_count, dim = z.shape
   n_count = loc.shape[0]
-  n_block = max(1, min(n_count, block_elements // max(1, dim * min(s_count, 256))))
-  s_block = max(1, min(s_count, block_elements // (dim * n_block)))
+  s_block = max(1, min(s_count, 256, block_elements // dim))
+  n_block = max(1, min(n_count, 1024, block_elements // (dim * s_block)))
+  blocks = max(1, min(-(-n_count // n_block), block_elements // (dim * s_block * n_block)))
+  n_chunk = blocks * n_block
+  padded_n = -(-n_count // n_chunk) * n_chunk
+
+  def chunks(values, fill):
+    padded = np.full((padded_n,) + values.shape[1:], fill, np.float32)
+    padded[:n_count] = values
+    return padded.reshape((-1, blocks, n_block) + values.shape[1:])
+
+  comps = (chunks(loc, 0.0), chunks(1.0 / scale, 1.0), chunks(np.log(scale), 0.0),
+           chunks(np.zeros(n_count, np.float32), -np.inf))
   out = np.full((s_count, dim), -np.inf)
   for s0 in range(0, s_count, s_block):
-    zs = tf.constant(z[s0:s0 + s_block])
-    acc = np.full((zs.shape[0], dim), -np.inf)
-    for n0 in range(0, n_count, n_block):
-      part = _block_log_density(zs, tf.constant(loc[n0:n0 + n_block]), tf.constant(scale[n0:n0 + n_block]))
+    rows = min(s_block, s_count - s0)
+    zs = np.zeros((s_block, dim), np.float32)
+    zs[:rows] = z[s0:s0 + rows]
+    zs = tf.constant(zs)
+    acc = np.full((s_block, dim), -np.inf)
+    for c in range(comps[0].shape[0]):
+      part = _streamed_log_density(zs, *(tf.constant(a[c]) for a in comps))
       acc = np.logaddexp(acc, part.numpy().astype(np.float64))
       if progress is not None:
-        progress.add(int(zs.shape[0]) * min(n_block, n_count - n0))
-    out[s0:s0 + s_block] = acc
-  return out - math.log(n_count)
+        progress.add(rows * (min(n_chunk, n_count - c * n_chunk)))
+    out[s0:s0 + rows] = acc[:rows]
+  return out - 0.5 * math.log(2 * math.pi) - math.log(n_count)
 
 
 def gaussian_mutual_info(loc, scale, factors, num_samples=10000, seed=0, verbose=False):
@@ -189,8 +232,7 @@ def mig(codes, factors, method="histogram", num_bins=20, scales=None, num_sample
     `constant_factors` (names left out), `method`, `num_points`.
   """
   codes, factors = _check_inputs(codes, factors)
-  if method not in METHODS:
-    raise ValueError(f"Unknown MIG method {method!r}: choose one of {', '.join(METHODS)}.")
+  check_method(method)
   if codes.shape[1] < 2:
     raise ValueError(f"MIG needs at least 2 code units (the gap is between the best two); got {codes.shape[1]}.")
   names = list(factor_names) if factor_names is not None else [f"factor_{k}" for k in range(factors.shape[1])]

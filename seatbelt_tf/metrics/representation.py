@@ -58,21 +58,33 @@ def compute_mig(encode_fn, source, method="histogram", num_points=10000, num_bin
   Returns:
     the `mig` dict of the top layer, plus `layer` (1-based) and, with layers="all", `layers`: {"layer_i": dict}.
   """
+  return compute_migs(encode_fn, source, (method,), num_points, num_bins, num_samples, layers, seed, batch_size,
+                      verbose)[method]
+
+
+def compute_migs(encode_fn, source, methods=mig_lib.METHODS, num_points=10000, num_bins=20, num_samples=10000,
+                 layers="top", seed=0, batch_size=500, verbose=False):
+  """`compute_mig` under several protocols, encoding the points once: {method: its `compute_mig` dict}."""
   if layers not in ("top", "all"):
     raise ValueError(f"layers={layers!r} must be 'top' (z^L) or 'all'.")
+  for method in methods:  # before the encoding, which takes minutes on a full grid
+    mig_lib.check_method(method)
   indices = choose_points(source, num_points, seed)
   params = encode_dataset(encode_fn, source, indices, batch_size, verbose)
   factors = source.factors(indices)
   names = list(source.factor_names)
 
-  def one(i):
+  def one(i, method):
     loc, scale = params[i]
     out = mig_lib.mig(loc, factors, method=method, num_bins=num_bins, scales=scale, num_samples=num_samples,
                       seed=seed, factor_names=names, verbose=verbose)
     return {**out, "layer": i + 1}
 
-  per_layer = [one(i) for i in range(len(params))] if layers == "all" else [one(len(params) - 1)]
-  top = dict(per_layer[-1])
-  if layers == "all":
-    top["layers"] = {f"layer_{r['layer']}": r for r in per_layer}
-  return top
+  results = {}
+  for method in methods:
+    per_layer = [one(i, method) for i in (range(len(params)) if layers == "all" else [len(params) - 1])]
+    top = dict(per_layer[-1])
+    if layers == "all":
+      top["layers"] = {f"layer_{r['layer']}": r for r in per_layer}
+    results[method] = top
+  return results
