@@ -27,6 +27,9 @@ import numpy as np
 import tensorflow as tf
 
 METHODS = ("histogram", "exact")
+# The exact protocol's blocks: samples per XLA call, components per step of its streamed log-sum-exp.
+SAMPLE_BLOCK = 256
+COMPONENT_BLOCK = 1024
 
 
 def check_method(method):
@@ -129,10 +132,10 @@ def _streamed_log_density(z, loc, inv_scale, log_scale, mask):
 def log_mixture_density(z, loc, scale, block_elements=1 << 24, progress=None):
   """log (1/N) sum_n N(z_sj; loc_nj, scale_nj) per unit: z `[S, D]`, loc/scale `[N, D]` -> float64 `[S, D]`.
 
-  One XLA call scores up to 256 samples against a chunk of about `block_elements` / (samples x D) components,
-  streaming a running log-sum-exp over blocks of up to 1024 of them (a slab that stays in cache; nothing of size
-  S x N is built); the chunks' results are combined in float64. Every call has the same shapes (samples and
-  components are padded), so it compiles once per D. `progress` (a `keras.utils.Progbar` counting
+  One XLA call scores 256 samples against a chunk of about `block_elements` / (256 x D) components, streaming a
+  running log-sum-exp over blocks of 1024 of them (a slab that stays in cache; nothing of size S x N is built);
+  the chunks' results are combined in float64. Every call has the same shapes (samples and components are padded
+  up to them), so it compiles once per D. `progress` (a `keras.utils.Progbar` counting
   sample-component pairs) advances chunk by chunk. docs/BENCHMARKS.md ("MIG on the full procedural dSprites
   grid") measures it.
   """
@@ -140,9 +143,10 @@ def log_mixture_density(z, loc, scale, block_elements=1 << 24, progress=None):
   loc, scale = np.asarray(loc, np.float32), np.asarray(scale, np.float32)
   s_count, dim = z.shape
   n_count = loc.shape[0]
-  s_block = max(1, min(s_count, 256, block_elements // dim))
-  n_block = max(1, min(n_count, 1024, block_elements // (dim * s_block)))
-  blocks = max(1, min(-(-n_count // n_block), block_elements // (dim * s_block * n_block)))
+  # The shapes depend on D and block_elements only (never on S or N), so every call reuses one compiled program.
+  s_block = max(1, min(SAMPLE_BLOCK, block_elements // dim))
+  n_block = max(1, min(COMPONENT_BLOCK, block_elements // (dim * s_block)))
+  blocks = max(1, block_elements // (dim * s_block * n_block))
   n_chunk = blocks * n_block
   padded_n = -(-n_count // n_chunk) * n_chunk
 
