@@ -473,6 +473,14 @@ def test_tfp_path_reaches_box_optima_of_negative_objectives_and_runs_the_protoco
   result = attacks.minimize_tfp(lambda x, idx: objective(x, idx) - 100.0, x0, 0.0, 1.0, max_iterations=200)
   np.testing.assert_allclose(result.x, optimum, atol=2e-3)
   assert result.x.min() >= 0.0 and result.x.max() <= 1.0 and (result.objective < -90).all()
+  # In chunks (12 problems as 5 + 5 + 2 rows per objective call, to bound memory): the same optimisation.
+  rows = []
+  counted = lambda x, idx: rows.append(int(x.shape[0])) or objective(x, idx) - 100.0  # noqa: E731
+  chunked = attacks.minimize_tfp(counted, x0, 0.0, 1.0, max_iterations=200, chunk=5)
+  assert max(rows) == 12 and set(rows[:-1]) == {5, 2}  # traced in chunks; the final values through objective_values
+  np.testing.assert_allclose(chunked.x, result.x, atol=1e-6)
+  np.testing.assert_allclose(chunked.objective, result.objective, rtol=1e-6)
+  assert chunked.iterations[0] == result.iterations[0]
   model = _model("seatbelt")
   x, x_t = _images(2).numpy(), _images(2, seed=1).numpy()
   records, arrays = attacks.run_attack(attacks.ModelFns(model), x, x_t, attacks.lambda_grid(3), "latent",

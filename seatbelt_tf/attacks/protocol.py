@@ -215,8 +215,8 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
       none does.
     backend: with optimizer "lbfgs", where its per-step algebra runs (`lbfgs.BACKENDS`: numpy, tf, auto).
     objective_draws: fixed noise draws the output objective averages over (module docstring; the latent attacks
-      use none). Each evaluation then runs the model on objective_draws x the rows; the batched optimizer's
-      chunk shrinks by that factor, so one call's memory stays as with one draw.
+      use none). Each evaluation then runs the model on objective_draws x the rows; the batched optimizers'
+      chunk (lbfgs, tfp) shrinks by that factor, so one call's memory stays as with one draw.
 
   Returns:
     (records, arrays): a list of dicts with `ATTACK_RECORD_KEYS` plus `display`, `evaluations` (every objective
@@ -233,10 +233,12 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
     raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)} and starts a non-empty subset of "
                      f"{STARTS}; got {optimizer!r}, {starts!r}.")
   minimize = OPTIMIZERS[optimizer]
+  chunk = max(1, lbfgs.DEFAULT_CHUNK // draws)
   if optimizer == "lbfgs":
-    chunk = max(1, lbfgs.DEFAULT_CHUNK // draws)
     minimize = functools.partial(minimize, backend=lbfgs.resolve_backend(backend), chunk=chunk)
-  elif backend != "auto":
+  elif optimizer == "tfp":
+    minimize = functools.partial(minimize, chunk=chunk)
+  if optimizer != "lbfgs" and backend != "auto":
     raise ValueError(f"backend={backend!r} applies to optimizer 'lbfgs' only; got optimizer {optimizer!r}.")
   inputs, targets, (lo, hi) = check_attack_inputs(fns, inputs, targets, mode, layers, data_range)
   num_pairs, lambdas = len(inputs), np.asarray(lambdas, np.float32)

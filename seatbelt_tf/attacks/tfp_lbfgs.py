@@ -52,7 +52,7 @@ PULL = 1.0  # mu = PULL * max(1, ||grad f(x0)||_inf) per problem: the quadratic 
 
 
 def minimize_tfp(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, num_correction_pairs=10, verbose=False,
-                 callback=None):
+                 callback=None, chunk=None):
   """`lbfgs.minimize_batched`'s contract with TFP's L-BFGS (module docstring).
 
   Args:
@@ -64,6 +64,8 @@ def minimize_tfp(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, num_
     num_correction_pairs: L-BFGS memory.
     verbose: print one line when done.
     callback: called once at the end, callback(iterations, objective `[n]`) (the optimisation is one graph).
+    chunk: most rows per objective call inside the graph (bounds memory, as `lbfgs.minimize_batched`'s); None:
+      all n at once.
 
   Returns:
     `lbfgs.Result`: x `[n, ...]` inside the box, objective `[n]` at x, iterations and evaluations `[n]` (the
@@ -74,12 +76,18 @@ def minimize_tfp(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, num_
   n, shape = x0.shape[0], x0.shape[1:]
   dim = int(np.prod(shape))
   idx = tf.range(n, dtype=tf.int32)
+  chunk = n if chunk is None else max(1, min(int(chunk), n))
 
   def gradient(x):
-    with tf.GradientTape(watch_accessed_variables=False) as tape:
-      tape.watch(x)
-      value = objective(tf.reshape(x, [-1, *shape]), idx)
-    return value, tape.gradient(value, x)
+    values, grads = [], []
+    for s in range(0, n, chunk):  # n is static: the graph holds one objective call per chunk
+      rows = x[s:s + chunk]
+      with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(rows)
+        value = objective(tf.reshape(rows, [-1, *shape]), idx[s:s + chunk])
+      values.append(value)
+      grads.append(tape.gradient(value, rows))
+    return tf.concat(values, 0), tf.concat(grads, 0)
 
   @tf.function(autograph=False)
   def run(y0):
