@@ -18,10 +18,10 @@ Usage: python benchmarks/estimator_blocks.py [--batch_sizes=64,256,1024,2048] [-
 import argparse
 import functools
 import os
-import statistics
-import time
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -29,6 +29,7 @@ import tensorflow as tf  # noqa: E402
 
 from seatbelt_tf import data, models, objectives  # noqa: E402
 from seatbelt_tf.objectives import estimators  # noqa: E402
+from side_by_side import alternate, swapped  # noqa: E402
 
 DATASET_SIZE = 737280
 BLOCKED = estimators._mixture_estimates  # pylint: disable=protected-access
@@ -42,19 +43,6 @@ def dense_mixture_estimates(z, loc, scale, log_w, **_):
   log_qz = tf.reduce_logsumexp(tf.reduce_sum(log_density, axis=2) + log_w, axis=1)
   log_qz_product = tf.reduce_sum(tf.reduce_logsumexp(log_density + log_w[:, :, None], axis=1), axis=1)
   return log_qz, log_qz_product
-
-
-class use:  # pylint: disable=invalid-name
-  """Context: `decompose_kl` uses `form` while functions are traced inside it."""
-
-  def __init__(self, form):
-    self.form = form
-
-  def __enter__(self):
-    estimators._mixture_estimates = self.form  # pylint: disable=protected-access
-
-  def __exit__(self, *_):
-    estimators._mixture_estimates = BLOCKED  # pylint: disable=protected-access
 
 
 def estimator_step(batch, dim, form, jit):
@@ -71,7 +59,7 @@ def estimator_step(batch, dim, form, jit):
       loss = tf.reduce_mean(terms["mi"] + 4.0 * terms["tc"] + terms["dim_kl"])
     return tape.gradient(loss, [loc, raw])
 
-  with use(form):
+  with swapped(estimators, "_mixture_estimates", form):
     step.get_concrete_function()
   return lambda: step()[0].numpy()
 
@@ -84,24 +72,10 @@ def train_step(batch, form, jit):
   model.optimizer.build(model.trainable_variables)
   images = data.ProceduralDSprites().images(np.arange(batch) * 97).astype("float32")
   iterator = iter(tf.data.Dataset.from_tensors(images).repeat())
-  with use(form):
+  with swapped(estimators, "_mixture_estimates", form):
     model.make_train_function()
     model.train_function(iterator)  # trace and compile with this form
   return lambda: model.train_function(iterator)
-
-
-def alternate(fns, rounds, steps):
-  """Median seconds per call of each function, the functions alternating within every round."""
-  for fn in fns.values():
-    fn()
-  times = {name: [] for name in fns}
-  for _ in range(rounds):
-    for name, fn in fns.items():
-      start = time.perf_counter()
-      for _ in range(steps):
-        fn()
-      times[name].append((time.perf_counter() - start) / steps)
-  return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main():

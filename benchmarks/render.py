@@ -10,45 +10,20 @@ Usage: python benchmarks/render.py [--batch_sizes=64,256,2048] [--rounds=3] [--b
 
 import argparse
 import os
-import statistics
-import time
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from seatbelt_tf import data  # noqa: E402
 from seatbelt_tf.data import dsprites  # noqa: E402
+from side_by_side import alternate, swapped  # noqa: E402
 
 GRAPH = tf.function(dsprites.render_sprites)
 COMPILED = dsprites._compiled_render  # pylint: disable=protected-access
-
-
-class use:  # pylint: disable=invalid-name
-  """Context: `ProceduralDSprites.tf_images` renders with `renderer` (graph functions traced inside it keep it)."""
-
-  def __init__(self, renderer):
-    self.renderer = renderer
-
-  def __enter__(self):
-    dsprites._compiled_render = self.renderer  # pylint: disable=protected-access
-
-  def __exit__(self, *_):
-    dsprites._compiled_render = COMPILED  # pylint: disable=protected-access
-
-
-def alternate(fns, rounds, calls):
-  for fn in fns.values():
-    fn()
-  times = {name: [] for name in fns}
-  for _ in range(rounds):
-    for name, fn in fns.items():
-      start = time.perf_counter()
-      for _ in range(calls):
-        fn()
-      times[name].append((time.perf_counter() - start) / calls)
-  return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main():
@@ -69,7 +44,7 @@ def main():
     idx = tf.constant(rng.integers(0, source.num_examples, b))
     fns = {}
     for name, renderer in renderers.items():
-      with use(renderer):
+      with swapped(dsprites, "_compiled_render", renderer):
         fn = tf.function(source.tf_images)
         fn.get_concrete_function(idx)
       fns[name] = lambda fn=fn: fn(idx).numpy()
@@ -83,7 +58,7 @@ def main():
   for b in (int(v) for v in args.batch_sizes.split(",")):
     fns = {}
     for name, renderer in renderers.items():
-      with use(renderer):
+      with swapped(dsprites, "_compiled_render", renderer):
         iterator = iter(data.train_dataset(source, b, 10000, seed=0))
       fns[name] = lambda it=iterator: next(it).numpy()
     t = alternate(fns, args.rounds, args.batches)
@@ -92,7 +67,7 @@ def main():
 
   if args.check_grid:
     differing = 0
-    with use(GRAPH):
+    with swapped(dsprites, "_compiled_render", GRAPH):
       graph_images = tf.function(source.tf_images)
     for start in range(0, source.num_examples, 8192):
       idx = tf.range(start, min(start + 8192, source.num_examples))

@@ -1,0 +1,35 @@
+"""Helpers of the benchmarks that time two implementations of one thing in one process (not a benchmark itself).
+
+`alternate` runs the variants in turn within every round, so machine noise hits them alike; `swapped` puts a
+variant in place of a module attribute while a function that uses it is traced.
+"""
+
+import contextlib
+import statistics
+import time
+
+
+def alternate(fns, rounds, calls):
+  """Median seconds per call of each of `fns` ({name: callable}), after one warm-up call each, the callables
+  taking turns within every round (`calls` calls per turn)."""
+  for fn in fns.values():
+    fn()
+  times = {name: [] for name in fns}
+  for _ in range(rounds):
+    for name, fn in fns.items():
+      start = time.perf_counter()
+      for _ in range(calls):
+        fn()
+      times[name].append((time.perf_counter() - start) / calls)
+  return {name: statistics.median(t) for name, t in times.items()}
+
+
+@contextlib.contextmanager
+def swapped(module, name, value):
+  """`module.name` is `value` inside the block (graph functions traced there keep it) and its own again after."""
+  original = getattr(module, name)
+  setattr(module, name, value)
+  try:
+    yield
+  finally:
+    setattr(module, name, original)
