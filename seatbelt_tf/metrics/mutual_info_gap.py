@@ -155,8 +155,9 @@ def log_mixture_density(z, loc, scale, block_elements=1 << 24, progress=None):
     padded[:n_count] = values
     return padded.reshape((-1, blocks, n_block) + values.shape[1:])
 
-  comps = (chunks(loc, 0.0), chunks(1.0 / scale, 1.0), chunks(np.log(scale), 0.0),
-           chunks(np.zeros(n_count, np.float32), -np.inf))
+  arrays = (chunks(loc, 0.0), chunks(1.0 / scale, 1.0), chunks(np.log(scale), 0.0),
+            chunks(np.zeros(n_count, np.float32), -np.inf))
+  comps = [tuple(tf.constant(a[c]) for a in arrays) for c in range(arrays[0].shape[0])]  # once, not per sample block
   out = np.full((s_count, dim), -np.inf)
   for s0 in range(0, s_count, s_block):
     rows = min(s_block, s_count - s0)
@@ -164,8 +165,8 @@ def log_mixture_density(z, loc, scale, block_elements=1 << 24, progress=None):
     zs[:rows] = z[s0:s0 + rows]
     zs = tf.constant(zs)
     acc = np.full((s_block, dim), -np.inf)
-    for c in range(comps[0].shape[0]):
-      part = _streamed_log_density(zs, *(tf.constant(a[c]) for a in comps))
+    for c, chunk in enumerate(comps):
+      part = _streamed_log_density(zs, *chunk)
       acc = np.logaddexp(acc, part.numpy().astype(np.float64))
       if progress is not None:
         progress.add(rows * (min(n_chunk, n_count - c * n_chunk)))
