@@ -40,11 +40,12 @@ def gaussian_log_density_matrix(z, loc, scale):
   Returns:
     `[batch, batch, latent_dim]` tensor whose `[i, j, d]` entry is log N(z_id; loc_jd, scale_jd^2).
   """
-  z = z[:, None, :]
-  loc = loc[None, :, :]
-  scale = scale[None, :, :]
-  standardized = (z - loc) / scale
-  return (-0.5 * tf.square(standardized) - tf.math.log(scale)
+  return _gaussian_log_density(z[:, None, :], loc[None, :, :], scale[None, :, :])
+
+
+def _gaussian_log_density(z, loc, scale):
+  """Elementwise log N(z; loc, scale^2) (broadcasting)."""
+  return (-0.5 * tf.square((z - loc) / scale) - tf.math.log(scale)
           - tf.constant(0.5 * math.log(2.0 * math.pi), dtype=z.dtype))
 
 
@@ -264,8 +265,7 @@ def decompose_kl(z, loc, scale, dataset_size, method="mws", log_pz=None, global_
                                                                          global_params)
   log_qz, log_qz_product = _mixture_estimates(z, components_loc, components_scale, log_w)
   own_loc, own_scale = tf.gather(components_loc, own), tf.gather(components_scale, own)
-  log_qz_given_x = tf.reduce_sum(-0.5 * tf.square((z - own_loc) / own_scale) - tf.math.log(own_scale)
-                                 - tf.constant(0.5 * math.log(2.0 * math.pi), dtype=z.dtype), axis=1)
+  log_qz_given_x = tf.reduce_sum(_gaussian_log_density(z, own_loc, own_scale), axis=1)
   if log_pz is None:
     log_pz = tf.reduce_sum(-0.5 * tf.square(z) - tf.constant(0.5 * math.log(2.0 * math.pi), dtype=z.dtype), axis=1)
   return {
