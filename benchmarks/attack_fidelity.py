@@ -35,25 +35,6 @@ from seatbelt_tf.attacks import protocol  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-class _RowWiseTargets:
-  """`ModelFns` whose encoder runs one image at a time when asked for the targets' posteriors (run_attack encodes
-  the targets once, as one batch; every other call is passed through unchanged)."""
-
-  def __init__(self, fns, num_targets):
-    self._fns, self._num = fns, num_targets
-    for name in ("layer_sizes", "terms_fn", "recon_fn", "elbo_fn", "image_shape"):
-      if hasattr(fns, name):
-        setattr(self, name, getattr(fns, name))
-    self._first = True
-
-  def encode_fn(self, x):
-    if self._first and x.shape[0] == self._num:
-      self._first = False
-      parts = [self._fns.encode_fn(x[i:i + 1]) for i in range(self._num)]
-      return [tuple(tf.concat([p[j][k] for p in parts], 0) for k in range(2)) for j in range(len(parts[0]))]
-    return self._fns.encode_fn(x)
-
-
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--seeds", default="0,1,2,3")
@@ -75,21 +56,22 @@ def main():
     def solve(fns, optimizer, rounds=args.neighbour_rounds):
       records, _ = attacks.run_attack(fns, inputs, targets, lambdas, "latent", "all", optimizer=optimizer,
                                       max_iterations=args.max_iterations, neighbour_rounds=rounds)
-      return np.array([r["objective"] for r in records])
-    reference = solve(fns, "scipy")
-    runs = {"scipy'": solve(_RowWiseTargets(fns, len(lambdas) * len(pairs)), "scipy"),
+      return np.array([r["objective"] for r in records]), sum(r["evaluations"] for r in records)
+    reference, reference_evaluations = solve(fns, "scipy")
+    results = {"scipy'": solve(attacks.RowWiseTargets(fns, len(lambdas) * len(pairs)), "scipy"),
             "batched": solve(fns, "lbfgs"), "batched, no restarts": solve(fns, "lbfgs", 0)}
     keep = np.flatnonzero(reference >= 1e-2)
-    for name, values in runs.items():
+    rows.append((seed, "scipy", len(keep), 1.0, 1.0, "-", reference_evaluations))
+    for name, (values, evaluations) in results.items():
       ratio = values[keep] / reference[keep]
       worse = [f"{k} (lambda {lambdas[k % len(lambdas)]:.3g}: {ratio[i]:.3f})" for i, k in enumerate(keep)
                if ratio[i] > 1.05]
-      rows.append((seed, name, len(keep), np.median(ratio), ratio.max(), ", ".join(worse) or "-"))
+      rows.append((seed, name, len(keep), np.median(ratio), ratio.max(), ", ".join(worse) or "-", evaluations))
     print(f"seed {seed} done", flush=True)
-  print("\n| seed | run | problems | median ratio to scipy | worst | worse by > 5% (problem: ratio) |")
-  print("|---|---|---|---|---|---|")
-  for seed, name, count, median, worst, worse in rows:
-    print(f"| {seed} | {name} | {count} | {median:.4f} | {worst:.3f} | {worse} |")
+  print("\n| seed | run | problems | median ratio to scipy | worst | worse by > 5% (problem: ratio) | evaluations |")
+  print("|---|---|---|---|---|---|---|")
+  for seed, name, count, median, worst, worse, evaluations in rows:
+    print(f"| {seed} | {name} | {count} | {median:.4f} | {worst:.3f} | {worse} | {evaluations:,} |")
 
 
 if __name__ == "__main__":

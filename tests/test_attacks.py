@@ -176,6 +176,45 @@ def test_free_set_products_kept_up_to_date_equal_a_direct_recomputation():
   assert checked > 100
 
 
+def _kinked_valleys(n=16, dim=50, seed=0):
+  """n problems 10 |w.(x - c)| + ||x - p||^2 / 2 over [0, 1]^dim: a smooth bowl cut by one kink (what a ReLU
+  contributes), whose optimum lies on the kink, at p's projection onto the plane w.(x - c) = 0 (inside the box
+  here). Returns (objective, x0, optimal values `[n]`)."""
+  rng = np.random.default_rng(seed)
+  w = rng.normal(size=(n, dim)).astype(np.float32)
+  c = np.full((n, dim), 0.5, np.float32)
+  p = rng.uniform(0.3, 0.7, size=(n, dim)).astype(np.float32)
+  optimum = p - ((w * (p - c)).sum(1) / (w * w).sum(1))[:, None] * w
+  assert optimum.min() >= 0.0 and optimum.max() <= 1.0
+  W, C, P = (tf.constant(v) for v in (w, c, p))
+
+  def objective(x, idx):
+    kink = tf.abs(tf.reduce_sum(tf.gather(W, idx) * (x - tf.gather(C, idx)), axis=1))
+    return 10.0 * kink + 0.5 * tf.reduce_sum(tf.square(x - tf.gather(P, idx)), axis=1)
+  x0 = rng.uniform(0, 1, size=(n, dim)).astype(np.float32)
+  return objective, x0, 0.5 * ((optimum - p) ** 2).sum(1)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "tf"])
+def test_a_failed_search_across_a_kink_continues_along_it(backend):
+  """On kinked valleys (a ReLU's kink through a quadratic bowl) descent ends on the kink, where the gradient points
+  across it and no step along it lowers f by the decrease floor. The driver then searches along the minimum-norm
+  combination of the gradients on the two sides, which runs along the kink: every problem reaches its optimum.
+  Without it (kink_retries=0, the driver before 2026-12-04) several stall on the kink, Delta ~2 above the optimum,
+  as scipy's L-BFGS-B does on most of them."""
+  objective, x0, best = _kinked_valleys()
+  gaps = {}
+  for retries in (0, attacks.lbfgs.KINK_RETRIES):
+    result = attacks.minimize_batched(objective, x0, 0.0, 1.0, max_iterations=1000, backend=backend,
+                                      kink_retries=retries)
+    assert result.x.min() >= 0.0 and result.x.max() <= 1.0
+    gaps[retries] = result.objective - best
+  assert (gaps[0] > 1.0).sum() >= 4, gaps[0]  # the problem this test is about
+  assert np.abs(gaps[attacks.lbfgs.KINK_RETRIES]).max() < 1e-3, gaps[attacks.lbfgs.KINK_RETRIES]
+  with pytest.raises(ValueError, match="kink_retries must be >= 0"):
+    attacks.minimize_batched(objective, x0, 0.0, 1.0, kink_retries=-1)
+
+
 def test_problems_leave_the_batch_when_done():
   """An easy problem (already optimal) stops costing evaluations while a hard one continues."""
   objective, x0, optimum = _box_quadratic(n=4)
@@ -436,11 +475,13 @@ def test_batched_driver_matches_scipy_on_a_trained_model(tmp_path):
 
   The problems run to convergence (1,000 iterations; they stop after 2-900) because unconverged problems are
   chaotic: at 100 iterations scipy against itself, with its gradient multiplied by 1 + 1e-7 N(0, 1) (float32
-  rounding size), moves up to 8-10% per problem. When this test was last changed the batched driver's worst problem
-  here was 2.2% behind scipy, median 1.000. On the same problems of models trained with seeds 1-3 its worst are
-  1.190, 1.045 and 1.000 (docs/BENCHMARKS.md, sixth measurement); seed 1's is a small-lambda problem on which scipy
-  itself ends 17% higher when the target posteriors are encoded one image at a time (a 4e-7 change), so no
-  optimiser can be held to 5% of one scipy run there."""
+  rounding size), moves up to 8-10% per problem. Converged small-lambda problems can be as well: scipy is also run
+  with the target posteriors encoded one image at a time (`attacks.RowWiseTargets`, a ~5e-7 change), and on a
+  problem where those two scipy runs are more than 5% apart the bound is 5% above the worse of them (the
+  reference's own spread) instead of 5% above scipy. On this model that is problem 3 (lambda = 0.138): scipy ends
+  at 0.138 and at 1.171x that; the batched driver before 2026-12-04 stopped on a ReLU kink at 1.337x (the bound
+  there is 1.229x) and now ends at 1.153x. Elsewhere the two scipy runs agree to 0.1% and the bound is scipy's 5%.
+  docs/BENCHMARKS.md (seventh measurement) has the same table for models of training seeds 0-3."""
   from seatbelt_tf import runs
   from seatbelt_tf.modes import attack as attack_mode
   from seatbelt_tf.modes import train as train_mode
@@ -451,18 +492,23 @@ def test_batched_driver_matches_scipy_on_a_trained_model(tmp_path):
   pairs = attacks.choose_pairs(np.arange(source.num_examples), 2, seed=3)
   inputs, targets = source.tf_images(pairs[:, 0]).numpy(), source.tf_images(pairs[:, 1]).numpy()
   fns = attacks.ModelFns(model)
+  lambdas = attacks.lambda_grid(8)
 
-  def solve(optimizer):
-    records, arrays = attacks.run_attack(fns, inputs, targets, attacks.lambda_grid(8), "latent", "all",
-                                         optimizer=optimizer, max_iterations=1000)
+  def solve(optimizer, fns=fns):
+    records, arrays = attacks.run_attack(fns, inputs, targets, lambdas, "latent", "all", optimizer=optimizer,
+                                         max_iterations=1000)
     assert arrays["adversarial"].min() >= 0.0 and arrays["adversarial"].max() <= 1.0
     return np.array([r["objective"] for r in records])
   batched, reference = solve("lbfgs"), solve("scipy")
+  rerounded = solve("scipy", attacks.RowWiseTargets(fns, len(inputs) * len(lambdas)))
   keep = reference > 1e-2  # ratios of near-zero objectives say nothing
   assert keep.sum() >= 8
   ratio = batched[keep] / reference[keep]
   assert np.median(ratio) <= 1.01, ratio
-  assert ratio.max() <= 1.05, ratio
+  spread = np.maximum(reference, rerounded)[keep] / reference[keep]
+  bound = np.where(spread > 1.05, 1.05 * spread, 1.05)
+  assert (spread > 1.05).sum() <= 1, spread  # the reference is reproducible on (nearly) every problem
+  assert (ratio <= bound).all(), (ratio, bound)
 
 
 def test_tfp_path_reaches_box_optima_of_negative_objectives_and_runs_the_protocol():

@@ -15,7 +15,25 @@ on a whole batch of independent problems min_{lo <= x <= hi} f_k(x). Every itera
    evaluated with it (the networks' kernels block by batch size: up to 7e-8 apart between batches of 12 and 1-5
    rows), so a smaller decrease is not evidence of descent. Without that floor a problem pinned to its start by
    lambda = 2^20 took a 1e-10 step in one batch composition and none in another;
-4. the pair (s, y) of the accepted step is stored (used while s.y > eps y.y, as in L-BFGS-B).
+4. the pair (s, y) of the accepted step is stored (used while s.y > eps y.y, as in L-BFGS-B) in the step's slot of
+   a ring buffer of `num_correction_pairs` slots that all problems share (the slot advances every step). A problem
+   that stores no pair in a step (its search goes on, or failed) keeps the older pair in that slot: until
+   2026-12-04 the slot was cleared, so a line search spanning m steps wiped the whole history. A problem's pairs are
+   then not always in the ring's age order; BFGS updates with s.y > 0 in any order give a positive definite model,
+   and theta comes from the pair in the newest slot;
+5. a search that finds no acceptable step drops the history. If it rejected a trial point where the gradient
+   g' had grown along d (s.y > 0 for s = x' - x, y = g' - g: the search passed a minimum or a kink), the next
+   iteration searches along the minimum-norm element of the segment between g and g' (on the free coordinates,
+   a unit step as steepest descent's), at most `kink_retries` times in a row; otherwise steepest descent, and a
+   problem stops when a steepest-descent (or such) search fails. Why: the encoders are ReLU networks, so the
+   objective is piecewise smooth and descent iterates collect on the kinks between pieces. There the gradient of
+   the current piece points across a kink within ~1e-7 of x, no step along it lowers f by the decrease floor, and
+   steepest descent fails although the projected gradient is far from zero: a tiny Seatbelt-VAE's latent attack
+   stopped at Delta 0.184 with a projected gradient of 0.010, where scipy's L-BFGS-B went on to 0.138. The
+   smallest convex combination of the gradients on the two sides of the kink runs along it (the gradient-sampling
+   direction of Burke, Lewis and Overton 2005 from a sample of two; in a V-shaped valley exactly the valley's
+   floor). A search also gives up once -slope * t is below `HOPELESS_FRACTION` of the decrease floor: to first
+   order no shorter step can pass it.
 
 A problem stops on scipy's L-BFGS-B criteria: projected gradient max-norm <= `tolerance`, relative decrease
 (f_old - f_new) / max(|f_old|, |f_new|, 1) <= `f_relative_tolerance` (here on two iterations in a row: the objective
@@ -58,6 +76,12 @@ CURVATURE_EPS = 2.2e-16  # a pair is stored only if s.y > eps * y.y (as L-BFGS-B
 # round-off moves f by up to ~1 ulp either way, so two values of one point can be 2 ulps apart. 4 stopped slightly
 # more problems early (docs/BENCHMARKS.md, benchmarks/decrease_floor.py).
 DECREASE_ULPS = 2
+# A line search gives up once its next trial's first-order decrease, -slope * t, is below this fraction of the
+# decrease floor (module docstring, 5.): its trials would only shrink towards x.
+HOPELESS_FRACTION = 0.1
+# Failed searches in a row that may be followed by a search along the two-gradient bundle's minimum-norm
+# direction rather than steepest descent (module docstring, 5.).
+KINK_RETRIES = 2
 
 
 def decrease_limit(f):
@@ -324,7 +348,7 @@ DEFAULT_CHUNK = 1024  # most rows per objective call in minimize_batched
 
 def minimize_batched(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, f_relative_tolerance=2.2e-9,
                      num_correction_pairs=10, max_line_search=20, chunk=DEFAULT_CHUNK, compact_below=0.75,
-                     verbose=False, callback=None, backend="numpy"):
+                     verbose=False, callback=None, backend="numpy", kink_retries=KINK_RETRIES):
   """Minimises n independent objectives over boxes with batched projected L-BFGS (see the module docstring).
 
   Args:
@@ -338,7 +362,8 @@ def minimize_batched(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, 
     f_relative_tolerance: stop when an iteration's relative decrease is at most this (L-BFGS-B's factr * eps).
     num_correction_pairs: L-BFGS memory m.
     max_line_search: trial steps before a line search gives up (the history is then dropped and the next
-      iteration tries steepest descent; a problem whose steepest-descent search also fails stops).
+      iteration searches along the bundle direction of `kink_retries`, or steepest descent). A search also gives
+      up when its steps get too short to pass the decrease floor.
     chunk: most rows per objective call (bounds memory).
     compact_below: stopped problems are not evaluated again at once; their rows of the state (history included)
       are dropped once fewer than this fraction of the stored rows still run.
@@ -350,19 +375,27 @@ def minimize_batched(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, 
       TensorFlow ops next to the objective (attacks/lbfgs_tf.py: the vectors, pairs and pair products stay on the
       objective's device; only per-problem scalars come to the host), "auto" tf when a GPU is visible. The two
       take the same steps; their float rounding differs (equal to float tolerance, tests/test_attacks.py).
+    kink_retries: how many failed line searches in a row may be followed by a search along the minimum-norm
+      combination of the gradients at x and at the search's shortest rejected trial with s.y > 0 (module
+      docstring, 5.); otherwise a failed search is followed by steepest descent, and a failed steepest-descent
+      search stops the problem (always so with 0, the driver before 2026-12-04).
 
   Returns:
     `Result` with the solutions `x`, their `objective`, per-problem `iterations` and `evaluations` (objective and
     gradient evaluations of that problem), `converged` (stopped on a tolerance, or because not even a tiny
     steepest-descent step decreases f, rather than on the iteration limit), and `wall_time_s`.
   """
+  if int(kink_retries) < 0:
+    raise ValueError(f"kink_retries must be >= 0 (0: steepest descent after every failed search); got "
+                     f"{kink_retries}.")
   if resolve_backend(backend) == "tf":
     ops = lbfgs_tf.TensorOps(lo, hi, ARMIJO, CURVATURE_EPS, DENSE_UPDATE_FRACTION, decrease_limit)
   else:
     ops = NumpyOps(lo, hi)
   with _single_threaded_blas():
     return _minimize_batched(ops, objective, x0, lo, hi, max_iterations, tolerance, f_relative_tolerance,
-                             num_correction_pairs, max_line_search, chunk, compact_below, verbose, callback)
+                             num_correction_pairs, max_line_search, chunk, compact_below, verbose, callback,
+                             int(kink_retries))
 
 
 class NumpyOps:
@@ -434,13 +467,25 @@ class NumpyOps:
     ok = _accept(trial, x_try, f_try, g_try, x, f, g, S, Y, slot, self.lo, self.hi, projected)
     return ok, x, g, S, Y
 
+  def keep_rejected_gradients(self, trial, passed, x_try, f_try, g_try, x, g, g_rejected):
+    """For the rows of `trial` that did not pass, g_try into `g_rejected` (`[a, dim]`) where s.y > 0
+    (`_keep_rejected_gradients`): (mask of `trial` kept, g_rejected)."""
+    return _keep_rejected_gradients(trial, passed, x_try, f_try, g_try, x, g, g_rejected), g_rejected
+
+  def bundle(self, direction, g_free, free, g_rejected, rows):
+    """The unit minimum-norm bundle direction (`bundle_direction`) on the rows `rows` (bool mask):
+    (direction, slope g_F.d of those rows)."""
+    unit, slope = bundle_direction(g_free[rows], g_rejected[rows] * free[rows])
+    direction[rows] = unit
+    return direction, slope
+
   def update_products(self, S, Y, SY, YY, grams, free, slot, work):
     _update_products(S, Y, SY, YY, grams, free, slot, work)
     return SY, YY, grams
 
 
 def _minimize_batched(ops, objective, x0, lo, hi, max_iterations, tolerance, f_relative_tolerance,
-                      num_correction_pairs, max_line_search, chunk, compact_below, verbose, callback):
+                      num_correction_pairs, max_line_search, chunk, compact_below, verbose, callback, kink_retries):
   start = time.perf_counter()
   x0 = np.asarray(x0, np.float32)
   n, shape = x0.shape[0], x0.shape[1:]
@@ -455,9 +500,11 @@ def _minimize_batched(ops, objective, x0, lo, hi, max_iterations, tolerance, f_r
 
   # State per stored row: the problem id, x, f, g and the curvature history (a ring buffer whose slot all rows
   # share; `stored` marks the slots that hold a pair), and the line search in progress (direction d, step t, slope,
-  # trials so far, whether it is a steepest-descent search). `running` marks rows still optimising, `searching`
-  # those whose line search carries over into the next step. x, g, d, the pairs and their products live in the
-  # backend (`ops`); the per-problem scalars and flags are numpy.
+  # trials so far, whether it is a steepest-descent search), the gradient at the search's shortest rejected trial
+  # with s.y > 0 (`g_rejected`; `rejected` marks the rows whose search has one), the failed searches in a row
+  # (`failures`) and the rows whose next direction is the bundle's (`bundled`). `running` marks rows still
+  # optimising, `searching` those whose line search carries over into the next step. x, g, d, the pairs and their
+  # products live in the backend (`ops`); the per-problem scalars and flags are numpy.
   ids = np.arange(n)
   x = ops.array(out_x.copy())
   f, g = evaluate(x, ids)
@@ -472,6 +519,8 @@ def _minimize_batched(ops, objective, x0, lo, hi, max_iterations, tolerance, f_r
   t, slope, f_start = np.ones(n), np.zeros(n), f.copy()
   tries, steep, searching = np.zeros(n, np.int64), np.zeros(n, bool), np.zeros(n, bool)
   small_before = np.zeros(n, bool)
+  g_rejected = ops.zeros((n, dim), np.float32)
+  rejected, bundled, failures = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, np.int64)
   running = np.isfinite(f) & (ops.projected_gradient_norm(x, g) > tolerance)
   converged[~running] = np.isfinite(f[~running])
   current = f.copy()  # every problem's objective now (for the callback)
@@ -487,11 +536,13 @@ def _minimize_batched(ops, objective, x0, lo, hi, max_iterations, tolerance, f_r
     step_number += 1
     if running.mean() < compact_below:  # drop the rows of stopped problems
       out_x[ids[~running]] = ops.numpy(ops.take((x,), ~running)[0])
-      x, g, d, S, Y, SY, YY, free_ref, *grams = ops.take((x, g, d, S, Y, SY, YY, free_ref, *grams), running)
+      x, g, d, S, Y, SY, YY, free_ref, g_rejected, *grams = ops.take(
+          (x, g, d, S, Y, SY, YY, free_ref, g_rejected, *grams), running)
       grams = tuple(grams)
       ids, f, stored = ids[running], f[running], stored[running]
       t, slope, f_start, tries, steep = t[running], slope[running], f_start[running], tries[running], steep[running]
       small_before, searching = small_before[running], searching[running]
+      rejected, bundled, failures = rejected[running], bundled[running], failures[running]
       running = running[running]
     # A new direction for every row not in a search, on the free coordinates (binding ones: on a bound, gradient
     # pointing out of the box).
@@ -503,20 +554,24 @@ def _minimize_batched(ops, objective, x0, lo, hi, max_iterations, tolerance, f_r
     if rows.size:
       direction, has_pair, new_slope = ops.direction(g_free, S, Y, SY, YY, grams, stored, free, ring_ages(m, slot))
       steepest = fresh & (~has_pair | ~(new_slope < 0))
+      if bundled.any():  # after a failed search that passed a kink: the two gradients' minimum-norm direction
+        direction, bundle_slope = ops.bundle(direction, g_free, free, g_rejected, bundled)
+        new_slope[bundled] = bundle_slope
+        steepest &= ~bundled
+        steepest[bundled] = ~(bundle_slope < 0)  # (a zero combination: steepest descent)
       if steepest.any():  # no history yet, or not a descent direction: a unit steepest-descent step, history dropped
         direction, norm = ops.steepest(direction, g_free, steepest)
         new_slope[steepest] = -norm
         stored[steepest] = False
       d = ops.set_rows(d, rows, direction)
-      slope[rows], steep[rows] = new_slope[rows], steepest[rows]
-      t[rows], tries[rows], f_start[rows] = 1.0, 0, f[rows]
+      slope[rows], steep[rows] = new_slope[rows], steepest[rows] | bundled[rows]
+      t[rows], tries[rows], f_start[rows], rejected[rows], bundled[rows] = 1.0, 0, f[rows], False, False
       iterations[ids[rows]] += 1
     # Backtracking Armijo search along the projected path; rows that accepted a step are not evaluated again. At
     # most `_ROUNDS_PER_STEP` rounds per step: a row still backtracking carries its search (the same trial steps)
     # into the next step's first, full-size call instead of holding up the batch with calls of a few rows.
     accepted = np.zeros(len(ids), bool)
     exhausted = np.zeros(len(ids), bool)
-    stored[:, slot] = False
     trial = np.flatnonzero(running)
     projected = np.full(len(ids), np.inf)  # projected-gradient max-norm at the accepted points
     for _ in range(_ROUNDS_PER_STEP):
@@ -526,6 +581,9 @@ def _minimize_batched(ops, objective, x0, lo, hi, max_iterations, tolerance, f_r
       tries[trial] += 1
       ok, x, g, S, Y = ops.accept(trial, x_try, f_try, g_try, x, f, g, S, Y, slot, projected)
       accepted[trial[ok]] = True
+      if kink_retries:
+        kept, g_rejected = ops.keep_rejected_gradients(trial, ok, x_try, f_try, g_try, x, g, g_rejected)
+        rejected[trial[kept]] = True
       # Backtrack to the minimiser of the quadratic through f(0), f'(0) and f(t), kept within [0.01 t, 0.5 t].
       back = trial[~ok]
       curvature = f_try[~ok] - f[back] - slope[back] * t[back]
@@ -534,13 +592,19 @@ def _minimize_batched(ops, objective, x0, lo, hi, max_iterations, tolerance, f_r
       t_new = np.where(np.isfinite(t_new), t_new, 0.5 * t[back])
       t[back] = np.clip(t_new, 0.01 * t[back], 0.5 * t[back])
       out = tries[back] >= max_line_search
+      out |= -slope[back] * t[back] < HOPELESS_FRACTION * (f[back] - decrease_limit(f[back]))
       exhausted[back[out]] = True
       trial = back[~out]
       if not trial.size:
         break
     searching[:] = False
     searching[trial] = True
-    stored[:, slot] = accepted  # (the curvature test is made in reduced_direction)
+    stored[:, slot] |= accepted  # (a row that made no pair keeps its older one; curvature test: reduced_direction)
+    failures = np.where(accepted, 0, failures + exhausted)
+    # A failed search drops the history; one that passed a kink (at most `kink_retries` times in a row) is
+    # followed by a search along the bundle direction of the gradients on its two sides.
+    bundled = exhausted & rejected & (failures <= kink_retries)
+    stored[exhausted] = False
     SY, YY, grams = ops.update_products(S, Y, SY, YY, grams, free, slot, None if work is None else work[:len(ids)])
     slot = (slot + 1) % m
     relative = (f_start - f) / np.maximum(np.maximum(np.abs(f_start), np.abs(f)), 1.0)
@@ -549,8 +613,7 @@ def _minimize_batched(ops, objective, x0, lo, hi, max_iterations, tolerance, f_r
     flat = accepted & (relative <= f_relative_tolerance)
     small = (flat & small_before) | (accepted & (projected <= tolerance))
     small_before = np.where(accepted | exhausted, flat, small_before)  # (a search in progress keeps it)
-    failed = exhausted & steep  # steepest descent found no decrease: a (numerical) optimum
-    stored[exhausted] = False  # a failed search with history: drop it, retry with steepest descent
+    failed = exhausted & ~bundled & steep  # steepest descent found no decrease: a (numerical) optimum
     converged[ids[small | failed]] = True
     running &= ~(small | failed)
     if callback is not None:
@@ -600,6 +663,39 @@ def _accept(trial, x_try, f_try, g_try, x, f, g, S, Y, slot, lo, hi, projected):
     projected[done] = _projected_gradient_norm(x[done], g[done], lo, hi)
   _map_rows(block, len(trial), _ROW_BLOCK)
   return ok
+
+
+def _keep_rejected_gradients(trial, passed, x_try, f_try, g_try, x, g, g_rejected):
+  """For the rows of `trial` whose trial point did not pass (`passed` False) and whose value and gradient there are
+  finite: g_try into `g_rejected` (in place) where s.y > max(0, eps y.y) for s = x_try - x, y = g_try - g (the
+  gradient grew along the step: the search passed a minimum or a kink). Returns the bool mask of `trial` kept."""
+  kept = np.zeros(len(trial), bool)
+
+  def block(b):
+    r = trial[b]
+    step, y = x_try[b] - x[r], g_try[b] - g[r]
+    sy, yy = _rowdot(step, y), _rowdot(y, y)
+    keep = (~passed[b] & np.isfinite(f_try[b]) & np.isfinite(g_try[b]).all(axis=1) & np.isfinite(sy)
+            & np.isfinite(yy) & (sy > 0) & (sy > CURVATURE_EPS * yy))
+    kept[b] = keep
+    g_rejected[r[keep]] = g_try[b][keep]
+  _map_rows(block, len(trial), _ROW_BLOCK)
+  return kept
+
+
+def bundle_direction(a, b):
+  """The unit direction -c/||c|| of the minimum-norm point c of the segment [a, b] (`[r, dim]` each: the gradients
+  at x and across a kink, on the free coordinates), and its slope a.d `[r]` (>= 0 only where c = 0). For a V-shaped
+  valley a = u + v, b = u - v, c is u's part orthogonal to v: the valley floor's descent direction. (Burke,
+  Lewis and Overton 2005, gradient sampling, with a sample of two.)"""
+  diff = a - b
+  dd = _rowdot(diff, diff).astype(np.float64)
+  with np.errstate(divide="ignore", invalid="ignore"):
+    w = np.where(dd > 0, np.clip(-_rowdot(b, diff) / dd, 0.0, 1.0), 1.0)
+  c = b + w[:, None].astype(np.float32) * diff
+  norm = np.sqrt(_rowdot(c, c))
+  unit = -c / np.maximum(norm, 1e-30)[:, None]
+  return unit, _rowdot(a, unit)
 
 
 def _progress(n, verbose):

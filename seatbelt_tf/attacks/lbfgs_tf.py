@@ -175,6 +175,32 @@ def accept(trial, x_try, f_try, g_try, x, f_rows, f_limit, g, S, Y, slot, lo, hi
   return passed, x, g, S, Y, projected_gradient_norm(x_new, g_new, lo, hi)
 
 
+@_function
+def keep_rejected_gradients(trial, passed, x_try, f_try, g_try, x, g, g_rejected, curvature_eps):
+  """For the rows of `trial` whose trial point did not pass and whose value and gradient there are finite, g_try
+  into `g_rejected` `[a, dim]` where s.y > max(0, eps y.y) (`lbfgs._keep_rejected_gradients`): returns (kept
+  `[len(trial)]`, g_rejected)."""
+  step, y = x_try - tf.gather(x, trial), g_try - tf.gather(g, trial)
+  sy, yy = tf.cast(_rowdot(step, y), F64), tf.cast(_rowdot(y, y), F64)
+  kept = (~passed & tf.math.is_finite(f_try) & tf.reduce_all(tf.math.is_finite(g_try), axis=1)
+          & tf.math.is_finite(sy) & tf.math.is_finite(yy) & (sy > 0) & (sy > curvature_eps * yy))
+  rows = tf.boolean_mask(trial, kept)[:, None]
+  return kept, tf.tensor_scatter_nd_update(g_rejected, rows, tf.boolean_mask(g_try, kept))
+
+
+@_function
+def bundle(direction, g_free, free, g_rejected, rows):
+  """The unit minimum-norm direction of the segment between g_F and the rejected gradient on the free coordinates
+  (`lbfgs.bundle_direction`) on the rows `rows` (bool `[a]`): (direction, slope g_F.d `[a]`)."""
+  a, b = g_free, g_rejected * free
+  diff = a - b
+  dd = tf.cast(_rowdot(diff, diff), F64)
+  w = tf.where(dd > 0, tf.clip_by_value(-tf.cast(_rowdot(b, diff), F64) / tf.where(dd > 0, dd, 1.0), 0.0, 1.0), 1.0)
+  c = b + tf.cast(w, F32)[:, None] * diff
+  unit = -c / tf.maximum(tf.sqrt(_rowdot(c, c)), 1e-30)[:, None]
+  return tf.where(rows[:, None], unit, direction), _rowdot(a, unit)
+
+
 def _set_row_and_column(matrix, slot, row, column):
   """matrix `[a, m, m]` with row `slot` set to `row` `[a, m]`, then column `slot` to `column` (it wins on the
   diagonal, as the numpy path's second assignment does)."""
@@ -293,6 +319,15 @@ class TensorOps:
     done = trial[passed]
     f[done], projected[done] = f_try[passed], norms.numpy()
     return passed, x, g, S, Y
+
+  def keep_rejected_gradients(self, trial, passed, x_try, f_try, g_try, x, g, g_rejected):
+    kept, g_rejected = keep_rejected_gradients(tf.constant(trial, tf.int32), tf.constant(passed), x_try,
+                                               tf.constant(f_try, F64), g_try, x, g, g_rejected, self._eps)
+    return kept.numpy(), g_rejected
+
+  def bundle(self, direction, g_free, free, g_rejected, rows):
+    direction, slope = bundle(direction, g_free, free, g_rejected, tf.constant(rows))
+    return direction, slope.numpy()[rows]
 
   def update_products(self, S, Y, SY, YY, grams, free, slot, work):
     return update_products(S, Y, SY, YY, grams, free, tf.constant(slot, tf.int32))

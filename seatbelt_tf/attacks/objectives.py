@@ -95,3 +95,25 @@ def latent_objective(encode_fn, x_adv, x, target_params, lam, layers="all"):
 def output_objective(elbo_fn, x_adv, x, x_target, noise, lam):
   """Delta_output (eq. 12), to minimise: `[B]` -ELBO(x^t; q(z|x_adv)) + lam * ||x_adv - x||_2."""
   return -elbo_fn(x_adv, x_target, noise) + lam * distortion_norm(x_adv - x)
+
+
+class RowWiseTargets:
+  """`ModelFns` whose encoder runs one image at a time when asked for the targets' posteriors (run_attack encodes
+  the targets once, as one batch; every other call is passed through unchanged): the same attack problems with
+  the target posteriors q(z|x^t) rounded differently (oneDNN picks kernels by batch size; the parameters move by
+  up to ~5e-7). For measuring how far an optimiser's end points move under float32 rounding
+  (tests/test_attacks.py, benchmarks/attack_fidelity.py)."""
+
+  def __init__(self, fns, num_targets):
+    self._fns, self._num = fns, num_targets
+    for name in ("layer_sizes", "terms_fn", "recon_fn", "elbo_fn", "image_shape"):
+      if hasattr(fns, name):
+        setattr(self, name, getattr(fns, name))
+    self._first = True
+
+  def encode_fn(self, x):
+    if self._first and x.shape[0] == self._num:
+      self._first = False
+      parts = [self._fns.encode_fn(x[i:i + 1]) for i in range(self._num)]
+      return [tuple(tf.concat([p[j][k] for p in parts], 0) for k in range(2)) for j in range(len(parts[0]))]
+    return self._fns.encode_fn(x)
