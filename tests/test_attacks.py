@@ -200,8 +200,8 @@ def test_a_failed_search_across_a_kink_continues_along_it(backend):
   """On kinked valleys (a ReLU's kink through a quadratic bowl) descent ends on the kink, where the gradient points
   across it and no step along it lowers f by the decrease floor. The driver then searches along the minimum-norm
   combination of the gradients on the two sides, which runs along the kink: every problem reaches its optimum.
-  Without it (kink_retries=0, the driver before 2026-12-04) several stall on the kink, Delta ~2 above the optimum,
-  as scipy's L-BFGS-B does on most of them."""
+  Without it (kink_retries=0) 4-5 of the 16 stall on the kink, Delta ~2 above the optimum; scipy's L-BFGS-B stalls
+  on 12 (docs/BENCHMARKS.md, seventh measurement)."""
   objective, x0, best = _kinked_valleys()
   gaps = {}
   for retries in (0, attacks.lbfgs.KINK_RETRIES):
@@ -209,7 +209,7 @@ def test_a_failed_search_across_a_kink_continues_along_it(backend):
                                       kink_retries=retries)
     assert result.x.min() >= 0.0 and result.x.max() <= 1.0
     gaps[retries] = result.objective - best
-  assert (gaps[0] > 1.0).sum() >= 4, gaps[0]  # the problem this test is about
+  assert (gaps[0] > 1.0).sum() >= 3, gaps[0]  # the problem this test is about (4-5 of 16 stall)
   assert np.abs(gaps[attacks.lbfgs.KINK_RETRIES]).max() < 1e-3, gaps[attacks.lbfgs.KINK_RETRIES]
   with pytest.raises(ValueError, match="kink_retries must be >= 0"):
     attacks.minimize_batched(objective, x0, 0.0, 1.0, kink_retries=-1)
