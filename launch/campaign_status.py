@@ -4,11 +4,13 @@ ROOT and its row in the campaign's summary, with how long its training still tak
   python launch/campaign_status.py runs/reproduce [docs/reproduction/summary.json]
 
 Per run: what the summary records (budget, and whether both attacks are there, the latent one as the paper attacks the
-family and the output one's objective over the protocol's noise draws), the latest checkpoint's step against the budget the run is training to, the seconds its last epochs took
+family, the output one's objective over the protocol's noise draws, both by the current attack driver), the latest
+checkpoint's step against the budget the run is training to, the seconds its last epochs took
 (median of the last three Keras epoch lines of ROOT/logs/<run>.train.log, and the fastest of the last ten: epoch times
 include whatever else the machine ran meanwhile), the training time left at both paces, whether its evaluation and its
 attacks are newer than its checkpoint (done), older (stale: the run was trained on since) or absent (attacks done
-but with the output objective over fewer noise draws than the protocol's are out of date), and how long ago
+but with the output objective over fewer noise draws than the protocol's, or made by an older attack driver
+than `config.ATTACK_DRIVER_VERSION`, are out of date), and how long ago
 its training log was last written (a campaign that is running writes it every epoch). Runs the summary records but
 ROOT lacks (a new machine) are listed too. Reads files only; no TensorFlow.
 """
@@ -72,13 +74,16 @@ def _age(seconds):
 def _recorded(row):
   if row is None:
     return "—"
-  attacked, paper, draws = collect_reproduction.attack_state(row)
+  attacked, paper, draws, driver = collect_reproduction.attack_state(row)
   what = "attacked" if attacked else "trained"
   if attacked and not paper:
     what += ", not the paper's latent attack"
   if attacked and not draws:
     what += (f", output objective on {collect_reproduction.output_draws(row)} noise draw(s) (the protocol's: "
              f"{collect_reproduction.OBJECTIVE_DRAWS})")
+  if attacked and not driver:
+    what += (f", by attack driver {row.get('attack_driver') or 1} (current: {collect_reproduction.DRIVER_VERSION};"
+             " attacked again)")
   return f"{row['train_steps']} steps, {what}"
 
 
@@ -106,6 +111,9 @@ def run_status(root, name, row=None, now=None):
   if attacked == "done" and draws != collect_reproduction.OBJECTIVE_DRAWS:
     attacked = ("out of date: " + (f"output objective on {draws} noise draw(s), the protocol's "
                                    f"{collect_reproduction.OBJECTIVE_DRAWS}" if draws else "no output attack"))
+  elif attacked == "done" and collect_reproduction.sweep_driver(workdir) != collect_reproduction.DRIVER_VERSION:
+    attacked = (f"out of date: attack driver {collect_reproduction.sweep_driver(workdir)}, the current "
+                f"{collect_reproduction.DRIVER_VERSION}")
   return {"run": name, "recorded": _recorded(row), "step": step, "target": int(target) if target else None,
           "epoch_s": epoch_s, "fastest_s": fastest_s, "left_s": left, "fastest_left_s": fastest_left,
           "evaluated": _stage(os.path.join(workdir, "evaluation", "evaluation.json"), checkpoint),

@@ -40,6 +40,7 @@ HIERARCHICAL = ("seatbelt", "beta_tcdlgm")
 # The output attack's objective averages over this many fixed noise draws (attacks/protocol.py); a sweep with fewer
 # (records without `objective_draws` had one) is out of date: the attack fits a single draw (docs/REPRODUCTION.md).
 OBJECTIVE_DRAWS = config_lib.AttackConfig.attack_objective_draws
+DRIVER_VERSION = config_lib.ATTACK_DRIVER_VERSION  # the batched attack driver's version of a current attack
 ATTACKS = ("latent", "output")
 # The fields of an attack record kept in the compact files: what the tables and a reader of Figures 5-7 need.
 RECORD_FIELDS = ("pair", "lambda", "display", "objective", "target_nll", "distortion_l2")
@@ -118,6 +119,12 @@ def objective_draws(records):
   return min(int(r.get("objective_draws", 1)) for r in output) if output else None
 
 
+def driver_version(records):
+  """The batched driver's version (`config.ATTACK_DRIVER_VERSION`) `records` were made with (the oldest, should they
+  differ; 1 for records written before it was kept), or None where there are no records."""
+  return min(int(r.get("driver_version", 1)) for r in records) if records else None
+
+
 def sweep_draws(workdir):
   """`objective_draws` of `workdir`'s attack sweep (attacks/attack_results.json), or None where it has no output
   attack."""
@@ -125,10 +132,17 @@ def sweep_draws(workdir):
   return objective_draws(records) if isinstance(records, list) else None
 
 
+def sweep_driver(workdir):
+  """`driver_version` of `workdir`'s attack sweep, or None where it has none."""
+  records = read_json(os.path.join(workdir, "attacks", "attack_results.json"))
+  return driver_version(records) if isinstance(records, list) else None
+
+
 def current_attack(workdir):
   """Whether `workdir`'s attack sweep has an output attack whose objective averaged over the protocol's
-  `OBJECTIVE_DRAWS`: launch/paper.sh attacks a run again where it has not."""
-  return sweep_draws(workdir) == OBJECTIVE_DRAWS
+  `OBJECTIVE_DRAWS` and was made by the current driver (`DRIVER_VERSION`): launch/paper.sh attacks a run again
+  where it has not."""
+  return sweep_draws(workdir) == OBJECTIVE_DRAWS and sweep_driver(workdir) == DRIVER_VERSION
 
 
 def _float32(value):
@@ -148,6 +162,8 @@ def compact_records(records, model="vae"):
     out["latent_layers"] = latent_layers
   if chosen["output"]:
     out["output_objective_draws"] = objective_draws(chosen["output"])
+  if chosen["latent"] or chosen["output"]:
+    out["attack_driver"] = driver_version(chosen["latent"] + chosen["output"])
   return out
 
 
@@ -249,6 +265,7 @@ def summarise(workdir, records=None):
     row[f"{mode}_target_nll_median"] = float(np.median([r["target_nll"] for r in part])) if part else None
     row[f"{mode}_delta_median"] = float(np.median([r["objective"] for r in part])) if part else None
   row["output_objective_draws"] = objective_draws(chosen["output"])
+  row["attack_driver"] = driver_version(chosen["latent"] + chosen["output"])
   return row
 
 
@@ -260,10 +277,11 @@ def output_draws(row):
 
 def attack_state(row):
   """(attacked by both attacks, its latent attack the paper's for its family, its output attack's objective over
-  the protocol's `OBJECTIVE_DRAWS`) for a summary row (rows without `output_objective_draws` had one draw)."""
+  the protocol's `OBJECTIVE_DRAWS`, its attacks made by the current driver `DRIVER_VERSION`) for a summary row
+  (rows without `output_objective_draws` had one draw; rows without `attack_driver`, driver 1)."""
   attacked = all(row.get(f"{mode}_delta_median") is not None for mode in ATTACKS)
   return (attacked, row.get("latent_layers", "all") == paper_latent_layers(row["model"]),
-          output_draws(row) == OBJECTIVE_DRAWS)
+          output_draws(row) == OBJECTIVE_DRAWS, (row.get("attack_driver") or 1) == DRIVER_VERSION)
 
 
 def is_recorded(row, steps, attacked):

@@ -14,6 +14,11 @@ ATTACK_LAYER_SETS = ("all", "first", "top")  # latent attacks: every layer (eq. 
 ATTACK_OPTIMIZERS = ("lbfgs", "scipy", "tfp")
 ATTACK_BACKENDS = ("auto", "numpy", "tf")  # where the lbfgs driver's per-step algebra runs (attacks/lbfgs.py)
 ATTACK_STARTS = ("input", "target")
+# The batched attack driver's version (attacks/lbfgs.py), kept in every attack record it makes: bumped when a change
+# moves its end points, so that a campaign attacks again the runs an older driver attacked
+# (launch/collect_reproduction.py). 1: before 2026-12-04; 2: kink retries, kept history and hopeless-search stops
+# (docs/BENCHMARKS.md, seventh measurement).
+ATTACK_DRIVER_VERSION = 2
 ATTACK_KINDS = ("lambda_sweep", "eps_ball", "margin")  # the paper's sweep; fixed-budget PGD; r-robustness margins
 DEFENCES = ("none", "hmc")
 STRATEGIES = ("default", "mirrored", "multi_worker")

@@ -312,6 +312,7 @@ def test_sweep_records_are_complete_consistent_and_reproducible_from_the_saved_a
                                        objective_draws=draws)
   assert len(records) == 8 and all(set(attacks.ATTACK_RECORD_KEYS) <= set(r) for r in records)
   assert all(r.get("objective_draws") == (draws if mode == "output" else None) for r in records)
+  assert all(r["driver_version"] == attacks.lbfgs.DRIVER_VERSION for r in records)  # (collect_reproduction)
   assert [r["pair"] for r in records] == [0, 0, 0, 0, 1, 1, 1, 1]
   assert sum(r["display"] for r in records) == 2  # one displayed lambda per pair
   x_adv = arrays["adversarial"]

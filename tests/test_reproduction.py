@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 
+from seatbelt_tf import config
 from seatbelt_tf.evaluation import seeds
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -51,10 +52,12 @@ def test_median_interval_equals_the_brute_force_bootstrap_and_collapses_on_const
     seeds.median_interval([[[{"v": 1.0}], []]], "v", np.random.default_rng(0))
 
 
-def _run(root, model, layers, beta, seed, mig_exact, elbo, target_nll=None, steps=3600, draws=4):
+def _run(root, model, layers, beta, seed, mig_exact, elbo, target_nll=None, steps=3600, draws=4,
+         driver=config.ATTACK_DRIVER_VERSION):
   """One fabricated campaign workdir trained for `steps`: config, results, evaluation and (with target_nll) attack
   records, 3 pairs x 4 lambdas per attack with -log p(x^t|z~) = target_nll + small pair noise, the output
-  objective over `draws` noise draws (None: records written before the count was kept)."""
+  objective over `draws` noise draws (None: records written before the count was kept), made by attack driver
+  `driver` (None: records written before the version was kept)."""
   name = f"{model}_L{layers}_beta{beta}_seed{seed}"
   workdir = os.path.join(root, name)
   os.makedirs(os.path.join(workdir, "evaluation"))
@@ -73,7 +76,8 @@ def _run(root, model, layers, beta, seed, mig_exact, elbo, target_nll=None, step
     rng = np.random.default_rng(seed)
     records = [{"mode": mode, "layers": "all", "pair": p, "lambda": 2.0 ** k, "display": k == 0,
                 "objective": 1.0 + p, "target_nll": target_nll + rng.normal(0, 0.5),
-                **({"objective_draws": draws} if mode == "output" and draws else {})}
+                **({"objective_draws": draws} if mode == "output" and draws else {}),
+                **({"driver_version": driver} if driver else {})}
                for mode in ("latent", "output") for p in range(3) for k in range(4)]
     with open(os.path.join(workdir, "attacks", "attack_results.json"), "w") as f:
       json.dump(records, f)
@@ -284,6 +288,42 @@ def test_a_sweep_whose_output_objective_used_one_draw_is_attacked_again_not_retr
   attacked = [c.split("--flagfile=")[1].split()[0].split("/")[-2] for c in made if "--mode=attack" in c]
   assert attacked == ["vae_L1_beta1_seed0"]
   assert not [c for c in made if "--mode=evaluate" in c]  # evaluations newer than the (absent) checkpoints stay
+
+
+def test_a_sweep_by_an_older_attack_driver_is_attacked_again_not_retrained(tmp_path):
+  """Attack records carry the batched driver's version (`config.ATTACK_DRIVER_VERSION`; records from before it was
+  kept: version 1). A sweep by an older driver is out of date: the campaign does not count its run as attacked
+  (`--recorded`), `--current-attack` says so (launch/paper.sh then attacks it again) and the status names it."""
+  sys.path.insert(0, os.path.join(REPO, "launch"))
+  import collect_reproduction  # pylint: disable=import-outside-toplevel
+  import campaign_status  # pylint: disable=import-outside-toplevel
+  from seatbelt_tf.attacks import lbfgs  # pylint: disable=import-outside-toplevel
+  assert config.ATTACK_DRIVER_VERSION >= 2 and lbfgs.DRIVER_VERSION == config.ATTACK_DRIVER_VERSION
+  root, out = str(tmp_path / "runs"), str(tmp_path / "docs")
+  _run(root, "vae", 1, 1, 0, 0.1, -54.0, target_nll=750.0, steps=11000, driver=None)
+  _run(root, "seatbelt", 2, 4, 0, 0.05, -49.8, target_nll=135.0, steps=11000)
+  summary = os.path.join(out, "summary.json")
+  subprocess.run([sys.executable, "launch/collect_reproduction.py", root, summary], cwd=REPO, check=True,
+                 capture_output=True)
+  rows = {r["run"]: r for r in json.load(open(summary))}
+  assert rows["vae_L1_beta1_seed0"]["attack_driver"] == 1
+  assert rows["seatbelt_L2_beta4_seed0"]["attack_driver"] == config.ATTACK_DRIVER_VERSION
+  assert json.load(open(os.path.join(out, "attack_records", "vae_L1_beta1_seed0.json")))["attack_driver"] == 1
+  assert collect_reproduction.recorded_runs(summary, 11000, attacked=True) == ["seatbelt_L2_beta4_seed0"]
+  current = [subprocess.run([sys.executable, "launch/collect_reproduction.py", "--current-attack",
+                             os.path.join(root, run)], cwd=REPO).returncode for run in sorted(rows)]
+  assert current == [0, 1]  # seatbelt (current driver), vae (driver 1)
+  for name in rows:  # (the status compares the sweep with the checkpoint's age: make the sweep the newer)
+    os.makedirs(os.path.join(root, name, "checkpoints"), exist_ok=True)
+    with open(os.path.join(root, name, "checkpoints", "checkpoint"), "w") as f:
+      f.write('model_checkpoint_path: "ckpt-11000"\n')
+    os.utime(os.path.join(root, name, "checkpoints", "checkpoint"), (1000.0, 1000.0))
+  status = {s["run"]: s for s in campaign_status.status(root, summary)}
+  assert status["vae_L1_beta1_seed0"]["attacked"] == (
+      f"out of date: attack driver 1, the current {config.ATTACK_DRIVER_VERSION}")
+  assert status["seatbelt_L2_beta4_seed0"]["attacked"] == "done"
+  assert status["vae_L1_beta1_seed0"]["recorded"].endswith(
+      f"by attack driver 1 (current: {config.ATTACK_DRIVER_VERSION}; attacked again)")
 
 
 def test_the_summary_reports_each_family_s_latent_attack_as_the_paper_defines_it(tmp_path):
@@ -608,7 +648,8 @@ def test_campaign_status_tells_each_run_s_stage_and_training_left_without_tensor
       if name.startswith("vae") or sub.startswith("evaluation"):
         os.makedirs(os.path.dirname(root / name / sub), exist_ok=True)
         (root / name / sub).write_text("{}" if sub.startswith("evaluation") else json.dumps(
-            [{"mode": "output", "layers": "all", "objective_draws": 4}]))
+            [{"mode": "output", "layers": "all", "objective_draws": 4,
+              "driver_version": config.ATTACK_DRIVER_VERSION}]))
         os.utime(root / name / sub, (stamp, stamp))
     (root / name / "checkpoints" / "checkpoint").write_text(f'model_checkpoint_path: "ckpt-{step}"\n')
     os.utime(root / name / "checkpoints" / "checkpoint", (2000.0, 2000.0))
@@ -619,7 +660,8 @@ def test_campaign_status_tells_each_run_s_stage_and_training_left_without_tensor
   summary = tmp_path / "summary.json"
   summary.write_text(json.dumps([
       {"run": "vae_L1_beta1_seed0", "model": "vae", "train_steps": 1000, "latent_delta_median": 1.0,
-       "output_delta_median": 2.0, "latent_layers": "all", "output_objective_draws": 4},
+       "output_delta_median": 2.0, "latent_layers": "all", "output_objective_draws": 4,
+       "attack_driver": config.ATTACK_DRIVER_VERSION},
       {"run": "beta_tcdlgm_L2_beta4_seed0", "model": "beta_tcdlgm", "train_steps": 11000, "latent_delta_median": 1.0,
        "output_delta_median": 2.0, "latent_layers": "all"}]))
   script = ("import sys; sys.path.insert(0, 'launch'); import campaign_status\n"
@@ -632,7 +674,8 @@ def test_campaign_status_tells_each_run_s_stage_and_training_left_without_tensor
   assert rows["seatbelt_L2_beta4_seed0"][:6] == ["—", "400 / 1000", "250 (100)", "0.2 h (0.1 h)", "stale", "—"]
   assert rows["vae_L1_beta1_seed0"][:6] == ["1000 steps, attacked", "1000 / 1000", "—", "—", "stale", "done"]
   assert rows["beta_tcdlgm_L2_beta4_seed0"][:2] == [  # a row from before the draws were kept: one draw
-      "11000 steps, attacked, not the paper's latent attack, output objective on 1 noise draw(s) (the protocol's: 4)",
+      "11000 steps, attacked, not the paper's latent attack, output objective on 1 noise draw(s) (the protocol's: 4), "
+      f"by attack driver 1 (current: {config.ATTACK_DRIVER_VERSION}; attacked again)",
       "no workdir: the summary's record only"]
   # A sweep whose output objective used one draw is out of date, however new (launch/paper.sh attacks it again).
   (root / "vae_L1_beta1_seed0" / "attacks" / "attack_results.json").write_text(

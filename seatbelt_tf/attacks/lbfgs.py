@@ -67,6 +67,7 @@ import scipy.optimize
 import tensorflow as tf
 import threadpoolctl
 
+from seatbelt_tf import config
 from seatbelt_tf.attacks import lbfgs_tf
 
 ARMIJO = 1e-4  # sufficient-decrease constant of the line search (the c1 of L-BFGS-B's line search)
@@ -79,6 +80,7 @@ DECREASE_ULPS = 2
 # A line search gives up once its next trial's first-order decrease, -slope * t, is below this fraction of the
 # decrease floor (module docstring, 5.): its trials would only shrink towards x.
 HOPELESS_FRACTION = 0.1
+DRIVER_VERSION = config.ATTACK_DRIVER_VERSION  # kept in every attack record it makes (`protocol.run_attack`)
 # Failed searches in a row that may be followed by a search along the two-gradient bundle's minimum-norm
 # direction rather than steepest descent (module docstring, 5.).
 KINK_RETRIES = 2

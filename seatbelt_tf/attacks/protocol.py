@@ -285,6 +285,7 @@ def run_attack(fns, inputs, targets, lambdas, mode, layers="all", data_range=(0.
                     "objective_smoothed": float(best["objective"][k]),
                     "iterations": int(best["iterations"][k]), "evaluations": int(best["evaluations"][k]),
                     "restarts": int(best["restarts"][k]), **({"objective_draws": draws} if mode == "output" else {}),
+                    **({"driver_version": lbfgs.DRIVER_VERSION} if optimizer == "lbfgs" else {}),
                     **{name: float(values[k]) for name, values in metrics.items()}})
   mark_display(records)
   arrays = {"inputs": x.numpy(), "targets": x_t.numpy(), "distortions": x_adv - x.numpy(), "adversarial": x_adv}
