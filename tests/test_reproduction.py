@@ -247,19 +247,25 @@ def test_the_summary_outlives_the_workdirs_and_the_campaign_skips_the_cells_it_r
   assert files("vae_L1_beta1_seed0")["attack_records"] != kept["vae_L1_beta1_seed0"]["attack_records"]
 
 
+def _out_of_date_vae_and_current_seatbelt(tmp_path, **vae_attack):
+  """A VAE whose sweep is out of date in the way `vae_attack` (`_run`'s draws or driver) says and a current
+  Seatbelt-VAE, both at 11,000 steps, collected into a summary: (root, out, summary path, rows by run)."""
+  root, out = str(tmp_path / "runs"), str(tmp_path / "docs")
+  _run(root, "vae", 1, 1, 0, 0.1, -54.0, target_nll=750.0, steps=11000, **vae_attack)
+  _run(root, "seatbelt", 2, 4, 0, 0.05, -49.8, target_nll=135.0, steps=11000)
+  summary = os.path.join(out, "summary.json")
+  subprocess.run([sys.executable, "launch/collect_reproduction.py", root, summary], cwd=REPO, check=True,
+                 capture_output=True)
+  return root, out, summary, {r["run"]: r for r in json.load(open(summary))}
+
+
 def test_a_sweep_whose_output_objective_used_one_draw_is_attacked_again_not_retrained(tmp_path):
   """Output-attack sweeps from before the objective averaged over noise draws (one draw, which the attack overfits:
   docs/REPRODUCTION.md) are out of date: the summary keeps their draws, the campaign does not count them as attacked
   (`--recorded`), and launch/paper.sh attacks such a run again, however new its sweep, and leaves a current one be."""
   sys.path.insert(0, os.path.join(REPO, "launch"))
   import collect_reproduction  # pylint: disable=import-outside-toplevel
-  root, out = str(tmp_path / "runs"), str(tmp_path / "docs")
-  _run(root, "vae", 1, 1, 0, 0.1, -54.0, target_nll=750.0, steps=11000, draws=None)
-  _run(root, "seatbelt", 2, 4, 0, 0.05, -49.8, target_nll=135.0, steps=11000)
-  summary = os.path.join(out, "summary.json")
-  subprocess.run([sys.executable, "launch/collect_reproduction.py", root, summary], cwd=REPO, check=True,
-                 capture_output=True)
-  rows = {r["run"]: r for r in json.load(open(summary))}
+  root, out, summary, rows = _out_of_date_vae_and_current_seatbelt(tmp_path, draws=None)
   assert rows["vae_L1_beta1_seed0"]["output_objective_draws"] == 1
   assert rows["seatbelt_L2_beta4_seed0"]["output_objective_draws"] == collect_reproduction.OBJECTIVE_DRAWS == 4
   assert json.load(open(os.path.join(out, "attack_records", "vae_L1_beta1_seed0.json")))["output_objective_draws"] == 1
@@ -299,13 +305,7 @@ def test_a_sweep_by_an_older_attack_driver_is_attacked_again_not_retrained(tmp_p
   import campaign_status  # pylint: disable=import-outside-toplevel
   from seatbelt_tf.attacks import lbfgs  # pylint: disable=import-outside-toplevel
   assert config.ATTACK_DRIVER_VERSION >= 2 and lbfgs.DRIVER_VERSION == config.ATTACK_DRIVER_VERSION
-  root, out = str(tmp_path / "runs"), str(tmp_path / "docs")
-  _run(root, "vae", 1, 1, 0, 0.1, -54.0, target_nll=750.0, steps=11000, driver=None)
-  _run(root, "seatbelt", 2, 4, 0, 0.05, -49.8, target_nll=135.0, steps=11000)
-  summary = os.path.join(out, "summary.json")
-  subprocess.run([sys.executable, "launch/collect_reproduction.py", root, summary], cwd=REPO, check=True,
-                 capture_output=True)
-  rows = {r["run"]: r for r in json.load(open(summary))}
+  root, out, summary, rows = _out_of_date_vae_and_current_seatbelt(tmp_path, driver=None)
   assert rows["vae_L1_beta1_seed0"]["attack_driver"] == 1
   assert rows["seatbelt_L2_beta4_seed0"]["attack_driver"] == config.ATTACK_DRIVER_VERSION
   assert json.load(open(os.path.join(out, "attack_records", "vae_L1_beta1_seed0.json")))["attack_driver"] == 1
