@@ -146,23 +146,28 @@ def test_an_attack_on_the_export_reproduces_the_live_attack(tmp_path, mode, draw
                 objective_draws=draws)
   live, live_arrays = attacks.run_attack(attacks.ModelFns(model), x, x_t, **kwargs)
   exported, exported_arrays = attacks.run_attack(serving.SavedModelFns(path), x, x_t, **kwargs)
-  # The export's graph rounds differently from the live model (~1e-7), and at lambda = 2^-20 the objective is flat
-  # along the distortion, so there the two optimisers may stop at different x* of equal objective: every record's
-  # objective and -log p(x^t|z~) must agree, the x*-dependent metrics where lambda pins x* down, and, with one
-  # draw, the iterations. With the output objective over 4 draws the stopping test sees that rounding too: one
-  # problem (lambda = 1) stopped at iteration 13 on the export and 15 live, its x* within 5e-5 and its objective
-  # within 2e-7 (relative) of each other, so there the iteration counts are not compared.
+  # The export's graph rounds differently from the live model (~1e-7). Every record's objective must agree to 1e-5
+  # (relative; they are ~1e-7 apart) and its -log p(x^t|z~) to 1e-3. The x*-dependent metrics and x* itself are
+  # compared where lambda pins x* down (2^20): elsewhere the two runs (15 iterations, not converged) may stop at
+  # different x* of nearly equal objective. At lambda = 2^-20 the objective is flat along the distortion; at lambda = 1
+  # with the output objective on one draw the two runs' slopes are 1e-7 apart from iteration 5 and a backtracking
+  # step's interpolation amplifies that from iteration 11 on: x* ends 0.4% apart in distortion, the objectives
+  # 8e-7 apart (the driver of 2026-12-04; the earlier one happened to stay within 0.1% there). With one draw the
+  # iterations agree; with the output objective over 4 draws the stopping test sees the rounding too (one problem
+  # at lambda = 1 stopped at iteration 13 on the export and 15 live), so there they are not compared.
   for a, b in zip(live, exported):
-    keys = attacks.ATTACK_RECORD_KEYS if a["lambda"] >= 1 else ("mode", "layers", "pair", "lambda", "objective",
-                                                                 "target_nll")
+    keys = attacks.ATTACK_RECORD_KEYS if a["lambda"] > 1 else ("mode", "layers", "pair", "lambda", "objective",
+                                                                "target_nll", "iterations")
     for key in keys:
       if key == "iterations" and draws > 1:
         continue
-      if isinstance(a[key], float):
+      if key == "objective":
+        assert b[key] == pytest.approx(a[key], rel=1e-5), key
+      elif isinstance(a[key], float):
         assert b[key] == pytest.approx(a[key], rel=1e-3, abs=1e-3), key
       else:
         assert a[key] == b[key], key
-  pinned = np.array([r["lambda"] >= 1 for r in live])
+  pinned = np.array([r["lambda"] > 1 for r in live])
   np.testing.assert_allclose(exported_arrays["adversarial"][pinned], live_arrays["adversarial"][pinned], atol=1e-3)
 
 
