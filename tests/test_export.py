@@ -148,16 +148,18 @@ def test_an_attack_on_the_export_reproduces_the_live_attack(tmp_path, mode, draw
   exported, exported_arrays = attacks.run_attack(serving.SavedModelFns(path), x, x_t, **kwargs)
   # The export's graph rounds differently from the live model (~1e-7). Every record's objective must agree to 1e-5
   # (relative; they are ~1e-7 apart) and its -log p(x^t|z~) to 1e-3. The x*-dependent metrics and x* itself are
-  # compared where lambda pins x* down (2^20): elsewhere the two runs (15 iterations, not converged) may stop at
-  # different x* of nearly equal objective. At lambda = 2^-20 the objective is flat along the distortion; at lambda = 1
-  # with the output objective on one draw the two runs' slopes are 1e-7 apart from iteration 5 and a backtracking
-  # step's interpolation amplifies that from iteration 11 on: x* ends 0.4% apart in distortion, the objectives
-  # 8e-7 apart (the driver of 2026-12-04; the earlier one happened to stay within 0.1% there). With one draw the
-  # iterations agree; with the output objective over 4 draws the stopping test sees the rounding too (one problem
-  # at lambda = 1 stopped at iteration 13 on the export and 15 live), so there they are not compared.
-  for a, b in zip(live, exported):
-    keys = attacks.ATTACK_RECORD_KEYS if a["lambda"] > 1 else ("mode", "layers", "pair", "lambda", "objective",
-                                                                "target_nll", "iterations")
+  # compared where lambda pins x* down (lambda >= 1): at lambda = 2^-20 the objective is flat along the distortion,
+  # so the two runs (15 iterations, not converged) may stop at different x* of equal objective. One exception: at
+  # lambda = 1 with the output objective on one draw, the two runs' slopes are 1e-7 apart from iteration 5 and a
+  # backtracking step's interpolation amplifies that from iteration 11 on: x* ends 0.4% apart in distortion (2.432
+  # against 2.442 on pair 1), the objectives 8e-7 apart (the driver of 2026-12-04; the earlier one happened to stay
+  # within 0.1% there), so there only the objective, -log p(x^t|z~) and the iterations are compared. With one draw
+  # the iterations agree; with the output objective over 4 draws the stopping test sees the rounding too (one
+  # problem at lambda = 1 stopped at iteration 13 on the export and 15 live), so there they are not compared.
+  pinned = np.array([r["lambda"] > 1 or (r["lambda"] == 1 and not (mode == "output" and draws == 1)) for r in live])
+  for a, b, x_star_fixed in zip(live, exported, pinned):
+    keys = attacks.ATTACK_RECORD_KEYS if x_star_fixed else ("mode", "layers", "pair", "lambda", "objective",
+                                                             "target_nll", "iterations")
     for key in keys:
       if key == "iterations" and draws > 1:
         continue
@@ -167,7 +169,6 @@ def test_an_attack_on_the_export_reproduces_the_live_attack(tmp_path, mode, draw
         assert b[key] == pytest.approx(a[key], rel=1e-3, abs=1e-3), key
       else:
         assert a[key] == b[key], key
-  pinned = np.array([r["lambda"] > 1 for r in live])
   np.testing.assert_allclose(exported_arrays["adversarial"][pinned], live_arrays["adversarial"][pinned], atol=1e-3)
 
 
