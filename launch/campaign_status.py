@@ -107,13 +107,12 @@ def run_status(root, name, row=None, now=None):
     left, fastest_left = epochs_left * epoch_s, epochs_left * fastest_s
   checkpoint = os.path.join(workdir, "checkpoints", "checkpoint")
   attacked = _stage(os.path.join(workdir, "attacks", "attack_results.json"), checkpoint)
-  draws = collect_reproduction.sweep_draws(workdir) if attacked == "done" else None
+  draws, driver = collect_reproduction.sweep_state(workdir) if attacked == "done" else (None, None)
   if attacked == "done" and draws != collect_reproduction.OBJECTIVE_DRAWS:
     attacked = ("out of date: " + (f"output objective on {draws} noise draw(s), the protocol's "
                                    f"{collect_reproduction.OBJECTIVE_DRAWS}" if draws else "no output attack"))
-  elif attacked == "done" and collect_reproduction.sweep_driver(workdir) != collect_reproduction.DRIVER_VERSION:
-    attacked = (f"out of date: attack driver {collect_reproduction.sweep_driver(workdir)}, the current "
-                f"{collect_reproduction.DRIVER_VERSION}")
+  elif attacked == "done" and driver != collect_reproduction.DRIVER_VERSION:
+    attacked = f"out of date: attack driver {driver}, the current {collect_reproduction.DRIVER_VERSION}"
   return {"run": name, "recorded": _recorded(row), "step": step, "target": int(target) if target else None,
           "epoch_s": epoch_s, "fastest_s": fastest_s, "left_s": left, "fastest_left_s": fastest_left,
           "evaluated": _stage(os.path.join(workdir, "evaluation", "evaluation.json"), checkpoint),

@@ -125,24 +125,18 @@ def driver_version(records):
   return min(int(r.get("driver_version", 1)) for r in records) if records else None
 
 
-def sweep_draws(workdir):
-  """`objective_draws` of `workdir`'s attack sweep (attacks/attack_results.json), or None where it has no output
-  attack."""
+def sweep_state(workdir):
+  """(`objective_draws`, `driver_version`) of `workdir`'s attack sweep (attacks/attack_results.json, read once),
+  each None where it has no output attack, or no sweep."""
   records = read_json(os.path.join(workdir, "attacks", "attack_results.json"))
-  return objective_draws(records) if isinstance(records, list) else None
-
-
-def sweep_driver(workdir):
-  """`driver_version` of `workdir`'s attack sweep, or None where it has none."""
-  records = read_json(os.path.join(workdir, "attacks", "attack_results.json"))
-  return driver_version(records) if isinstance(records, list) else None
+  return (objective_draws(records), driver_version(records)) if isinstance(records, list) else (None, None)
 
 
 def current_attack(workdir):
   """Whether `workdir`'s attack sweep has an output attack whose objective averaged over the protocol's
   `OBJECTIVE_DRAWS` and was made by the current driver (`DRIVER_VERSION`): launch/paper.sh attacks a run again
   where it has not."""
-  return sweep_draws(workdir) == OBJECTIVE_DRAWS and sweep_driver(workdir) == DRIVER_VERSION
+  return sweep_state(workdir) == (OBJECTIVE_DRAWS, DRIVER_VERSION)
 
 
 def _float32(value):
