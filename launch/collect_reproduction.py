@@ -269,13 +269,19 @@ def output_draws(row):
   return row.get("output_objective_draws") or 1
 
 
+def attack_driver(row):
+  """The batched attack driver's version a summary row's attacks were made with (rows written before the version
+  was kept: 1)."""
+  return row.get("attack_driver") or 1
+
+
 def attack_state(row):
   """(attacked by both attacks, its latent attack the paper's for its family, its output attack's objective over
   the protocol's `OBJECTIVE_DRAWS`, its attacks made by the current driver `DRIVER_VERSION`) for a summary row
   (rows without `output_objective_draws` had one draw; rows without `attack_driver`, driver 1)."""
   attacked = all(row.get(f"{mode}_delta_median") is not None for mode in ATTACKS)
   return (attacked, row.get("latent_layers", "all") == paper_latent_layers(row["model"]),
-          output_draws(row) == OBJECTIVE_DRAWS, (row.get("attack_driver") or 1) == DRIVER_VERSION)
+          output_draws(row) == OBJECTIVE_DRAWS, attack_driver(row) == DRIVER_VERSION)
 
 
 def is_recorded(row, steps, attacked):

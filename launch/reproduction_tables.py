@@ -228,20 +228,27 @@ def figure3_section(runs):
   return lines + ([""] if found else ["", "No run of these families has been evaluated yet.", ""])
 
 
-def attack_label(model, mode, layers, draws):
+def attack_label(model, mode, layers, draws, driver=collect_reproduction.DRIVER_VERSION):
   """The attack column of Section 5: "output"; "latent" for the paper's latent attack of the family, named where it
   is not on every layer (the beta-TC DLGM's, eq. 14); a latent attack other than the paper's named as such; an
   output attack whose objective used fewer noise draws than the protocol's (`draws`: the run's
-  `collect_reproduction.output_draws`) named as out of date (it fits its one draw: docs/REPRODUCTION.md)."""
+  `collect_reproduction.output_draws`) named as out of date (it fits its one draw: docs/REPRODUCTION.md); either
+  attack made by an older batched driver (`driver`: the run's `collect_reproduction.attack_driver`) named as out of
+  date too (the campaign attacks such a run again)."""
   if mode != "latent":
+    label = mode
     if draws != collect_reproduction.OBJECTIVE_DRAWS:
-      return (f"output, objective on {draws} noise draw{'s' if draws > 1 else ''}; out of date (the protocol's: "
-              f"{collect_reproduction.OBJECTIVE_DRAWS})")
-    return mode
-  paper = collect_reproduction.paper_latent_layers(model)
-  if layers != paper:
-    return f"latent, {LAYER_SETS[layers]}; the paper's for this family: {LAYER_SETS[paper]}"
-  return "latent" if layers == "all" else f"latent, {LAYER_SETS[layers]}"
+      label = (f"output, objective on {draws} noise draw{'s' if draws > 1 else ''}; out of date (the protocol's: "
+               f"{collect_reproduction.OBJECTIVE_DRAWS})")
+  else:
+    paper = collect_reproduction.paper_latent_layers(model)
+    if layers != paper:
+      label = f"latent, {LAYER_SETS[layers]}; the paper's for this family: {LAYER_SETS[paper]}"
+    else:
+      label = "latent" if layers == "all" else f"latent, {LAYER_SETS[layers]}"
+  if driver != collect_reproduction.DRIVER_VERSION:
+    label += f"; by attack driver {driver}, out of date (current: {collect_reproduction.DRIVER_VERSION})"
+  return label
 
 
 def comparable_with_the_vae(label):
@@ -259,7 +266,8 @@ def attack_cells(runs):
       part = [r for r in records if r["mode"] == mode]
       if not part:
         continue
-      label = attack_label(row["model"], mode, part[0]["layers"], collect_reproduction.output_draws(row))
+      label = attack_label(row["model"], mode, part[0]["layers"], collect_reproduction.output_draws(row),
+                           collect_reproduction.attack_driver(row))
       pairs = [[r for r in part if r["pair"] == p] for p in sorted({r["pair"] for r in part})]
       out.setdefault((row["model"], row["layers"], row["beta"]), {}).setdefault(label, []).append(pairs)
   return dict(sorted(out.items()))
@@ -275,9 +283,10 @@ def robustness_section(runs, rng):
            "the β-TC DLGM (eq. 14: its decoder sees only z¹); Δ of attacks on different layer sets are different "
            "objectives, −log p(x^t|z̃) compares across them. The output attack's objective averages −ELBO over "
            f"{collect_reproduction.OBJECTIVE_DRAWS} fixed noise draws; sweeps made with one draw (it fits that draw: "
-           "docs/REPRODUCTION.md) are shown as out of date and compared with nothing. Against the VAE: the "
-           "cell's −log p(x^t|z̃) interval entirely above the VAE's (harder to attack), entirely below (easier), or "
-           "overlapping; judged once both cells have three seeds.", ""]
+           "docs/REPRODUCTION.md), and sweeps by an older attack driver than the current "
+           f"({collect_reproduction.DRIVER_VERSION}), are shown as out of date and compared with nothing. Against "
+           "the VAE: the cell's −log p(x^t|z̃) interval entirely above the VAE's (harder to attack), entirely below "
+           "(easier), or overlapping; judged once both cells have three seeds.", ""]
   if not cells:
     return lines + ["No run has been attacked yet.", ""], {}
   stats = {}
@@ -290,7 +299,7 @@ def robustness_section(runs, rng):
   for (model, layers, beta, mode), s in stats.items():
     vae = stats.get(("vae", 1, 1.0, mode.split(",")[0]))
     if not comparable_with_the_vae(mode):
-      against = "— (an out-of-date objective)"
+      against = "— (out of date)"
     elif model == "vae" or vae is None:
       against = "—"
     elif min(s["seeds"], vae["seeds"]) < SEEDS_NEEDED:
@@ -379,11 +388,12 @@ def plot_elbo(runs, path):
 
 def _tick_suffix(label):
   """What a label names beyond its attack, under its cell's tick (`attack_label`): a latent attack's layer set
-  ("not the paper's" where it is not), an output attack's out-of-date objective."""
-  if ", " not in label:
-    return ""
-  what, _, note = label.split(", ", 1)[1].partition(";")
-  return f"\n{what}" + (("\nout of date" if "out of date" in note else "\nnot the paper's") if note else "")
+  ("not the paper's" where it is not), "out of date" for an output attack's old objective or an older driver."""
+  head, _, notes = label.partition(";")
+  what = f"\n{head.split(', ', 1)[1]}" if ", " in head else ""
+  if "out of date" in notes:
+    return what + "\nout of date"
+  return what + ("\nnot the paper's" if notes else "")
 
 
 def plot_attacks(stats, path):

@@ -274,7 +274,7 @@ def test_a_sweep_whose_output_objective_used_one_draw_is_attacked_again_not_retr
   subprocess.run([sys.executable, "launch/reproduction_tables.py", out], cwd=REPO, check=True, capture_output=True)
   tables = open(os.path.join(out, "tables.md")).read()
   assert ("| VAE | 1 | output, objective on 1 noise draw; out of date (the protocol's: 4) | 1 |" in tables
-          and "| — (an out-of-date objective) |" in tables)
+          and "| — (out of date) |" in tables)
   assert [line.rsplit("|", 2)[1].strip() for line in tables.splitlines()
           if line.startswith("| Seatbelt-VAE, L = 2 | 4 | output |")] == ["—"]  # no current VAE output to compare
   assert sorted(collect_reproduction.recorded_runs(summary, 11000, attacked=False)) == sorted(rows)
@@ -310,6 +310,15 @@ def test_a_sweep_by_an_older_attack_driver_is_attacked_again_not_retrained(tmp_p
   assert rows["seatbelt_L2_beta4_seed0"]["attack_driver"] == config.ATTACK_DRIVER_VERSION
   assert json.load(open(os.path.join(out, "attack_records", "vae_L1_beta1_seed0.json")))["attack_driver"] == 1
   assert collect_reproduction.recorded_runs(summary, 11000, attacked=True) == ["seatbelt_L2_beta4_seed0"]
+  # The tables name both of the VAE's sweeps as out of date and compare the Seatbelt-VAE with neither.
+  subprocess.run([sys.executable, "launch/reproduction_tables.py", out], cwd=REPO, check=True, capture_output=True)
+  tables = open(os.path.join(out, "tables.md")).read()
+  old = f"by attack driver 1, out of date (current: {config.ATTACK_DRIVER_VERSION})"
+  assert [line.split(" | ")[2:4] + [line.rsplit("|", 2)[1].strip()] for line in tables.splitlines()
+          if line.startswith("| VAE | 1 |")] == [["latent; " + old, "1", "— (out of date)"],
+                                                 ["output; " + old, "1", "— (out of date)"]]
+  assert [line.rsplit("|", 2)[1].strip() for line in tables.splitlines()
+          if line.startswith("| Seatbelt-VAE, L = 2 | 4 |") and "latent" in line] == ["—"]
   current = [subprocess.run([sys.executable, "launch/collect_reproduction.py", "--current-attack",
                              os.path.join(root, run)], cwd=REPO).returncode for run in sorted(rows)]
   assert current == [0, 1]  # seatbelt (current driver), vae (driver 1)
@@ -324,6 +333,32 @@ def test_a_sweep_by_an_older_attack_driver_is_attacked_again_not_retrained(tmp_p
   assert status["seatbelt_L2_beta4_seed0"]["attacked"] == "done"
   assert status["vae_L1_beta1_seed0"]["recorded"].endswith(
       f"by attack driver 1 (current: {config.ATTACK_DRIVER_VERSION}; attacked again)")
+
+
+def test_attack_labels_and_their_figure_ticks_name_the_layer_set_and_what_is_out_of_date():
+  """`reproduction_tables.attack_label` and the tick under each cell of the attack figure: the paper's attack bare,
+  another layer set as not the paper's, an old output objective or an older driver as out of date."""
+  sys.path.insert(0, os.path.join(REPO, "launch"))
+  import reproduction_tables as tables  # pylint: disable=import-outside-toplevel
+  current, draws = config.ATTACK_DRIVER_VERSION, 4
+  cases = {("seatbelt", "latent", "all", draws, current): ("latent", ""),
+           ("seatbelt", "output", None, draws, current): ("output", ""),
+           ("beta_tcdlgm", "latent", "first", draws, current): ("latent, z¹ (eq. 14)", "\nz¹ (eq. 14)"),
+           ("beta_tcdlgm", "latent", "all", draws, current): (
+               "latent, all layers (eq. 15); the paper's for this family: z¹ (eq. 14)",
+               "\nall layers (eq. 15)\nnot the paper's"),
+           ("vae", "output", None, 1, current): (
+               "output, objective on 1 noise draw; out of date (the protocol's: 4)",
+               "\nobjective on 1 noise draw\nout of date"),
+           ("vae", "latent", "all", draws, current - 1): (
+               f"latent; by attack driver {current - 1}, out of date (current: {current})", "\nout of date"),
+           ("beta_tcdlgm", "latent", "all", draws, current - 1): (
+               "latent, all layers (eq. 15); the paper's for this family: z¹ (eq. 14); by attack driver "
+               f"{current - 1}, out of date (current: {current})", "\nall layers (eq. 15)\nout of date")}
+  for args, (label, tick) in cases.items():
+    assert tables.attack_label(*args) == label, args
+    assert tables._tick_suffix(label) == tick, args  # pylint: disable=protected-access
+    assert tables.comparable_with_the_vae(label) == ("out of date" not in label)
 
 
 def test_the_summary_reports_each_family_s_latent_attack_as_the_paper_defines_it(tmp_path):
