@@ -907,3 +907,90 @@ def test_learning_curves_plot_every_point_once_and_skip_a_cut_line(tmp_path):
   assert [(r[0], int(r[1])) for r in rows] == [(name, step) for name in expected for step in sorted(expected[name])]
   assert [float(r[4]) for r in rows] == [round(expected[r[0]][int(r[1])]["elbo"], 1) for r in rows]
   assert os.path.getsize(tmp_path / "learning_curves.png") > 10_000
+
+
+def _fake_reproduce(tmp_path, fail_at=None, sleep=0):
+  """A stand-in for launch/reproduce_dsprites.sh that appends the settings it was run with (one line per call) to
+  calls.log, sleeps `sleep` seconds, and fails on the call whose PHASES equal `fail_at`: (path, calls.log)."""
+  calls = tmp_path / "calls.log"
+  fake = tmp_path / "reproduce.sh"
+  fail = f'if [ "$PHASES" = "{fail_at}" ]; then exit 3; fi\n' if fail_at else ""
+  fake.write_text("#!/usr/bin/env bash\n"
+                  f'echo "$PHASES|$SEEDS|${{STEPS:-}}|${{ROBUST_RUNS:-}}|${{BAR_BETAS:-}}|${{PROBE_STEPS:-}}|$ROOT" >> {calls}\n'
+                  f"sleep {sleep}\n{fail}")
+  fake.chmod(0o755)
+  return str(fake), calls
+
+
+def test_the_campaign_plan_runs_its_steps_in_order_and_resumes_at_the_first_unfinished_one(tmp_path):
+  """launch/campaign_plan.sh runs launch/reproduce_dsprites.sh once per step with that step's settings, every cell
+  at one budget (11,000 steps); a failed step stops the plan unfinished, and the next run of the plan starts at it
+  (finished steps are in ROOT/logs/plan.done); --list marks each step."""
+  root = tmp_path / "runs"
+  fake, calls = _fake_reproduce(tmp_path, fail_at="1")
+  plan = os.path.join(REPO, "launch", "campaign_plan.sh")
+  env = dict(os.environ, ROOT=str(root), REPRODUCE=fake, PYTHON=sys.executable, SUMMARY=str(tmp_path / "s.json"),
+             STEPS="3600", SEEDS="7")  # (a step's own settings win over the environment's)
+  first = subprocess.run(["bash", plan], env=env, capture_output=True, text=True)
+  assert first.returncode == 3, first.stdout + first.stderr
+  robust = "vae:1:1 beta_tcvae:1:4 beta_tcdlgm:2:4 seatbelt:2:4"
+  expected = [f"2|0|11000|{robust}|||{root}", f"0|0|3600||8 1|3600 7200 11000|{root}",
+              f"2|1 2|11000|{robust}|||{root}", f"1|1 2|11000||||{root}", f"2 3|0 1 2|11000||||{root}"]
+  assert calls.read_text().splitlines() == expected[:4]  # step 4 (PHASES=1) failed
+  listed = subprocess.run(["bash", plan, "--list"], env=env, capture_output=True, text=True, check=True).stdout
+  assert [line.split("] ")[0] + "]" for line in listed.splitlines()] == [
+      "1. [done]", "2. [done]", "3. [done]", "4. [to do]", "5. [to do]"]
+  assert 'ROBUST_RUNS="vae:1:1 beta_tcvae:1:4' in listed.splitlines()[0]
+  calls.unlink()
+  fake, calls = _fake_reproduce(tmp_path)
+  second = subprocess.run(["bash", plan], env=dict(env, REPRODUCE=fake), capture_output=True, text=True)
+  assert second.returncode == 0, second.stdout + second.stderr
+  assert calls.read_text().splitlines() == expected[3:]
+  assert "== plan step 1: done" in second.stdout and "every step done" in second.stdout
+  calls.unlink()
+  subprocess.run(["bash", plan], env=dict(env, REPRODUCE=fake), check=True, capture_output=True)
+  assert not calls.exists()  # nothing left to do
+  bad = subprocess.run(["bash", plan, "--go"], env=env, capture_output=True, text=True)
+  assert bad.returncode == 2 and "unknown argument '--go' (use --start, --list or nothing)" in bad.stderr
+
+
+def test_the_campaign_starts_from_a_frozen_worktree_and_refuses_a_second_start(tmp_path):
+  """--start puts a worktree at the checkout's HEAD and runs the plan from it in the background (its own process
+  group, pid in ROOT/logs/campaign.pid), with ROOT, PYTHON and SUMMARY in the checkout; a second --start while it
+  runs is refused with the way to stop it; once it has ended, --start replaces the worktree with HEAD's again."""
+  checkout, worktree, root = tmp_path / "checkout", tmp_path / "campaign", tmp_path / "checkout" / "runs" / "r"
+  subprocess.run(["git", "clone", "-q", REPO, str(checkout)], check=True)
+  # (this checkout's script, committed in the clone: the test runs what is being tested, committed or not)
+  shutil.copy(os.path.join(REPO, "launch", "campaign_plan.sh"), checkout / "launch" / "campaign_plan.sh")
+  subprocess.run(["git", "-C", str(checkout), "add", "launch/campaign_plan.sh"], check=True)
+  subprocess.run(["git", "-C", str(checkout), "-c", "user.name=test", "-c", "user.email=test@example.com", "commit",
+                  "-q", "--allow-empty", "-m", "the plan under test"], check=True)
+  head = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                        check=True).stdout.strip()
+  fake, calls = _fake_reproduce(tmp_path, sleep=3)
+  plan = str(checkout / "launch" / "campaign_plan.sh")
+  env = dict(os.environ, ROOT=str(root), REPRODUCE=fake, PYTHON=sys.executable, CAMPAIGN_WORKTREE=str(worktree))
+  env.pop("SUMMARY", None)
+  start = subprocess.run(["bash", plan, "--start"], env=env, capture_output=True, text=True)
+  assert start.returncode == 0, start.stderr
+  assert f"campaign started at {head} in {worktree}" in start.stdout
+  assert (worktree / "launch" / "campaign_plan.sh").exists()
+  again = subprocess.run(["bash", plan, "--start"], env=env, capture_output=True, text=True)
+  assert again.returncode == 1 and "the campaign is already running" in again.stderr and "kill -- -" in again.stderr
+  pid = int((root / "logs" / "campaign.pid").read_text())
+  for _ in range(120):  # the plan's five steps, 3 s each
+    try:
+      os.kill(pid, 0)
+    except ProcessLookupError:
+      break
+    time.sleep(0.5)
+  else:
+    pytest.fail("the plan did not end")
+  assert len(calls.read_text().splitlines()) == 5
+  log = (tmp_path / "checkout" / "runs" / "r.log").read_text()
+  assert "every step done" in log and log.count("== plan step") == 5
+  (worktree / "stale").write_text("")
+  (checkout / "README.md").write_text("edited\n")
+  restart = subprocess.run(["bash", plan, "--start"], env=env, capture_output=True, text=True)
+  assert restart.returncode == 0 and "uncommitted changes; the campaign runs HEAD" in restart.stderr
+  assert not (worktree / "stale").exists()
