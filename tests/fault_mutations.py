@@ -175,6 +175,15 @@ MUTATIONS = [
      "    if shift is not None and not (training and self.trainable and not self.renorm):",
      "    if shift is not None and not (training and not self.renorm):",
      "norm_block adding the bias when BatchNorm uses its moving statistics"),
+    ("test_reproduction.py::test_the_campaign_plan_runs_its_steps_in_order_and_resumes_at_the_first_unfinished_one",
+     "launch/campaign_plan.sh", '  echo "$step" >> "$done_file"\n', "",
+     "the plan keeping its finished steps (a restart resuming at the first unfinished one)"),
+    ("test_reproduction.py::test_the_campaign_starts_from_a_frozen_worktree_and_refuses_a_second_start",
+     "launch/campaign_plan.sh", 'if [ -f "$pid_file" ] && kill -0', 'if false && kill -0',
+     "--start refusing while the campaign it started still runs"),
+    ("test_reproduction.py::test_a_sweep_by_an_older_attack_driver_is_attacked_again_not_retrained",
+     "launch/reproduction_tables.py", "  if driver != collect_reproduction.DRIVER_VERSION:\n", "  if False:\n",
+     "the tables naming a sweep by an older attack driver as out of date"),
 ]
 
 

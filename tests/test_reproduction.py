@@ -959,12 +959,13 @@ def test_the_campaign_starts_from_a_frozen_worktree_and_refuses_a_second_start(t
   group, pid in ROOT/logs/campaign.pid), with ROOT, PYTHON and SUMMARY in the checkout; a second --start while it
   runs is refused with the way to stop it; once it has ended, --start replaces the worktree with HEAD's again."""
   checkout, worktree, root = tmp_path / "checkout", tmp_path / "campaign", tmp_path / "checkout" / "runs" / "r"
-  subprocess.run(["git", "clone", "-q", REPO, str(checkout)], check=True)
-  # (this checkout's script, committed in the clone: the test runs what is being tested, committed or not)
+  # (a repository holding the script under test and a README: all that --start needs of a checkout)
+  os.makedirs(checkout / "launch")
   shutil.copy(os.path.join(REPO, "launch", "campaign_plan.sh"), checkout / "launch" / "campaign_plan.sh")
-  subprocess.run(["git", "-C", str(checkout), "add", "launch/campaign_plan.sh"], check=True)
-  subprocess.run(["git", "-C", str(checkout), "-c", "user.name=test", "-c", "user.email=test@example.com", "commit",
-                  "-q", "--allow-empty", "-m", "the plan under test"], check=True)
+  (checkout / "README.md").write_text("a checkout\n")
+  git = ["git", "-C", str(checkout), "-c", "user.name=test", "-c", "user.email=test@example.com"]
+  for args in (["init", "-q"], ["add", "launch", "README.md"], ["commit", "-q", "-m", "the plan under test"]):
+    subprocess.run(git + args, check=True)
   head = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                         check=True).stdout.strip()
   fake, calls = _fake_reproduce(tmp_path, sleep=3)
