@@ -61,7 +61,7 @@ case "${1:-}" in
   --start)
     # (running: the recorded pid is alive and still the plan's, not a later process that reused the number)
     if [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2> /dev/null &&
-       ps -p "$(cat "$pid_file")" -o args= | grep -q campaign_plan.sh; then
+       ps -ww -p "$(cat "$pid_file")" -o args= | grep -q campaign_plan.sh; then
       echo "the campaign is already running (pid $(cat "$pid_file"), log $ROOT.log): let it run, or stop it with" \
            "kill -- -$(cat "$pid_file") and start again" >&2
       exit 1
