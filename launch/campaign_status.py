@@ -82,8 +82,8 @@ def _recorded(row):
     what += (f", output objective on {collect_reproduction.output_draws(row)} noise draw(s) (the protocol's: "
              f"{collect_reproduction.OBJECTIVE_DRAWS})")
   if attacked and not driver:
-    what += (f", by attack driver {collect_reproduction.attack_driver(row)} (current: {collect_reproduction.DRIVER_VERSION};"
-             " attacked again)")
+    what += (f", by attack driver {collect_reproduction.attack_driver(row)} "
+             f"(current: {collect_reproduction.DRIVER_VERSION}; attacked again)")
   return f"{row['train_steps']} steps, {what}"
 
 
