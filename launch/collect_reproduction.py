@@ -1,18 +1,21 @@
 """Writes the machine-readable summary of a reproduction campaign (launch/reproduce_dsprites.sh): one object per
 trained run under ROOT, with its settings, held-out ELBO, MIG of z^L by both protocols, and, where attacked, the
-median -log p(x^t|z~) and Delta of the latent attack (the paper's for the run's family: z^1 alone for the
-beta-TC DLGM, eq. 14, every layer otherwise, eq. 15; `latent_layers` names the set) and the output attack over all
-pairs x lambdas; and, beside the summary, each attacked run's records in compact form (`attack_records/<run>.json`: per attack, one
-column per field, float32 precision), so that the tables' intervals (launch/reproduction_tables.py) can be
-recomputed from the repository alone, without the runs' workdirs; and each run's per-epoch training metrics
-(`training/<run>.json`, from its TensorBoard events: ELBO, the KL of every layer, ...). A run trained on to a
-larger budget keeps its earlier evaluations (launch/milestone.py): `milestones` in its summary object.
+median -log p(x^t|z~) and Delta of the latent attack (the paper's for the run's family: z^1 alone for the beta-TC
+DLGM, eq. 14, every layer otherwise, eq. 15; `latent_layers` names the set) and the output attack over all pairs x
+lambdas, with the median excess of -log p(x^t|z~) over its floor, the target's own -log p(x^t|z~)
+(`excess_over_floor`); and, beside the summary, each attacked run's records in compact form
+(`attack_records/<run>.json`: per attack, one column per field, float32 precision), so that the tables' intervals
+(launch/reproduction_tables.py) can be recomputed from the repository alone, without the runs' workdirs; and each
+run's per-epoch training metrics (`training/<run>.json`, from its TensorBoard events: ELBO, the KL of every layer,
+...). A run trained on to a larger budget keeps its earlier evaluations (launch/milestone.py): `milestones` in its
+summary object.
 
 The summary is the campaign's record, and it outlives the workdirs (a session may start on a new machine, with
 ROOT empty): a run already in the summary is kept as it is when its workdir is gone, or when its workdir is
 behind it (fewer training steps, e.g. the cell restarted from scratch on a new machine), and so are its compact
-files; a workdir at the same or a larger budget replaces it, the replaced budget becoming one of its milestones.
-No run is ever dropped: to take one out, delete its object from the summary.
+files (a record from before the excess over the floor was kept gets it from its compact records); a workdir at
+the same or a larger budget replaces it, the replaced budget becoming one of its milestones. No run is ever
+dropped: to take one out, delete its object from the summary.
 
   python launch/collect_reproduction.py runs/reproduce docs/reproduction/summary.json
   python launch/collect_reproduction.py --recorded docs/reproduction/summary.json STEPS ATTACK
@@ -44,6 +47,13 @@ DRIVER_VERSION = config_lib.ATTACK_DRIVER_VERSION  # the batched attack driver's
 ATTACKS = ("latent", "output")
 # The fields of an attack record kept in the compact files: what the tables and a reader of Figures 5-7 need.
 RECORD_FIELDS = ("pair", "lambda", "display", "objective", "target_nll", "distortion_l2")
+# Kept where every record of an attack has them: the target's own -log p(x^t|z~), z~ ~ q(z|x^t) on the score's
+# draws (attacks/protocol.py), recorded by sweeps from 2026-12-04 on.
+OPTIONAL_FIELDS = ("target_own_nll",)
+# Where a sweep's records lack the target's own -log p(x^t|z~), its floor is approximated per pair by the median
+# -log p(x^t|z~) at this many of the smallest lambdas, where distortion is nearly free and the latent attack reaches
+# q(z|x^t) (the output attack, which minimises -log p(x^t|z~) itself there, can end below the floor).
+FLOOR_LAMBDAS = 10
 RECORDS_DIR = "attack_records"
 TRAINING_DIR = "training"
 
@@ -139,6 +149,31 @@ def current_attack(workdir):
   return sweep_state(workdir) == (OBJECTIVE_DRAWS, DRIVER_VERSION)
 
 
+def excess_over_floor(records):
+  """(excess, source) of one attack's `records` (any pairs): per record, -log p(x^t|z~) less its target's floor,
+  the target's own -log p(x^t|z~) with z~ ~ q(z|x^t): a model that reconstructs its targets badly scores a high
+  -log p(x^t|z~) however easily it is attacked, and the excess takes that out. `source` is "own" where every
+  record has `target_own_nll` (the floor on the same draws, record by record), else "smallest_lambda": each pair's
+  floor approximated by its median -log p(x^t|z~) at its `FLOOR_LAMBDAS` smallest lambdas. ([], None) for no
+  records."""
+  if not records:
+    return [], None
+  if all(r.get("target_own_nll") is not None for r in records):
+    return [float(r["target_nll"]) - float(r["target_own_nll"]) for r in records], "own"
+  floors = {}
+  for pair in {r["pair"] for r in records}:
+    part = sorted((r for r in records if r["pair"] == pair), key=lambda r: r["lambda"])
+    floors[pair] = float(np.median([r["target_nll"] for r in part[:FLOOR_LAMBDAS]]))
+  return [float(r["target_nll"]) - floors[r["pair"]] for r in records], "smallest_lambda"
+
+
+def excess_fields(mode, records):
+  """A summary row's `<mode>_excess_nll_median` (median of `excess_over_floor`, None without records) and
+  `<mode>_floor` (its source) for one attack's `records`."""
+  excess, source = excess_over_floor(records)
+  return {f"{mode}_excess_nll_median": float(np.median(excess)) if excess else None, f"{mode}_floor": source}
+
+
 def _float32(value):
   """A record's float written with float32's 9 significant digits (the attacks run in float32)."""
   return float(f"{value:.9g}") if isinstance(value, float) else value
@@ -151,7 +186,8 @@ def compact_records(records, model="vae"):
   out = {}
   for mode in ATTACKS:
     if chosen[mode]:
-      out[mode] = {field: [_float32(r.get(field)) for r in chosen[mode]] for field in RECORD_FIELDS}
+      fields = RECORD_FIELDS + tuple(f for f in OPTIONAL_FIELDS if all(r.get(f) is not None for r in chosen[mode]))
+      out[mode] = {field: [_float32(r.get(field)) for r in chosen[mode]] for field in fields}
   if latent_layers:
     out["latent_layers"] = latent_layers
   if chosen["output"]:
@@ -173,8 +209,13 @@ def expand_records(compact):
     if bad:
       raise ValueError(f"Compact {mode} records have columns {bad} missing or of a length other than {n}: "
                        "rewrite the file with launch/collect_reproduction.py.")
+    bad = [field for field in OPTIONAL_FIELDS if field in columns and len(columns[field]) != n]
+    if bad:
+      raise ValueError(f"Compact {mode} records have columns {bad} of a length other than {n}: rewrite the file "
+                       "with launch/collect_reproduction.py.")
+    fields = RECORD_FIELDS + tuple(f for f in OPTIONAL_FIELDS if f in columns)
     layers = compact.get("latent_layers", "all") if mode == "latent" else "all"
-    out += [dict({field: columns[field][i] for field in RECORD_FIELDS}, mode=mode, layers=layers) for i in range(n)]
+    out += [dict({field: columns[field][i] for field in fields}, mode=mode, layers=layers) for i in range(n)]
   return out
 
 
@@ -258,6 +299,7 @@ def summarise(workdir, records=None):
     part = chosen[mode]
     row[f"{mode}_target_nll_median"] = float(np.median([r["target_nll"] for r in part])) if part else None
     row[f"{mode}_delta_median"] = float(np.median([r["objective"] for r in part])) if part else None
+    row.update(excess_fields(mode, part))
   row["output_objective_draws"] = objective_draws(chosen["output"])
   row["attack_driver"] = driver_version(chosen["latent"] + chosen["output"])
   return row
@@ -350,6 +392,10 @@ def main(root, out):
     if name not in rows:
       rows[name] = old
       kept.append(name)
+      if any(f"{mode}_floor" not in old for mode in ATTACKS):  # a record from before the excess over the floor
+        compact = read_compact_records(summary_dir, name)
+        for mode in ATTACKS:
+          old.update(excess_fields(mode, [r for r in compact if r["mode"] == mode]))
   if not rows:
     sys.exit(f"No trained runs (config.json + results.json) under {root}, and no summary at {out}.")
   io_utils.atomic_write_json(out, [rows[name] for name in sorted(rows)])

@@ -8,7 +8,9 @@
 * Section 5: per robustness cell and attack (the paper's latent attack for the family, output), the median Delta
   and the median -log p(x^t|z~) over seeds x pairs x lambdas with a 95% hierarchical-bootstrap interval
   (`seatbelt_tf.evaluation.seeds`), and each cell's -log p(x^t|z~) against the vanilla VAE's: harder to attack
-  (intervals apart, higher), easier (apart, lower) or not separated.
+  (intervals apart, higher), easier (apart, lower) or not separated; and the same for the excess of
+  -log p(x^t|z~) over its floor, the target's own (`collect_reproduction.excess_over_floor`), which takes each
+  model's reconstruction quality out of the comparison.
 
 * where the factors went: each hierarchy's MIG of every layer, with the unit that holds each factor best
   (OUT/layer_mig/, launch/layer_mig.py; J.2 scores z^L alone);
@@ -251,6 +253,11 @@ def attack_label(model, mode, layers, draws, driver=collect_reproduction.DRIVER_
   return label
 
 
+def attack_mode(label):
+  """The attack ("latent" or "output") an `attack_label` names."""
+  return label.replace(";", ",").split(",")[0]
+
+
 def comparable_with_the_vae(label):
   """Whether a cell's attack `label` is compared with the VAE's same attack: not an out-of-date output attack."""
   return "out of date" not in label
@@ -258,8 +265,9 @@ def comparable_with_the_vae(label):
 
 def attack_cells(runs):
   """{(model, layers, beta): {attack label: groups}} with groups a list per seed of a list per pair of records (the
-  attacks the summary reports: `collect_reproduction.chosen_records`); seeds attacked with different latent layer
-  sets are kept apart."""
+  attacks the summary reports: `collect_reproduction.chosen_records`), each with its `excess` over its target's
+  floor and the `floor`'s source (`collect_reproduction.excess_over_floor`); seeds attacked with different latent
+  layer sets are kept apart."""
   out = {}
   for row, records in runs:
     for mode in ATTACKS:
@@ -268,9 +276,17 @@ def attack_cells(runs):
         continue
       label = attack_label(row["model"], mode, part[0]["layers"], collect_reproduction.output_draws(row),
                            collect_reproduction.attack_driver(row))
+      excess, floor = collect_reproduction.excess_over_floor(part)
+      part = [dict(r, excess=e, floor=floor) for r, e in zip(part, excess)]
       pairs = [[r for r in part if r["pair"] == p] for p in sorted({r["pair"] for r in part})]
       out.setdefault((row["model"], row["layers"], row["beta"]), {}).setdefault(label, []).append(pairs)
   return dict(sorted(out.items()))
+
+
+def separation(cell, vae):
+  """A cell's (median, low, high) against the VAE's: "harder" (its interval entirely above), "easier" (entirely
+  below) or "not separated"."""
+  return "harder" if cell[1] > vae[2] else "easier" if cell[2] < vae[1] else "not separated"
 
 
 def robustness_section(runs, rng):
@@ -286,18 +302,30 @@ def robustness_section(runs, rng):
            "docs/REPRODUCTION.md), and sweeps by an older attack driver than the current "
            f"({collect_reproduction.DRIVER_VERSION}), are shown as out of date and compared with nothing. Against "
            "the VAE: the cell's −log p(x^t|z̃) interval entirely above the VAE's (harder to attack), entirely below "
-           "(easier), or overlapping; judged once both cells have three seeds.", ""]
+           "(easier), or overlapping; judged once both cells have three seeds.", "",
+           "−log p(x^t|z̃) has a floor that is each model's own: the target's own −log p(x^t|z̃), z̃ ~ q(z|x^t), which "
+           "it reaches where the attack succeeds exactly (the latent attack at the smallest λ). A model that "
+           "reconstructs its targets badly scores high however easily it is attacked. The excess over the floor "
+           "takes that out: −log p(x^t|z̃) less the target's own on the same noise draws, record by record; for "
+           "sweeps that did not record the target's own (before 2026-12-04), marked ≈, each pair's floor is its "
+           f"median −log p(x^t|z̃) at its {collect_reproduction.FLOOR_LAMBDAS} smallest λ (the output attack, "
+           "which minimises −log p(x^t|z̃) itself there, can end below the floor, so ≈ can overstate its excess). "
+           "Against the VAE, the same judgement on the excess follows the semicolon.", ""]
   if not cells:
     return lines + ["No run has been attacked yet.", ""], {}
-  stats = {}
+  stats, excess_rng = {}, np.random.default_rng(1)
   for key, modes in cells.items():
     for mode, groups in modes.items():
       stats[key + (mode,)] = {k: seed_stats.median_interval(groups, k, rng) for k in ("objective", "target_nll")}
+      # (its own draws: the other columns' intervals stay as they were before it was added)
+      stats[key + (mode,)]["excess"] = seed_stats.median_interval(groups, "excess", excess_rng)
       stats[key + (mode,)]["seeds"] = len(groups)
-  lines += ["| model | β | attack | seeds | median Δ [95%] | median −log p(x^t\\|z̃) [95%] | against the VAE |",
-            "|---|---|---|---|---|---|---|"]
+      stats[key + (mode,)]["approximate_floor"] = any(r["floor"] != "own" for seed in groups for pair in seed
+                                                      for r in pair)
+  lines += ["| model | β | attack | seeds | median Δ [95%] | median −log p(x^t\\|z̃) [95%] | median excess over the "
+            "floor [95%] | against the VAE (−log p; excess) |", "|---|---|---|---|---|---|---|---|"]
   for (model, layers, beta, mode), s in stats.items():
-    vae = stats.get(("vae", 1, 1.0, mode.split(",")[0]))
+    vae = stats.get(("vae", 1, 1.0, attack_mode(mode)))
     if not comparable_with_the_vae(mode):
       against = "— (out of date)"
     elif model == "vae" or vae is None:
@@ -305,12 +333,11 @@ def robustness_section(runs, rng):
     elif min(s["seeds"], vae["seeds"]) < SEEDS_NEEDED:
       against = f"pending ({min(s['seeds'], vae['seeds'])} of {SEEDS_NEEDED} seeds)"
     else:
-      _, lo, hi = s["target_nll"]
-      _, vae_lo, vae_hi = vae["target_nll"]
-      against = "harder" if lo > vae_hi else "easier" if hi < vae_lo else "not separated"
+      against = "; ".join(separation(s[k], vae[k]) for k in ("target_nll", "excess"))
+    excess = ("≈ " if s["approximate_floor"] else "") + "{:.4g} [{:.4g}, {:.4g}]".format(*s["excess"])
     lines.append(f"| {cell_label(model, layers)} | {beta:g} | {mode} | {s['seeds']} | "
                  + " | ".join("{:.4g} [{:.4g}, {:.4g}]".format(*s[k]) for k in ("objective", "target_nll"))
-                 + f" | {against} |")
+                 + f" | {excess} | {against} |")
   return lines + [""], stats
 
 
@@ -397,19 +424,25 @@ def _tick_suffix(label):
 
 
 def plot_attacks(stats, path):
+  """Per attack (columns), the median −log p(x^t|z̃) (top) and its excess over the floor (bottom) of every cell,
+  with their 95% intervals."""
   plt = plotting.pyplot()
-  fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-  for ax, mode in zip(axes, ATTACKS):
-    keys = [k for k in stats if k[3].split(",")[0] == mode]
-    values = np.array([stats[k]["target_nll"] for k in keys]).reshape(-1, 3)
+  fig, axes = plt.subplots(2, 2, figsize=(11, 7.6), sharex="col")
+  for column, mode in enumerate(ATTACKS):
+    keys = [k for k in stats if attack_mode(k[3]) == mode]
     positions = np.arange(len(keys))
-    if len(keys):
-      ax.errorbar(positions, values[:, 0], yerr=[values[:, 0] - values[:, 1], values[:, 2] - values[:, 0]],
-                  fmt="o", capsize=3)
-    ax.set_xticks(positions)
-    ax.set_xticklabels([f"{cell_label(m, l)}\nβ = {b:g}" + _tick_suffix(a) for m, l, b, a in keys], rotation=60,
-                       fontsize=7, ha="right")
-    ax.set_title(f"{mode} attack: median −log p(x^t|z̃), 95% interval")
+    for row, (field, title) in enumerate((("target_nll", "median −log p(x^t|z̃)"),
+                                          ("excess", "median excess over the floor (≈: approximate)"))):
+      ax = axes[row, column]
+      values = np.array([stats[k][field] for k in keys]).reshape(-1, 3)
+      if len(keys):
+        ax.errorbar(positions, values[:, 0], yerr=[values[:, 0] - values[:, 1], values[:, 2] - values[:, 0]],
+                    fmt="o" if row == 0 else "s", capsize=3, color="tab:blue" if row == 0 else "tab:orange")
+      ax.set_title(f"{mode} attack: {title}", fontsize=9)
+    axes[1, column].set_xticks(positions)
+    axes[1, column].set_xticklabels([f"{cell_label(m, l)}\nβ = {b:g}" + _tick_suffix(a)
+                                     + ("\n(≈ floor)" if stats[(m, l, b, a)]["approximate_floor"] else "")
+                                     for m, l, b, a in keys], rotation=60, fontsize=7, ha="right")
   plotting.save(fig, path)
   plt.close(fig)
 

@@ -184,6 +184,19 @@ MUTATIONS = [
     ("test_reproduction.py::test_a_sweep_by_an_older_attack_driver_is_attacked_again_not_retrained",
      "launch/reproduction_tables.py", "  if driver != collect_reproduction.DRIVER_VERSION:\n", "  if False:\n",
      "the tables naming a sweep by an older attack driver as out of date"),
+    ("test_attacks.py::test_sweep_records_are_complete_consistent_and_reproducible_from_the_saved_arrays",
+     "seatbelt_tf/attacks/protocol.py", "noise = fixed_noise(fns.layer_sizes, n, seed + 1, sample, rows)",
+     "noise = fixed_noise(fns.layer_sizes, n, seed + 1, sample + 1, rows)",
+     "the target's own -log p(x^t|z~) on the score's own draws"),
+    ("test_reproduction.py::test_the_excess_over_the_floor_is_the_target_s_own_nll_else_each_pair_s_smallest_lambdas",
+     "launch/collect_reproduction.py", "part[:FLOOR_LAMBDAS]", "part[-FLOOR_LAMBDAS:]",
+     "the approximate floor at each pair's smallest lambdas"),
+    ("test_reproduction.py::test_summary_and_tables_of_a_fabricated_campaign", "launch/reproduction_tables.py",
+     'for k in ("target_nll", "excess"))', 'for k in ("target_nll", "target_nll"))',
+     "the tables judging the excess over the floor against the VAE's"),
+    ("test_reproduction.py::test_attack_labels_and_their_figure_ticks_name_the_layer_set_and_what_is_out_of_date",
+     "launch/reproduction_tables.py", 'label.replace(";", ",").split(",")[0]', 'label.split(",")[0]',
+     "the attack figure's panel for a label with a semicolon"),
 ]
 
 

@@ -345,6 +345,17 @@ def test_sweep_records_are_complete_consistent_and_reproducible_from_the_saved_a
   assert smoothing[-1] > 0.1  # lambda = 2^20 with d ~ 0: the smoothing alone is ~1 nat there
   np.testing.assert_allclose(np.array([r["objective_smoothed"] - r["objective"] for r in records]), smoothing,
                              rtol=1e-3, atol=2e-3)
+  # -log p(x^t|z~) with z~ from x* and, the floor, from x^t itself, on the score's 8 draws (seed 1: draw k of layer
+  # i seeded [1, 1000 k + i]), both recomputed from the saved arrays.
+  score_noise = [[tf.random.stateless_normal([8, d], seed=[1, 1000 * k + i]) for i, d in enumerate(fns.layer_sizes)]
+                 for k in range(8)]
+  nll = -tf.add_n([fns.terms_fn(x_adv, x_t, noise)["reconstruction"] for noise in score_noise]).numpy() / 8
+  own = -tf.add_n([fns.terms_fn(x_t, x_t, noise)["reconstruction"] for noise in score_noise]).numpy() / 8
+  np.testing.assert_allclose([r["target_nll"] for r in records], nll, rtol=1e-4)
+  np.testing.assert_allclose([r["target_own_nll"] for r in records], own, rtol=1e-5)
+  if mode == "latent":  # lambda = 2^-20: the attack reaches q(z|x^t), so its score reaches the floor, draw by draw
+    for k in (0, 4):
+      assert records[k]["target_nll"] == pytest.approx(records[k]["target_own_nll"], abs=1e-2)
 
 
 def test_single_factor_pairs_differ_in_that_factor_only():

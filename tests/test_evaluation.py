@@ -115,14 +115,15 @@ def test_mig_of_a_dataset_without_factors_is_refused():
 
 
 def test_report_over_runs_of_two_betas_with_attacks(tmp_path):
-  runs = []
+  runs, attack_summaries = [], None
   for beta in (1, 4):
     config = _evaluated_workdir(tmp_path / "runs", name=f"sb_beta{beta}", model="seatbelt", layers=2, beta=beta)
     evaluate_mode.evaluate(config)
-    attack_mode.attack(config_lib.RunConfig.from_flat({
+    attacked = attack_mode.attack(config_lib.RunConfig.from_flat({
         **config.flat(), "mode": "attack", "attack_pairs": 2, "attack_lambdas": 2, "attack_max_iterations": 5,
         "attack_modes": "latent", "attack_starts": "input"}).validate())
     runs.append(config.workdir)
+    attack_summaries = attack_summaries if beta > 1 else attacked["attacks"]
   vae = _evaluated_workdir(tmp_path / "runs", name="vae", model="vae", beta=1)  # trained only: listed as such
   out = str(tmp_path / "report")
   summary = report_mode.report(config_lib.RunConfig.from_flat(
@@ -138,8 +139,16 @@ def test_report_over_runs_of_two_betas_with_attacks(tmp_path):
           "noise_seatbelt.png"} <= set(summary["figures"])
   assert "**Caveat: 3 of 3 runs saw fewer than 10 epochs" in text  # tiny runs: a few hundred images each
   assert "| `vae` | VAE, \\|z\\|=4 | 1 |" in text and "| no | no |" in text
-  medians = report_lib.attack_medians(json.load(open(os.path.join(runs[0], "attacks", "attack_results.json"))))
+  records = json.load(open(os.path.join(runs[0], "attacks", "attack_results.json")))
+  medians = report_lib.attack_medians(records)
   assert f"{medians[('latent', 'all')]['delta']:.4g}" in text
+  excess = np.median([r["target_nll"] - r["target_own_nll"] for r in records])
+  assert medians[("latent", "all")]["excess"] == pytest.approx(excess, rel=1e-12)
+  row = [line for line in text.splitlines() if line.startswith("| `sb_beta1` | latent (all) |")][0]
+  assert row.split(" | ")[5] == f"{excess:.1f}"
+  assert attack_summaries["latent_all"]["median_excess_nll"] == pytest.approx(excess, rel=1e-12)
+  older = report_lib.attack_medians([{k: v for k, v in r.items() if k != "target_own_nll"} for r in records])
+  assert older[("latent", "all")]["excess"] is None  # a sweep from before the floor was kept
   with pytest.raises(FileNotFoundError, match="No run workdirs"):
     evaluation.write_report([str(tmp_path / "report")], str(tmp_path / "r2"))
   with pytest.raises(ValueError, match="needs --workdirs"):

@@ -159,7 +159,7 @@ def test_an_attack_on_the_export_reproduces_the_live_attack(tmp_path, mode, draw
   pinned = np.array([r["lambda"] > 1 or (r["lambda"] == 1 and not (mode == "output" and draws == 1)) for r in live])
   for a, b, x_star_fixed in zip(live, exported, pinned):
     keys = attacks.ATTACK_RECORD_KEYS if x_star_fixed else ("mode", "layers", "pair", "lambda", "objective",
-                                                             "target_nll", "iterations")
+                                                             "target_nll", "target_own_nll", "iterations")
     for key in keys:
       if key == "iterations" and draws > 1:
         continue

@@ -53,9 +53,10 @@ def test_median_interval_equals_the_brute_force_bootstrap_and_collapses_on_const
 
 
 def _run(root, model, layers, beta, seed, mig_exact, elbo, target_nll=None, steps=3600, draws=4,
-         driver=config.ATTACK_DRIVER_VERSION):
+         driver=config.ATTACK_DRIVER_VERSION, own_nll=None):
   """One fabricated campaign workdir trained for `steps`: config, results, evaluation and (with target_nll) attack
-  records, 3 pairs x 4 lambdas per attack with -log p(x^t|z~) = target_nll + small pair noise, the output
+  records, 3 pairs x 4 lambdas per attack with -log p(x^t|z~) = target_nll + small pair noise (and, with own_nll,
+  the target's own -log p(x^t|z~) = own_nll + small noise; without, records from before it was kept), the output
   objective over `draws` noise draws (None: records written before the count was kept), made by attack driver
   `driver` (None: records written before the version was kept)."""
   name = f"{model}_L{layers}_beta{beta}_seed{seed}"
@@ -76,6 +77,7 @@ def _run(root, model, layers, beta, seed, mig_exact, elbo, target_nll=None, step
     rng = np.random.default_rng(seed)
     records = [{"mode": mode, "layers": "all", "pair": p, "lambda": 2.0 ** k, "display": k == 0,
                 "objective": 1.0 + p, "target_nll": target_nll + rng.normal(0, 0.5),
+                **({"target_own_nll": own_nll + rng.normal(0, 0.5)} if own_nll is not None else {}),
                 **({"objective_draws": draws} if mode == "output" and draws else {}),
                 **({"driver_version": driver} if driver else {})}
                for mode in ("latent", "output") for p in range(3) for k in range(4)]
@@ -108,9 +110,11 @@ def test_summary_and_tables_of_a_fabricated_campaign(tmp_path):
   root, out = str(tmp_path / "runs"), str(tmp_path / "docs")
   for seed in range(3):
     _run(root, "seatbelt", 2, 1.0, seed, [0.05, 0.06, 0.07][seed], -80.0 - seed)
-    _run(root, "seatbelt", 2, 4.0, seed, [0.20, 0.30, 0.10][seed], -85.0 - seed, target_nll=500.0)  # mean 0.20
+    # (mean MIG 0.20; the Seatbelt-VAE's -log p(x^t|z~) is far above the VAE's, but 20 nats above its own floor
+    # against the VAE's 80: the raw score says harder to attack, the excess over the floor easier)
+    _run(root, "seatbelt", 2, 4.0, seed, [0.20, 0.30, 0.10][seed], -85.0 - seed, target_nll=500.0, own_nll=480.0)
     _run(root, "beta_tcdlgm", 2, 8.0, seed, [0.30, 0.40, 0.35][seed], -90.0)  # mean 0.35
-    _run(root, "vae", 1, 1.0, seed, 0.02, -75.0, target_nll=100.0)
+    _run(root, "vae", 1, 1.0, seed, 0.02, -75.0, target_nll=100.0, own_nll=20.0)
   _run(root, "beta_tcdlgm", 2, 4.0, 0, 0.3, -88.0)  # one seed only
   # One run trained on from 1800 steps: its earlier evaluation kept (launch/milestone.py), its training curves in
   # TensorBoard.
@@ -135,6 +139,7 @@ def test_summary_and_tables_of_a_fabricated_campaign(tmp_path):
   attacked = [r for r in rows if r["model"] == "seatbelt" and r["beta"] == 4.0]
   assert all(abs(r["latent_target_nll_median"] - 500.0) < 2.0 and r["latent_delta_median"] == 2.0
              for r in attacked)
+  assert all(abs(r["latent_excess_nll_median"] - 20.0) < 2.0 and r["latent_floor"] == "own" for r in attacked)
   assert all(r["latent_target_nll_median"] is None for r in rows if r["beta"] == 1.0 and r["model"] != "vae")
   tables = open(os.path.join(out, "tables.md")).read()
   extended = [r for r in rows if r["run"] == "seatbelt_L2_beta1.0_seed0"][0]
@@ -156,7 +161,7 @@ def test_summary_and_tables_of_a_fabricated_campaign(tmp_path):
   assert "| β-TC DLGM, L = 2 | 1 | MIG <= 0.10 | — | pending (0 of 3 seeds) |" in tables
   assert "| Seatbelt-VAE, L = 2 | 4 | -86.00 ± 1.00 (n = 3) | -5.00 ± 0.00 (n = 3) |" in tables  # paired by seed
   latent = [line for line in tables.splitlines() if line.startswith("| Seatbelt-VAE, L = 2 | 4 | latent | 3 |")]
-  assert len(latent) == 1 and latent[0].endswith("| harder |")
+  assert len(latent) == 1 and latent[0].endswith("| harder; easier |") and "≈" not in latent[0]
   grid = os.path.join(out, "grids", "seatbelt_L2_beta4.0_seed0_latent.png")
   assert open(grid, "rb").read() == b"grid of seed 0" and os.listdir(os.path.join(out, "grids")) == [
       os.path.basename(grid)]
@@ -359,6 +364,7 @@ def test_attack_labels_and_their_figure_ticks_name_the_layer_set_and_what_is_out
     assert tables.attack_label(*args) == label, args
     assert tables._tick_suffix(label) == tick, args  # pylint: disable=protected-access
     assert tables.comparable_with_the_vae(label) == ("out of date" not in label)
+    assert tables.attack_mode(label) == args[1], args  # the figure's panel and the VAE row it is set against
 
 
 def test_the_summary_reports_each_family_s_latent_attack_as_the_paper_defines_it(tmp_path):
@@ -427,6 +433,69 @@ def test_compact_attack_records_round_trip_at_float32_precision():
   broken["latent"]["target_nll"].pop()
   with pytest.raises(ValueError, match="target_nll"):
     collect_reproduction.expand_records(broken)
+
+
+def test_the_excess_over_the_floor_is_the_target_s_own_nll_else_each_pair_s_smallest_lambdas(tmp_path):
+  """collect_reproduction.excess_over_floor against numpy: record by record against the target's own
+  -log p(x^t|z~) where every record has it; else against each pair's median at its FLOOR_LAMBDAS smallest lambdas
+  (records in any order); the compact files keep the own score only where every record has it; a summary record
+  from before the excess was kept gets it from its compact records, and the tables mark that floor approximate."""
+  sys.path.insert(0, os.path.join(REPO, "launch"))
+  import collect_reproduction  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(4)
+  lambdas = 2.0 ** np.linspace(-20, 20, 14)
+  records = [{"mode": "latent", "layers": "all", "pair": p, "lambda": float(lam), "display": False,
+              "objective": 1.0, "target_nll": float(40 * p + 30 + rng.gamma(2.0) * 10 * (k + 1)),
+              "target_own_nll": float(40 * p + 25 + rng.normal()), "distortion_l2": 1.0}
+             for p in range(3) for k, lam in enumerate(lambdas)]
+  rng.shuffle(records)
+  excess, source = collect_reproduction.excess_over_floor(records)
+  assert source == "own"
+  np.testing.assert_allclose(excess, [r["target_nll"] - r["target_own_nll"] for r in records], rtol=1e-12)
+  older = [{k: v for k, v in r.items() if k != "target_own_nll"} for r in records]
+  for part in (older, older[:5] + records[5:]):  # none, or not every record, has its own score
+    excess, source = collect_reproduction.excess_over_floor(part)
+    assert source == "smallest_lambda"
+    for r, e in zip(part, excess):
+      same = sorted((q["lambda"], q["target_nll"]) for q in part if q["pair"] == r["pair"])
+      assert e == pytest.approx(r["target_nll"] - np.median([v for _, v in same[:10]]), rel=1e-12)
+  assert collect_reproduction.excess_over_floor([]) == ([], None)
+  for part, kept in ((records, True), (older[:5] + records[5:], False)):
+    compact = json.loads(json.dumps(collect_reproduction.compact_records(part)))
+    back = collect_reproduction.expand_records(compact)
+    assert ("target_own_nll" in compact["latent"]) is kept and all(("target_own_nll" in r) is kept for r in back)
+    if kept:
+      np.testing.assert_allclose([r["target_own_nll"] for r in back], [r["target_own_nll"] for r in part], rtol=1e-8)
+  compact = collect_reproduction.compact_records(records)
+  compact["latent"]["target_own_nll"].pop()
+  with pytest.raises(ValueError, match="target_own_nll"):
+    collect_reproduction.expand_records(compact)
+  # A summary from before the excess was kept, its workdirs gone: the excess comes from the compact records.
+  root, out = tmp_path / "runs", tmp_path / "docs"
+  _run(str(root), "vae", 1, 1, 0, 0.02, -40.0, target_nll=100.0, steps=11000)
+  summary = str(out / "summary.json")
+  subprocess.run([sys.executable, "launch/collect_reproduction.py", str(root), summary], cwd=REPO, check=True,
+                 capture_output=True)
+  row = json.load(open(summary))[0]
+  old = {k: v for k, v in row.items() if "excess" not in k and "floor" not in k}
+  json.dump([old], open(summary, "w"))
+  shutil.rmtree(root / "vae_L1_beta1_seed0")
+  subprocess.run([sys.executable, "launch/collect_reproduction.py", str(root), summary], cwd=REPO, check=True,
+                 capture_output=True)
+  again = json.load(open(summary))[0]
+  records = collect_reproduction.read_compact_records(str(out), "vae_L1_beta1_seed0")
+  for mode in ("latent", "output"):
+    part = [r for r in records if r["mode"] == mode]
+    floors = {p: np.median([r["target_nll"] for r in part if r["pair"] == p]) for p in range(3)}  # 4 lambdas each
+    assert again[f"{mode}_floor"] == "smallest_lambda"
+    assert again[f"{mode}_excess_nll_median"] == pytest.approx(
+        np.median([r["target_nll"] - floors[r["pair"]] for r in part]), rel=1e-9)
+    assert again[f"{mode}_excess_nll_median"] != pytest.approx(row[f"{mode}_target_nll_median"], abs=10.0)
+  assert {k: v for k, v in again.items() if k in old} == old
+  subprocess.run([sys.executable, "launch/reproduction_tables.py", str(out)], cwd=REPO, check=True,
+                 capture_output=True)
+  line = [x for x in open(out / "tables.md").read().splitlines() if x.startswith("| VAE | 1 | latent | 1 |")][0]
+  assert line.split(" | ")[6].startswith("≈ ")
 
 
 def test_history_reads_every_epoch_and_a_resumed_run_s_newest_value(tmp_path):

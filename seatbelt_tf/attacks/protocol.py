@@ -22,7 +22,9 @@ score's draws (seed + 1) stay disjoint from the objective's (seed). The latent a
 KLs and use no noise.
 
 Metrics per problem (`ATTACK_RECORD_KEYS`): the final objective, -log p(x^t|z~) with z~ ~ q(z|x*) averaged over
-`num_samples` fixed noise draws, ||d||_2, ||x^t - recon(x^t)||_2, ||x* - recon(x*)||_2, ||recon(x*) - x^t||_2, and
+`num_samples` fixed noise draws, the target's own -log p(x^t|z~) with z~ ~ q(z|x^t) on the same draws (the floor
+of the first: a model that reconstructs its targets badly scores high however easily it is attacked),
+||d||_2, ||x^t - recon(x^t)||_2, ||x* - recon(x*)||_2, ||recon(x*) - x^t||_2, and
 the L-BFGS iterations used; `display` marks, per pair, the lambda whose objective is just better than the mean
 objective over all lambdas (Gondim-Ribeiro et al. 2018), the one the paper's figures show.
 """
@@ -37,8 +39,9 @@ from seatbelt_tf.attacks import lbfgs
 from seatbelt_tf.attacks import objectives
 from seatbelt_tf.attacks import tfp_lbfgs
 
-ATTACK_RECORD_KEYS = ("mode", "layers", "pair", "lambda", "objective", "target_nll", "distortion_l2",
-                      "target_recon_l2", "adversarial_recon_l2", "adversarial_to_target_l2", "iterations")
+ATTACK_RECORD_KEYS = ("mode", "layers", "pair", "lambda", "objective", "target_nll", "target_own_nll",
+                      "distortion_l2", "target_recon_l2", "adversarial_recon_l2", "adversarial_to_target_l2",
+                      "iterations")
 STARTS = config.ATTACK_STARTS
 OBJECTIVE_DRAWS = config.AttackConfig.attack_objective_draws
 # --attack_optimizer: the batched L-BFGS-B-style driver, scipy's L-BFGS-B one problem at a time (the reference), and
@@ -341,19 +344,23 @@ def _batched(fn, x, chunk=500):
 
 def attack_metrics(fns, x_adv, x, x_t, num_samples, seed, rows=None):
   """Per-problem metrics of adversarial inputs `x_adv` `[n, ...]` against inputs `x` and targets `x_t`: float64
-  `[n]` arrays `target_nll` (-log p(x^t|z~), z~ ~ q(z|x*), over `num_samples` fixed noise draws), the L2 norms
-  `distortion_l2`, `target_recon_l2`, `adversarial_recon_l2`, `adversarial_to_target_l2`, and the pair's own
-  `input_to_target_l2` (||x - x^t||) and `input_recon_to_target_l2` (||recon(x) - x^t||), the scales AUDDC
-  normalises by (`attacks.measures`)."""
+  `[n]` arrays `target_nll` (-log p(x^t|z~), z~ ~ q(z|x*), over `num_samples` fixed noise draws),
+  `target_own_nll` (-log p(x^t|z~) with z~ ~ q(z|x^t) on the same draws: the target's own reconstruction, the
+  floor that `target_nll` reaches when the attack succeeds exactly; their difference separates a model's
+  resistance from how well it reconstructs the target), the L2 norms `distortion_l2`, `target_recon_l2`,
+  `adversarial_recon_l2`, `adversarial_to_target_l2`, and the pair's own `input_to_target_l2` (||x - x^t||) and
+  `input_recon_to_target_l2` (||recon(x) - x^t||), the scales AUDDC normalises by (`attacks.measures`)."""
   n = len(x_adv)
-  nll = np.zeros(n)
+  nll, own = np.zeros(n), np.zeros(n)
   for sample in range(num_samples):
-    terms = fns.terms_fn(tf.constant(x_adv), tf.constant(x_t), fixed_noise(fns.layer_sizes, n, seed + 1, sample, rows))
-    nll -= terms["reconstruction"].numpy() / num_samples
+    noise = fixed_noise(fns.layer_sizes, n, seed + 1, sample, rows)
+    nll -= fns.terms_fn(tf.constant(x_adv), tf.constant(x_t), noise)["reconstruction"].numpy() / num_samples
+    own -= fns.terms_fn(tf.constant(x_t), tf.constant(x_t), noise)["reconstruction"].numpy() / num_samples
   recon_adv = fns.recon_fn(tf.constant(x_adv)).numpy()
   recon_t = fns.recon_fn(tf.constant(x_t)).numpy()
   recon_x = fns.recon_fn(tf.constant(x)).numpy()
-  return {"target_nll": nll, "distortion_l2": _l2(x_adv, x), "target_recon_l2": _l2(x_t, recon_t),
+  return {"target_nll": nll, "target_own_nll": own, "distortion_l2": _l2(x_adv, x),
+          "target_recon_l2": _l2(x_t, recon_t),
           "adversarial_recon_l2": _l2(x_adv, recon_adv), "adversarial_to_target_l2": _l2(recon_adv, x_t),
           "input_to_target_l2": _l2(x, x_t), "input_recon_to_target_l2": _l2(recon_x, x_t)}
 

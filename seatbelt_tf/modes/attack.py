@@ -105,9 +105,13 @@ def attack(config):
 
 
 def _part_summary(part, auddc):
-  """Medians of one (mode, layers) part; a sweep adds AUDDC per pair, a fixed-budget attack medians per radius."""
+  """Medians of one (mode, layers) part (-log p(x^t|z~), its floor the target's own, and the excess over it, record
+  by record); a sweep adds AUDDC per pair, a fixed-budget attack medians per radius."""
   out = {"median_objective": float(np.median([r["objective"] for r in part])),
          "median_target_nll": float(np.median([r["target_nll"] for r in part]))}
+  if part and all("target_own_nll" in r for r in part):  # the floor (attacks/protocol.py: `attack_metrics`)
+    out["median_target_own_nll"] = float(np.median([r["target_own_nll"] for r in part]))
+    out["median_excess_nll"] = float(np.median([r["target_nll"] - r["target_own_nll"] for r in part]))
   if auddc:
     out["auddc"] = {str(pair): value for pair, value in sorted(auddc.items())}
     out["median_auddc"] = float(np.median(list(auddc.values())))
