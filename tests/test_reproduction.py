@@ -162,6 +162,13 @@ def test_summary_and_tables_of_a_fabricated_campaign(tmp_path):
   assert "| Seatbelt-VAE, L = 2 | 4 | -86.00 ± 1.00 (n = 3) | -5.00 ± 0.00 (n = 3) |" in tables  # paired by seed
   latent = [line for line in tables.splitlines() if line.startswith("| Seatbelt-VAE, L = 2 | 4 | latent | 3 |")]
   assert len(latent) == 1 and latent[0].endswith("| harder; easier |") and "≈" not in latent[0]
+  # The approximate floor checked where the own score is recorded: -log p at the 4 lambdas (all of them, fewer than
+  # FLOOR_LAMBDAS) is 500 + noise, so the approximate excess is ~0 against the exact ~20.
+  check = [line for line in tables.splitlines() if line.startswith("| Seatbelt-VAE, L = 2 | 4 | latent | ")
+           and line.count("|") == 7]
+  assert len(check) == 1
+  exact, approximate, difference = (float(c) for c in check[0].strip("| ").split(" | ")[3:])
+  assert abs(exact - 20.0) < 2.0 and abs(approximate) < 1.0 and difference == pytest.approx(approximate - exact, abs=0.1)
   grid = os.path.join(out, "grids", "seatbelt_L2_beta4.0_seed0_latent.png")
   assert open(grid, "rb").read() == b"grid of seed 0" and os.listdir(os.path.join(out, "grids")) == [
       os.path.basename(grid)]
@@ -496,6 +503,7 @@ def test_the_excess_over_the_floor_is_the_target_s_own_nll_else_each_pair_s_smal
                  capture_output=True)
   line = [x for x in open(out / "tables.md").read().splitlines() if x.startswith("| VAE | 1 | latent | 1 |")][0]
   assert line.split(" | ")[6].startswith("≈ ")
+  assert "No sweep records it yet: the approximation is unchecked." in open(out / "tables.md").read()
 
 
 def test_history_reads_every_epoch_and_a_resumed_run_s_newest_value(tmp_path):
