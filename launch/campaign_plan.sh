@@ -60,10 +60,11 @@ case "${1:-}" in
     exit 0 ;;
   --start)
     # (running: the recorded pid is alive and still the plan's, not a later process that reused the number)
-    if [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2> /dev/null &&
-       ps -ww -p "$(cat "$pid_file")" -o args= | grep -q campaign_plan.sh; then
-      echo "the campaign is already running (pid $(cat "$pid_file"), log $ROOT.log): let it run, or stop it with" \
-           "kill -- -$(cat "$pid_file") and start again" >&2
+    running=$(cat "$pid_file" 2> /dev/null || true)
+    if [ -n "$running" ] && kill -0 "$running" 2> /dev/null &&
+       ps -ww -p "$running" -o args= | grep -q campaign_plan.sh; then
+      echo "the campaign is already running (pid $running, log $ROOT.log): let it run, or stop it with" \
+           "kill -- -$running and start again" >&2
       exit 1
     fi
     if [ -n "$(git -C "$here" status --porcelain --untracked-files=no)" ]; then

@@ -179,7 +179,7 @@ MUTATIONS = [
      "launch/campaign_plan.sh", '  echo "$step" >> "$done_file"\n', "",
      "the plan keeping its finished steps (a restart resuming at the first unfinished one)"),
     ("test_reproduction.py::test_the_campaign_starts_from_a_frozen_worktree_and_refuses_a_second_start",
-     "launch/campaign_plan.sh", 'if [ -f "$pid_file" ] && kill -0', 'if false && kill -0',
+     "launch/campaign_plan.sh", 'if [ -n "$running" ] && kill -0', 'if false && kill -0',
      "--start refusing while the campaign it started still runs"),
     ("test_reproduction.py::test_a_sweep_by_an_older_attack_driver_is_attacked_again_not_retrained",
      "launch/reproduction_tables.py", "  if driver != collect_reproduction.DRIVER_VERSION:\n", "  if False:\n",
