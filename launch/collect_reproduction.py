@@ -3,7 +3,7 @@ trained run under ROOT, with its settings, held-out ELBO, MIG of z^L by both pro
 median -log p(x^t|z~) and Delta of the latent attack (the paper's for the run's family: z^1 alone for the beta-TC
 DLGM, eq. 14, every layer otherwise, eq. 15; `latent_layers` names the set) and the output attack over all pairs x
 lambdas, with the median excess of -log p(x^t|z~) over its floor, the target's own -log p(x^t|z~)
-(`excess_over_floor`); and, beside the summary, each attacked run's records in compact form
+(`seatbelt_tf.scores.excess_over_floor`); and, beside the summary, each attacked run's records in compact form
 (`attack_records/<run>.json`: per attack, one column per field, float32 precision), so that the tables' intervals
 (launch/reproduction_tables.py) can be recomputed from the repository alone, without the runs' workdirs; and each
 run's per-epoch training metrics (`training/<run>.json`, from its TensorBoard events: ELBO, the KL of every layer,
@@ -35,6 +35,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from seatbelt_tf import config as config_lib  # noqa: E402
 from seatbelt_tf import io_utils  # noqa: E402
+from seatbelt_tf.scores import excess_over_floor  # noqa: E402  (numpy alone, like this script)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import milestone  # noqa: E402
@@ -50,10 +51,6 @@ RECORD_FIELDS = ("pair", "lambda", "display", "objective", "target_nll", "distor
 # Kept where every record of an attack has them: the target's own -log p(x^t|z~), z~ ~ q(z|x^t) on the score's
 # draws (attacks/protocol.py), recorded by sweeps from 2026-12-04 on.
 OPTIONAL_FIELDS = ("target_own_nll",)
-# Where a sweep's records lack the target's own -log p(x^t|z~), its floor is approximated per pair by the median
-# -log p(x^t|z~) at this many of the smallest lambdas, where distortion is nearly free and the latent attack reaches
-# q(z|x^t) (the output attack, which minimises -log p(x^t|z~) itself there, can end below the floor).
-FLOOR_LAMBDAS = 10
 RECORDS_DIR = "attack_records"
 TRAINING_DIR = "training"
 
@@ -147,24 +144,6 @@ def current_attack(workdir):
   `OBJECTIVE_DRAWS` and was made by the current driver (`DRIVER_VERSION`): launch/paper.sh attacks a run again
   where it has not."""
   return sweep_state(workdir) == (OBJECTIVE_DRAWS, DRIVER_VERSION)
-
-
-def excess_over_floor(records):
-  """(excess, source) of one attack's `records` (any pairs): per record, -log p(x^t|z~) less its target's floor,
-  the target's own -log p(x^t|z~) with z~ ~ q(z|x^t): a model that reconstructs its targets badly scores a high
-  -log p(x^t|z~) however easily it is attacked, and the excess takes that out. `source` is "own" where every
-  record has `target_own_nll` (the floor on the same draws, record by record), else "smallest_lambda": each pair's
-  floor approximated by its median -log p(x^t|z~) at its `FLOOR_LAMBDAS` smallest lambdas. ([], None) for no
-  records."""
-  if not records:
-    return [], None
-  if all(r.get("target_own_nll") is not None for r in records):
-    return [float(r["target_nll"]) - float(r["target_own_nll"]) for r in records], "own"
-  floors = {}
-  for pair in {r["pair"] for r in records}:
-    part = sorted((r for r in records if r["pair"] == pair), key=lambda r: r["lambda"])
-    floors[pair] = float(np.median([r["target_nll"] for r in part[:FLOOR_LAMBDAS]]))
-  return [float(r["target_nll"]) - floors[r["pair"]] for r in records], "smallest_lambda"
 
 
 def excess_fields(mode, records):

@@ -9,7 +9,7 @@
   and the median -log p(x^t|z~) over seeds x pairs x lambdas with a 95% hierarchical-bootstrap interval
   (`seatbelt_tf.evaluation.seeds`), and each cell's -log p(x^t|z~) against the vanilla VAE's: harder to attack
   (intervals apart, higher), easier (apart, lower) or not separated; and the same for the excess of
-  -log p(x^t|z~) over its floor, the target's own (`collect_reproduction.excess_over_floor`), which takes each
+  -log p(x^t|z~) over its floor, the target's own (`scores.excess_over_floor`), which takes each
   model's reconstruction quality out of the comparison.
 
 * where the factors went: each hierarchy's MIG of every layer, with the unit that holds each factor best
@@ -34,7 +34,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from seatbelt_tf import io_utils, plotting  # noqa: E402
+from seatbelt_tf import io_utils, plotting, scores  # noqa: E402
 from seatbelt_tf.data import dsprites  # noqa: E402
 from seatbelt_tf.evaluation import seeds as seed_stats  # noqa: E402
 
@@ -266,7 +266,7 @@ def comparable_with_the_vae(label):
 def attack_cells(runs):
   """{(model, layers, beta): {attack label: groups}} with groups a list per seed of a list per pair of records (the
   attacks the summary reports: `collect_reproduction.chosen_records`), each with its `excess` over its target's
-  floor and the `floor`'s source (`collect_reproduction.excess_over_floor`); seeds attacked with different latent
+  floor and the `floor`'s source (`scores.excess_over_floor`); seeds attacked with different latent
   layer sets are kept apart."""
   out = {}
   for row, records in runs:
@@ -276,8 +276,8 @@ def attack_cells(runs):
         continue
       label = attack_label(row["model"], mode, part[0]["layers"], collect_reproduction.output_draws(row),
                            collect_reproduction.attack_driver(row))
-      excess, floor = collect_reproduction.excess_over_floor(part)
-      part = [dict(r, excess=e, floor=floor) for r, e in zip(part, excess)]
+      excess, floor = scores.excess_over_floor(part)
+      part = [dict(r, excess=e, floor=floor) for r, e in zip(part, excess or [None] * len(part))]
       pairs = [[r for r in part if r["pair"] == p] for p in sorted({r["pair"] for r in part})]
       out.setdefault((row["model"], row["layers"], row["beta"]), {}).setdefault(label, []).append(pairs)
   return dict(sorted(out.items()))
@@ -306,11 +306,12 @@ def robustness_section(runs, rng):
            "−log p(x^t|z̃) has a floor that is each model's own: the target's own −log p(x^t|z̃), z̃ ~ q(z|x^t), which "
            "it reaches where the attack succeeds exactly (the latent attack at the smallest λ). A model that "
            "reconstructs its targets badly scores high however easily it is attacked. The excess over the floor "
-           "takes that out: −log p(x^t|z̃) less the target's own on the same noise draws, record by record; for "
-           "sweeps that did not record the target's own (before 2026-12-04), marked ≈, each pair's floor is its "
-           f"median −log p(x^t|z̃) at its {collect_reproduction.FLOOR_LAMBDAS} smallest λ (the output attack, "
-           "which minimises −log p(x^t|z̃) itself there, can end below the floor, so ≈ can overstate its excess). "
-           "Against the VAE, the same judgement on the excess follows the semicolon.", ""]
+           "takes that out: −log p(x^t|z̃) less its pair's floor, the median of the target's own over the pair's "
+           "records. Latent sweeps that did not record the target's own (before 2026-12-04), marked ≈, take each "
+           f"pair's median −log p(x^t|z̃) at its {scores.FLOOR_LAMBDAS} smallest λ instead (`seatbelt_tf.scores`: "
+           "checked against the own score on a β-TCVAE, 7.33 against 7.30); output sweeps that did not record it "
+           "have none (—): the output attack ends below the floor at small λ. Against the VAE, the same judgement "
+           "on the excess follows the semicolon.", ""]
   if not cells:
     return lines + ["No run has been attacked yet.", ""], {}
   stats, excess_rng = {}, np.random.default_rng(1)
@@ -318,10 +319,11 @@ def robustness_section(runs, rng):
     for mode, groups in modes.items():
       stats[key + (mode,)] = {k: seed_stats.median_interval(groups, k, rng) for k in ("objective", "target_nll")}
       # (its own draws: the other columns' intervals stay as they were before it was added)
-      stats[key + (mode,)]["excess"] = seed_stats.median_interval(groups, "excess", excess_rng)
+      recorded = all(r["floor"] is not None for seed in groups for pair in seed for r in pair)
+      stats[key + (mode,)]["excess"] = seed_stats.median_interval(groups, "excess", excess_rng) if recorded else None
       stats[key + (mode,)]["seeds"] = len(groups)
-      stats[key + (mode,)]["approximate_floor"] = any(r["floor"] != "own" for seed in groups for pair in seed
-                                                      for r in pair)
+      stats[key + (mode,)]["approximate_floor"] = any(r["floor"] == "smallest_lambda" for seed in groups
+                                                      for pair in seed for r in pair)
   lines += ["| model | β | attack | seeds | median Δ [95%] | median −log p(x^t\\|z̃) [95%] | median excess over the "
             "floor [95%] | against the VAE (−log p; excess) |", "|---|---|---|---|---|---|---|---|"]
   for (model, layers, beta, mode), s in stats.items():
@@ -333,8 +335,9 @@ def robustness_section(runs, rng):
     elif min(s["seeds"], vae["seeds"]) < SEEDS_NEEDED:
       against = f"pending ({min(s['seeds'], vae['seeds'])} of {SEEDS_NEEDED} seeds)"
     else:
-      against = "; ".join(separation(s[k], vae[k]) for k in ("target_nll", "excess"))
-    excess = ("≈ " if s["approximate_floor"] else "") + "{:.4g} [{:.4g}, {:.4g}]".format(*s["excess"])
+      against = "; ".join(separation(s[k], vae[k]) if s[k] and vae[k] else "—" for k in ("target_nll", "excess"))
+    excess = (("≈ " if s["approximate_floor"] else "") + "{:.4g} [{:.4g}, {:.4g}]".format(*s["excess"])
+              if s["excess"] else "— (not recorded)")
     lines.append(f"| {cell_label(model, layers)} | {beta:g} | {mode} | {s['seeds']} | "
                  + " | ".join("{:.4g} [{:.4g}, {:.4g}]".format(*s[k]) for k in ("objective", "target_nll"))
                  + f" | {excess} | {against} |")
@@ -348,18 +351,18 @@ def floor_check(cells):
   for (model, layers, beta), modes in cells.items():
     for mode, groups in modes.items():
       records = [r for seed in groups for pair in seed for r in pair]
-      if any(r["floor"] != "own" for r in records):
+      if any(r["floor"] != "own" for r in records) or attack_mode(mode) != "latent":
         continue
       approximate = []
       for seed in groups:  # the approximation per seed's sweep, as for a sweep without the own score
         part = [{k: v for k, v in r.items() if k != "target_own_nll"} for pair in seed for r in pair]
-        approximate += collect_reproduction.excess_over_floor(part)[0]
+        approximate += scores.excess_over_floor(part)[0]
       exact, approx = float(np.median([r["excess"] for r in records])), float(np.median(approximate))
       rows.append(f"| {cell_label(model, layers)} | {beta:g} | {mode} | {exact:.4g} | {approx:.4g} | "
                   f"{approx - exact:+.3g} |")
   intro = ("The approximate floor (≈: each pair's median −log p(x^t|z̃) at its "
-           f"{collect_reproduction.FLOOR_LAMBDAS} smallest λ, for sweeps from before the target's own was kept) "
-           "checked on the sweeps that record the target's own: the median excess both ways.")
+           f"{scores.FLOOR_LAMBDAS} smallest λ, for latent sweeps from before the target's own was kept) "
+           "checked on the latent sweeps that record the target's own: the median excess both ways.")
   if not rows:
     return [intro + " No sweep records it yet: the approximation is unchecked.", ""]
   return [intro, "", "| model | β | attack | median excess, exact | median excess, ≈ | ≈ − exact |",
@@ -459,10 +462,14 @@ def plot_attacks(stats, path):
     for row, (field, title) in enumerate((("target_nll", "median −log p(x^t|z̃)"),
                                           ("excess", "median excess over the floor (≈: approximate)"))):
       ax = axes[row, column]
-      values = np.array([stats[k][field] for k in keys]).reshape(-1, 3)
+      values = np.array([stats[k][field] or (np.nan,) * 3 for k in keys], np.float64).reshape(-1, 3)  # —: nan
       if len(keys):
         ax.errorbar(positions, values[:, 0], yerr=[values[:, 0] - values[:, 1], values[:, 2] - values[:, 0]],
                     fmt="o" if row == 0 else "s", capsize=3, color="tab:blue" if row == 0 else "tab:orange")
+      if len(keys) and np.isnan(values[:, 0]).all():
+        ax.text(0.5, 0.5, "not recorded: these sweeps predate the target's own score\n(and the output attack's "
+                "smallest λ is no floor)", transform=ax.transAxes, ha="center", va="center", fontsize=8)
+        ax.set_yticks([])
       ax.set_title(f"{mode} attack: {title}", fontsize=9)
     axes[1, column].set_xticks(positions)
     axes[1, column].set_xticklabels([f"{cell_label(m, l)}\nβ = {b:g}" + _tick_suffix(a)

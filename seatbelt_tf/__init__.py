@@ -10,7 +10,7 @@ import importlib
 
 # Subpackages reachable as attributes (`seatbelt_tf.data`, ...), imported on first use.
 SUBPACKAGES = ("attacks", "config", "data", "evaluation", "health", "metrics", "models", "modes", "nn", "objectives",
-               "runs", "serving", "tuning")
+               "runs", "scores", "serving", "tuning")
 
 __all__ = ["__version__", "log_qz_minibatch", *SUBPACKAGES]
 

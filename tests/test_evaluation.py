@@ -142,13 +142,14 @@ def test_report_over_runs_of_two_betas_with_attacks(tmp_path):
   records = json.load(open(os.path.join(runs[0], "attacks", "attack_results.json")))
   medians = report_lib.attack_medians(records)
   assert f"{medians[('latent', 'all')]['delta']:.4g}" in text
-  excess = np.median([r["target_nll"] - r["target_own_nll"] for r in records])
+  floor = {p: np.median([r["target_own_nll"] for r in records if r["pair"] == p]) for p in (0, 1)}  # per pair
+  excess = np.median([r["target_nll"] - floor[r["pair"]] for r in records])
   assert medians[("latent", "all")]["excess"] == pytest.approx(excess, rel=1e-12)
   row = [line for line in text.splitlines() if line.startswith("| `sb_beta1` | latent (all) |")][0]
   assert row.split(" | ")[5] == f"{excess:.1f}"
   assert attack_summaries["latent_all"]["median_excess_nll"] == pytest.approx(excess, rel=1e-12)
   older = report_lib.attack_medians([{k: v for k, v in r.items() if k != "target_own_nll"} for r in records])
-  assert older[("latent", "all")]["excess"] is None  # a sweep from before the floor was kept
+  assert older[("latent", "all")]["floor"] == "smallest_lambda"  # a latent sweep from before the floor was kept
   with pytest.raises(FileNotFoundError, match="No run workdirs"):
     evaluation.write_report([str(tmp_path / "report")], str(tmp_path / "r2"))
   with pytest.raises(ValueError, match="needs --workdirs"):

@@ -168,7 +168,8 @@ def test_summary_and_tables_of_a_fabricated_campaign(tmp_path):
            and line.count("|") == 7]
   assert len(check) == 1
   exact, approximate, difference = (float(c) for c in check[0].strip("| ").split(" | ")[3:])
-  assert abs(exact - 20.0) < 2.0 and abs(approximate) < 1.0 and difference == pytest.approx(approximate - exact, abs=0.1)
+  assert abs(exact - 20.0) < 2.0 and abs(approximate) < 1.0
+  assert difference == pytest.approx(approximate - exact, abs=0.1)
   grid = os.path.join(out, "grids", "seatbelt_L2_beta4.0_seed0_latent.png")
   assert open(grid, "rb").read() == b"grid of seed 0" and os.listdir(os.path.join(out, "grids")) == [
       os.path.basename(grid)]
@@ -443,12 +444,14 @@ def test_compact_attack_records_round_trip_at_float32_precision():
 
 
 def test_the_excess_over_the_floor_is_the_target_s_own_nll_else_each_pair_s_smallest_lambdas(tmp_path):
-  """collect_reproduction.excess_over_floor against numpy: record by record against the target's own
-  -log p(x^t|z~) where every record has it; else against each pair's median at its FLOOR_LAMBDAS smallest lambdas
-  (records in any order); the compact files keep the own score only where every record has it; a summary record
-  from before the excess was kept gets it from its compact records, and the tables mark that floor approximate."""
+  """seatbelt_tf.scores.excess_over_floor against numpy: -log p(x^t|z~) less each pair's median own score where
+  every record has it; else, for a latent attack, less each pair's median at its FLOOR_LAMBDAS smallest lambdas
+  (records in any order); an output attack without the own score has none. The compact files keep the own score
+  only where every record has it; a summary record from before the excess was kept gets it from its compact
+  records, and the tables mark that floor approximate."""
   sys.path.insert(0, os.path.join(REPO, "launch"))
   import collect_reproduction  # pylint: disable=import-outside-toplevel
+  from seatbelt_tf import scores  # pylint: disable=import-outside-toplevel
   rng = np.random.default_rng(4)
   lambdas = 2.0 ** np.linspace(-20, 20, 14)
   records = [{"mode": "latent", "layers": "all", "pair": p, "lambda": float(lam), "display": False,
@@ -456,17 +459,20 @@ def test_the_excess_over_the_floor_is_the_target_s_own_nll_else_each_pair_s_smal
               "target_own_nll": float(40 * p + 25 + rng.normal()), "distortion_l2": 1.0}
              for p in range(3) for k, lam in enumerate(lambdas)]
   rng.shuffle(records)
-  excess, source = collect_reproduction.excess_over_floor(records)
+  excess, source = scores.excess_over_floor(records)
   assert source == "own"
-  np.testing.assert_allclose(excess, [r["target_nll"] - r["target_own_nll"] for r in records], rtol=1e-12)
+  own = {p: np.median([r["target_own_nll"] for r in records if r["pair"] == p]) for p in range(3)}
+  np.testing.assert_allclose(excess, [r["target_nll"] - own[r["pair"]] for r in records], rtol=1e-12)
   older = [{k: v for k, v in r.items() if k != "target_own_nll"} for r in records]
   for part in (older, older[:5] + records[5:]):  # none, or not every record, has its own score
-    excess, source = collect_reproduction.excess_over_floor(part)
+    excess, source = scores.excess_over_floor(part)
     assert source == "smallest_lambda"
     for r, e in zip(part, excess):
       same = sorted((q["lambda"], q["target_nll"]) for q in part if q["pair"] == r["pair"])
       assert e == pytest.approx(r["target_nll"] - np.median([v for _, v in same[:10]]), rel=1e-12)
-  assert collect_reproduction.excess_over_floor([]) == ([], None)
+  assert scores.excess_over_floor([]) == ([], None)
+  assert scores.excess_over_floor([dict(r, mode="output") for r in older]) == ([], None)  # ends below the floor
+  assert scores.excess_over_floor([dict(r, mode="output") for r in records])[1] == "own"
   for part, kept in ((records, True), (older[:5] + records[5:], False)):
     compact = json.loads(json.dumps(collect_reproduction.compact_records(part)))
     back = collect_reproduction.expand_records(compact)
@@ -491,18 +497,20 @@ def test_the_excess_over_the_floor_is_the_target_s_own_nll_else_each_pair_s_smal
                  capture_output=True)
   again = json.load(open(summary))[0]
   records = collect_reproduction.read_compact_records(str(out), "vae_L1_beta1_seed0")
-  for mode in ("latent", "output"):
-    part = [r for r in records if r["mode"] == mode]
-    floors = {p: np.median([r["target_nll"] for r in part if r["pair"] == p]) for p in range(3)}  # 4 lambdas each
-    assert again[f"{mode}_floor"] == "smallest_lambda"
-    assert again[f"{mode}_excess_nll_median"] == pytest.approx(
-        np.median([r["target_nll"] - floors[r["pair"]] for r in part]), rel=1e-9)
-    assert again[f"{mode}_excess_nll_median"] != pytest.approx(row[f"{mode}_target_nll_median"], abs=10.0)
+  part = [r for r in records if r["mode"] == "latent"]
+  floors = {p: np.median([r["target_nll"] for r in part if r["pair"] == p]) for p in range(3)}  # 4 lambdas each
+  assert again["latent_floor"] == "smallest_lambda"
+  assert again["latent_excess_nll_median"] == pytest.approx(
+      np.median([r["target_nll"] - floors[r["pair"]] for r in part]), rel=1e-9)
+  assert again["latent_excess_nll_median"] != pytest.approx(row["latent_target_nll_median"], abs=10.0)
+  assert again["output_floor"] is None and again["output_excess_nll_median"] is None  # not approximated
   assert {k: v for k, v in again.items() if k in old} == old
   subprocess.run([sys.executable, "launch/reproduction_tables.py", str(out)], cwd=REPO, check=True,
                  capture_output=True)
   line = [x for x in open(out / "tables.md").read().splitlines() if x.startswith("| VAE | 1 | latent | 1 |")][0]
   assert line.split(" | ")[6].startswith("≈ ")
+  line = [x for x in open(out / "tables.md").read().splitlines() if x.startswith("| VAE | 1 | output | 1 |")][0]
+  assert line.split(" | ")[6] == "— (not recorded)"
   assert "No sweep records it yet: the approximation is unchecked." in open(out / "tables.md").read()
 
 

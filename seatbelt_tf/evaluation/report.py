@@ -27,6 +27,7 @@ import os
 import numpy as np
 
 from seatbelt_tf import io_utils
+from seatbelt_tf import scores
 from seatbelt_tf.attacks import measures
 from seatbelt_tf.evaluation import plots
 
@@ -96,15 +97,20 @@ def _label(run, with_beta=True):
 
 def attack_medians(records):
   """{(mode, layers): {"delta": median objective, "target_nll": median -log p(x^t|z~), "problems": n, "excess":
-  median of -log p(x^t|z~) less the target's own (None for records from before it was kept)}}."""
+  median of -log p(x^t|z~) less its floor, "floor": its source (`seatbelt_tf.scores.excess_over_floor`; None
+  where there is none)}}."""
   out = {}
   for key in sorted({(r["mode"], r["layers"]) for r in records}):
     part = [r for r in records if (r["mode"], r["layers"]) == key]
+    excess, floor = scores.excess_over_floor(part)
     out[key] = {"delta": float(np.median([r["objective"] for r in part])),
                 "target_nll": float(np.median([r["target_nll"] for r in part])), "problems": len(part),
-                "excess": (float(np.median([r["target_nll"] - r["target_own_nll"] for r in part]))
-                           if all("target_own_nll" in r for r in part) else None)}
+                "excess": _median_or_none(excess), "floor": floor}
   return out
+
+
+def _median_or_none(values):
+  return float(np.median(values)) if len(values) else None
 
 
 def _md(text):
@@ -194,9 +200,10 @@ def _attack_section(runs, out_dir, figures):
            "input's posterior explains the target (higher: more robust). AUDDC is the median over pairs of the area "
            "under the normalised distortion-distance curve (Gondim-Ribeiro et al. 2018, `attacks.measures`): 1 when "
            "no attack moves the reconstruction towards the target, near 0 when a tiny distortion does.", "",
-           "The excess is −log p(x^t|z̃) less the target's own (z̃ ~ q(z|x^t), on the same noise draws), record by "
-           "record: it takes each model's reconstruction quality, a floor that −log p(x^t|z̃) cannot go below where "
-           "the attack succeeds, out of the comparison (— for sweeps from before it was kept).", "",
+           "The excess is −log p(x^t|z̃) less its pair's floor, the target's own −log p(x^t|z̃) with z̃ ~ q(z|x^t) "
+           "(`seatbelt_tf.scores`): it takes each model's reconstruction quality, which −log p(x^t|z̃) reaches "
+           "where the attack succeeds, out of the comparison (≈ for older latent sweeps, — for older output ones).",
+           "",
            "| run | attack | problems | median Δ | median −log p(x^t\\|z̃) | median excess | median AUDDC |",
            "|---|---|---|---|---|---|---|"]
   medians = {r["name"]: attack_medians(r["attacks"]) for r in attacked}
@@ -205,7 +212,8 @@ def _attack_section(runs, out_dir, figures):
     for (mode, layers), m in medians[r["name"]].items():
       values = [v for k, v in auddc.items() if k[:2] == (mode, layers)]
       lines.append(f"| `{r['name']}` | {mode} ({layers}) | {m['problems']} | {m['delta']:.4g} | "
-                   f"{m['target_nll']:.1f} | {_fmt(m['excess'], '.1f')} | "
+                   f"{m['target_nll']:.1f} | {'≈ ' if m['floor'] == 'smallest_lambda' else ''}"
+                   f"{_fmt(m['excess'], '.1f')} | "
                    f"{_fmt(float(np.median(values)) if values else None, '.3f')} |")
   lines.append("")
   keys = sorted({k for m in medians.values() for k in m})

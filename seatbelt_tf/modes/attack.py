@@ -10,6 +10,7 @@ import tensorflow as tf
 from seatbelt_tf import attacks as attacks_lib
 from seatbelt_tf import io_utils
 from seatbelt_tf import runs
+from seatbelt_tf import scores
 from seatbelt_tf.attacks import budget
 from seatbelt_tf.attacks import defence
 from seatbelt_tf.attacks import lbfgs
@@ -105,13 +106,14 @@ def attack(config):
 
 
 def _part_summary(part, auddc):
-  """Medians of one (mode, layers) part (-log p(x^t|z~), its floor the target's own, and the excess over it, record
-  by record); a sweep adds AUDDC per pair, a fixed-budget attack medians per radius."""
+  """Medians of one (mode, layers) part (-log p(x^t|z~), its floor the target's own, and the excess over the floor:
+  `seatbelt_tf.scores`); a sweep adds AUDDC per pair, a fixed-budget attack medians per radius."""
   out = {"median_objective": float(np.median([r["objective"] for r in part])),
          "median_target_nll": float(np.median([r["target_nll"] for r in part]))}
-  if part and all("target_own_nll" in r for r in part):  # the floor (attacks/protocol.py: `attack_metrics`)
+  excess, floor = scores.excess_over_floor(part)
+  if floor == "own":  # (every record of a sweep run now has the target's own score: attacks/protocol.py)
     out["median_target_own_nll"] = float(np.median([r["target_own_nll"] for r in part]))
-    out["median_excess_nll"] = float(np.median([r["target_nll"] - r["target_own_nll"] for r in part]))
+    out["median_excess_nll"] = float(np.median(excess))
   if auddc:
     out["auddc"] = {str(pair): value for pair, value in sorted(auddc.items())}
     out["median_auddc"] = float(np.median(list(auddc.values())))
