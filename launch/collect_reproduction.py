@@ -35,7 +35,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from seatbelt_tf import config as config_lib  # noqa: E402
 from seatbelt_tf import io_utils  # noqa: E402
-from seatbelt_tf.scores import excess_over_floor  # noqa: E402  (numpy alone, like this script)
+from seatbelt_tf.scores import median_excess  # noqa: E402  (numpy alone, like this script)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import milestone  # noqa: E402
@@ -147,10 +147,10 @@ def current_attack(workdir):
 
 
 def excess_fields(mode, records):
-  """A summary row's `<mode>_excess_nll_median` (median of `excess_over_floor`, None without records) and
+  """A summary row's `<mode>_excess_nll_median` (`seatbelt_tf.scores.median_excess`, None without records) and
   `<mode>_floor` (its source) for one attack's `records`."""
-  excess, source = excess_over_floor(records)
-  return {f"{mode}_excess_nll_median": float(np.median(excess)) if excess else None, f"{mode}_floor": source}
+  median, source = median_excess(records)
+  return {f"{mode}_excess_nll_median": median, f"{mode}_floor": source}
 
 
 def _float32(value):

@@ -48,3 +48,9 @@ def excess_over_floor(records):
       part = sorted(part, key=lambda r: r["lambda"])[:count]
     floors[pair] = float(np.median([r[key] for r in part]))
   return [float(r["target_nll"]) - floors[r["pair"]] for r in records], source
+
+
+def median_excess(records):
+  """(median of `excess_over_floor`'s excess, or None where there is none; its source) of one attack's records."""
+  excess, source = excess_over_floor(records)
+  return (float(np.median(excess)) if excess else None), source

@@ -102,15 +102,11 @@ def attack_medians(records):
   out = {}
   for key in sorted({(r["mode"], r["layers"]) for r in records}):
     part = [r for r in records if (r["mode"], r["layers"]) == key]
-    excess, floor = scores.excess_over_floor(part)
+    excess, floor = scores.median_excess(part)
     out[key] = {"delta": float(np.median([r["objective"] for r in part])),
                 "target_nll": float(np.median([r["target_nll"] for r in part])), "problems": len(part),
-                "excess": _median_or_none(excess), "floor": floor}
+                "excess": excess, "floor": floor}
   return out
-
-
-def _median_or_none(values):
-  return float(np.median(values)) if len(values) else None
 
 
 def _md(text):
