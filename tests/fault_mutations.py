@@ -156,6 +156,12 @@ MUTATIONS = [
     ("test_reproduction.py::test_robustness_table_gives_pooled_and_displayed_medians_with_an_interval_and_each_seed_s_"
      "median", "launch/collect_attacks.py", 'shown = [[[r for r in pair if r.get("display")]',
      "shown = [[[r for r in pair if True]", "the robustness table's displayed-lambda medians"),
+    ("test_reproduction.py::test_robustness_table_gives_pooled_and_displayed_medians_with_an_interval_and_each_seed_s_"
+     "median", "launch/collect_attacks.py", 'mark = "≈ " if any(source != "own" for _, source in parts) else ""',
+     'mark = ""', "the robustness table's mark of an approximate floor"),
+    ("test_reproduction.py::test_robustness_table_gives_pooled_and_displayed_medians_with_an_interval_and_each_seed_s_"
+     "median", "launch/collect_attacks.py", "    if name.endswith(SAVED_SUFFIX):", "    if False:",
+     "the robustness table from saved files (docs/remeasure)"),
     ("test_launch.py::test_every_launcher_call_of_the_other_scripts_is_a_valid_command_line", "launch/robustness.sh",
      '  if [ "$ROOT/$name/attacks/attack_results.json" -nt "$ROOT/$name/checkpoints/checkpoint" ]; then',
      '  if [ -f "$ROOT/$name/attacks/attack_results.json" ]; then',

@@ -894,7 +894,10 @@ def test_elbo_vs_beta_table_gives_each_cell_s_seed_spread_and_change_against_the
 def test_robustness_table_gives_pooled_and_displayed_medians_with_an_interval_and_each_seed_s_median(tmp_path):
   """launch/collect_attacks.py (robustness.sh's table) against numpy on fabricated sweeps: the median over every
   pair x lambda of every seed, the median over the displayed lambda of each pair, each seed's own median, the
-  problem count, and a 95% interval around the pooled median that is a point when every record is equal."""
+  problem count, and a 95% interval around the pooled median that is a point when every record is equal; the
+  median excess over the floor, pooled and per seed, by the target's own score where the records keep it (the
+  VAE's), by each pair's smallest lambdas ("≈") for a latent sweep without it, none ("—") for an output one; and
+  the same table from the saved files (launch/save_remeasure.sh's `<run>.attack_results.json`)."""
   rng = np.random.default_rng(5)
   sweeps = {}
   for model, beta, nll_scale in (("vae", 1.0, 10.0), ("beta_tcvae", 6.0, 0.0)):
@@ -909,11 +912,22 @@ def test_robustness_table_gives_pooled_and_displayed_medians_with_an_interval_an
             nll = 50.0 + nll_scale * rng.standard_normal()
             records.append({"mode": mode, "layers": "all", "pair": pair, "lambda": lam, "display": k == 1,
                             "objective": nll / 10 + lam, "target_nll": nll})
+            if model == "vae":  # a sweep that keeps each target's own score
+              records[-1]["target_own_nll"] = 40.0 + pair + rng.standard_normal()
       (workdir / "attacks" / "attack_results.json").write_text(json.dumps(records))
       sweeps[(model, seed)] = records
   proc = subprocess.run([sys.executable, os.path.join(REPO, "launch", "collect_attacks.py"), str(tmp_path)],
                         capture_output=True, text=True, check=True)
   rows = {(r[0], r[3]): r for r in _table(proc.stdout)}
+  saved = tmp_path / "saved"
+  os.makedirs(saved)
+  for (model, seed), records in sweeps.items():
+    name = f"{model}_beta{1 if model == 'vae' else 6}_seed{seed}"
+    shutil.copy(tmp_path / name / "config.json", saved / f"{name}.config.json")
+    (saved / f"{name}.attack_results.json").write_text(json.dumps(records))
+  again = subprocess.run([sys.executable, os.path.join(REPO, "launch", "collect_attacks.py"), str(saved)],
+                         capture_output=True, text=True, check=True)
+  assert again.stdout == proc.stdout
   assert sorted(rows) == [("beta_tcvae", "latent (all)"), ("beta_tcvae", "output (all)"), ("vae", "latent (all)"),
                           ("vae", "output (all)")]
   for (model, attack), row in rows.items():
@@ -930,7 +944,22 @@ def test_robustness_table_gives_pooled_and_displayed_medians_with_an_interval_an
     assert row[8] == f"{np.median([r['objective'] for r in shown]):.4g}"
     assert row[9] == f"{np.median([r['target_nll'] for r in shown]):.4g}"
     assert row[10] == ", ".join(f"{np.median([r['target_nll'] for r in part]):.1f}" for part in parts)
+    if model == "beta_tcvae" and mode == "output":  # no own score, and the output attack's smallest lambdas are no floor
+      assert row[11] == row[12] == "—"
+      continue
+    excess = []
+    for part in parts:  # each pair's floor: its median own score, else its median at the 10 smallest lambdas
+      floors = {p: np.median([r["target_own_nll"] if model == "vae" else r["target_nll"] for r in part
+                              if r["pair"] == p]) for p in range(3)}
+      excess.append([r["target_nll"] - floors[r["pair"]] for r in part])
+    mark = "" if model == "vae" else "≈ "
+    median = np.median(np.concatenate(excess))
+    assert row[11].startswith(f"{mark}{median:.4g} [")
+    low, high = (float(v) for v in row[11].split("[")[1].rstrip("]").split(", "))
+    assert low <= float(f"{median:.4g}") <= high
+    assert row[12] == mark + ", ".join(f"{np.median(e):.1f}" for e in excess)
   assert rows[("beta_tcvae", "latent (all)")][7] == "50 [50, 50]"  # every record equal: the interval is a point
+  assert rows[("beta_tcvae", "latent (all)")][11] == "≈ 0 [0, 0]"
 
 
 def test_save_remeasure_copies_each_run_s_results_and_never_leaves_a_truncated_table(tmp_path):
