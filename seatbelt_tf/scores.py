@@ -16,6 +16,10 @@ import numpy as np
 # minimises -log p(x^t|z~) itself there, ends below the floor (there: 8.54 against 1.81; a pair's smallest-lambda
 # median 96.5 against its own 123.0), so its records are not approximated.
 FLOOR_LAMBDAS = 10
+# A latent attack whose objective (eq. 13-15: the KL from q(z|x*) to q(z|x^t) plus lambda ||d||, so at least that
+# KL) stays below this many nats at a pair's floor lambdas has matched the target's posterior there: its
+# -log p(x^t|z~) is then the target's own score, up to the score's noise draws, and the approximate floor is exact.
+FLOOR_KL_TOLERANCE = 0.01
 
 
 def excess_over_floor(records):
@@ -48,6 +52,27 @@ def excess_over_floor(records):
       part = sorted(part, key=lambda r: r["lambda"])[:count]
     floors[pair] = float(np.median([r[key] for r in part]))
   return [float(r["target_nll"]) - floors[r["pair"]] for r in records], source
+
+
+def floor_kl_bound(records):
+  """The largest latent objective at the lambdas `excess_over_floor` approximates each pair's floor with: a bound on
+  KL(q(z|x*) || q(z|x^t)) (summed over the attacked layers) wherever the approximate floor was read. Below
+  `FLOOR_KL_TOLERANCE` the adversarial input's posterior is the target's there, so the approximation is the target's
+  own score.
+
+  Args:
+    records: one latent attack's records (dicts with `pair`, `lambda`, `objective`).
+
+  Returns:
+    a float, or None for no records or records of another mode.
+  """
+  if not records or any(r["mode"] != "latent" for r in records):
+    return None
+  bound = 0.0
+  for pair in {r["pair"] for r in records}:
+    part = sorted((r for r in records if r["pair"] == pair), key=lambda r: r["lambda"])[:FLOOR_LAMBDAS]
+    bound = max(bound, max(float(r["objective"]) for r in part))
+  return bound
 
 
 def median_excess(records):

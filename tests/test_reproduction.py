@@ -472,6 +472,14 @@ def test_the_excess_over_the_floor_is_the_target_s_own_nll_else_each_pair_s_smal
       assert e == pytest.approx(r["target_nll"] - np.median([v for _, v in same[:10]]), rel=1e-12)
   assert scores.excess_over_floor([]) == ([], None)
   assert scores.excess_over_floor([dict(r, mode="output") for r in older]) == ([], None)  # ends below the floor
+  # Where each approximate floor was read, the latent objective bounds KL(q(z|x*) || q(z|x^t)): its largest value
+  # at each pair's 10 smallest lambdas (records in any order).
+  bounded = [dict(r, objective=float(rng.gamma(1.0) * r["lambda"])) for r in older]
+  brute = max(max(o for _, o in sorted((q["lambda"], q["objective"]) for q in bounded if q["pair"] == p)[:10])
+              for p in range(3))
+  assert scores.floor_kl_bound(bounded) == brute
+  assert brute < max(r["objective"] for r in bounded)  # the largest lambdas are left out
+  assert scores.floor_kl_bound([]) is None and scores.floor_kl_bound([dict(r, mode="output") for r in older]) is None
   assert scores.excess_over_floor([dict(r, mode="output") for r in records])[1] == "own"
   for part, kept in ((records, True), (older[:5] + records[5:], False)):
     compact = json.loads(json.dumps(collect_reproduction.compact_records(part)))
@@ -511,7 +519,11 @@ def test_the_excess_over_the_floor_is_the_target_s_own_nll_else_each_pair_s_smal
   assert line.split(" | ")[6].startswith("≈ ")
   line = [x for x in open(out / "tables.md").read().splitlines() if x.startswith("| VAE | 1 | output | 1 |")][0]
   assert line.split(" | ")[6] == "— (not recorded)"
-  assert "No sweep records it yet: the approximation is unchecked." in open(out / "tables.md").read()
+  text = open(out / "tables.md").read()
+  assert "checked on the latent sweeps that record the target's own: the median excess both ways. No sweep records " \
+         "it yet." in text
+  # _run's latent objective is 1 + pair everywhere: the attack never matched the target's posterior.
+  assert "| VAE | 1 | latent | 3 | not matched: ≈ may sit above the floor |" in text
 
 
 def test_history_reads_every_epoch_and_a_resumed_run_s_newest_value(tmp_path):
