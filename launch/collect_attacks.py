@@ -4,7 +4,8 @@ attacks/attack_results.json): per cell (model, depth, beta) and attack, the medi
 them, pairs; the same over the displayed lambda of each pair (paper Figures 5-7); the seeds' own medians; and the
 median excess of -log p(x^t|z~) over its floor, the target's own -log p(x^t|z~) (`seatbelt_tf.scores`), pooled
 with its interval and per seed: "≈" where the sweeps predate the own score and the floor is each pair's median at
-its smallest lambdas (latent attack only), "—" where there is none (an output sweep without the own score).
+the latent attack's smallest lambdas (an output attack reads its floors from the same sweep's latent attack), "—"
+where there is none.
 
 ROOT is a campaign folder (one workdir per model and seed, each with config.json and attacks/attack_results.json)
 or a folder of saved results (launch/save_remeasure.sh: `<run>.config.json` beside `<run>.attack_results.json`),
@@ -21,8 +22,8 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from seatbelt_tf.evaluation.seeds import median_interval  # noqa: E402
-from seatbelt_tf.scores import excess_over_floor  # noqa: E402
+from seatbelt_tf.evaluation.seeds import keyed_rng, median_interval  # noqa: E402
+from seatbelt_tf.scores import excess_over_floor, latent_reference  # noqa: E402
 
 SAVED_SUFFIX = ".attack_results.json"  # launch/save_remeasure.sh's name for a run's records
 
@@ -44,9 +45,11 @@ def load(root):
   return out
 
 
-def with_excess(part):
-  """(copies of one seed's records of one attack with `excess` set, or None where it has none; the floor's source)."""
-  excess, source = excess_over_floor(part)
+def with_excess(part, latent):
+  """(copies of one seed's records of one attack with `excess` set, or None where it has none; the floor's source);
+  `latent`: the same sweep's latent attack, where an output attack without the target's own score reads its
+  floors."""
+  excess, source = excess_over_floor(part, latent)
   if not excess:
     return None, None
   return [{**r, "excess": e} for r, e in zip(part, excess)], source
@@ -55,7 +58,7 @@ def with_excess(part):
 def excess_columns(seeds, rng):
   """The pooled median excess over the floor with its interval, and each seed's median: '≈' marks an approximate
   floor (any seed's), '—' a cell where some seed has no excess."""
-  parts = [with_excess(part) for _, part in seeds]
+  parts = [with_excess(part, latent) for _, part, latent in seeds]
   if any(records is None for records, _ in parts):
     return "—", "—"
   mark = "≈ " if any(source != "own" for _, source in parts) else ""
@@ -77,26 +80,26 @@ def main(root):
     for key in {(r["mode"], r["layers"]) for r in records}:
       part = [r for r in records if (r["mode"], r["layers"]) == key]
       cells.setdefault((config["model"], layers, config["beta"], f"{key[0]} ({key[1]})"), []).append(
-          (config["seed"], part))
+          (config["seed"], part, latent_reference(records)))
   rng = np.random.default_rng(0)
-  excess_rng = np.random.default_rng(1)  # its own stream: the other columns' intervals stay as they were
   print("| model | L | beta | attack | seeds | problems | median Delta [95%] | median -log p(x^t\\|z~) [95%] | "
         "displayed: median Delta | displayed: median -log p(x^t\\|z~) | per seed: median -log p(x^t\\|z~) | "
         "median excess over the floor [95%] | per seed: median excess |")
   print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
   for (model, layers, beta, attack), seeds in sorted(cells.items()):
     seeds.sort(key=lambda item: item[0])
-    by_pair = [[[r for r in part if r["pair"] == p] for p in sorted({r["pair"] for r in part})] for _, part in seeds]
+    by_pair = [[[r for r in part if r["pair"] == p] for p in sorted({r["pair"] for r in part})]
+               for _, part, _ in seeds]
     shown = [[[r for r in pair if r.get("display")] for pair in seed] for seed in by_pair]
     cols = []
     for groups in (by_pair, shown):
       for key in ("objective", "target_nll"):
         m, lo, hi = median_interval(groups, key, rng)
         cols.append(f"{m:.4g} [{lo:.4g}, {hi:.4g}]" if groups is by_pair else f"{m:.4g}")
-    per_seed = ", ".join(f"{np.median([r['target_nll'] for r in part]):.1f}" for _, part in seeds)
-    n = sum(len(part) for _, part in seeds)
-    excess, excess_per_seed = excess_columns(seeds, excess_rng)
-    print(f"| {model} | {layers} | {beta:g} | {attack} | {','.join(str(s) for s, _ in seeds)} | {n} | "
+    per_seed = ", ".join(f"{np.median([r['target_nll'] for r in part]):.1f}" for _, part, _ in seeds)
+    n = sum(len(part) for _, part, _ in seeds)
+    excess, excess_per_seed = excess_columns(seeds, keyed_rng("excess", model, layers, beta, attack))
+    print(f"| {model} | {layers} | {beta:g} | {attack} | {','.join(str(s) for s, _, _ in seeds)} | {n} | "
           f"{cols[0]} | {cols[1]} | {cols[2]} | {cols[3]} | {per_seed} | {excess} | {excess_per_seed} |")
 
 

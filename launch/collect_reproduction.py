@@ -3,19 +3,19 @@ trained run under ROOT, with its settings, held-out ELBO, MIG of z^L by both pro
 median -log p(x^t|z~) and Delta of the latent attack (the paper's for the run's family: z^1 alone for the beta-TC
 DLGM, eq. 14, every layer otherwise, eq. 15; `latent_layers` names the set) and the output attack over all pairs x
 lambdas, with the median excess of -log p(x^t|z~) over its floor, the target's own -log p(x^t|z~)
-(`seatbelt_tf.scores.excess_over_floor`); and, beside the summary, each attacked run's records in compact form
-(`attack_records/<run>.json`: per attack, one column per field, float32 precision), so that the tables' intervals
-(launch/reproduction_tables.py) can be recomputed from the repository alone, without the runs' workdirs; and each
-run's per-epoch training metrics (`training/<run>.json`, from its TensorBoard events: ELBO, the KL of every layer,
-...). A run trained on to a larger budget keeps its earlier evaluations (launch/milestone.py): `milestones` in its
-summary object.
+(`seatbelt_tf.scores.excess_over_floor`; an output attack without it reads its floors from the latent attack);
+and, beside the summary, each attacked run's records in compact form (`attack_records/<run>.json`: per attack,
+one column per field, float32 precision), so that the tables' intervals (launch/reproduction_tables.py) can be
+recomputed from the repository alone, without the runs' workdirs; and each run's per-epoch training metrics
+(`training/<run>.json`, from its TensorBoard events: ELBO, the KL of every layer, ...). A run trained on to a
+larger budget keeps its earlier evaluations (launch/milestone.py): `milestones` in its summary object.
 
 The summary is the campaign's record, and it outlives the workdirs (a session may start on a new machine, with
 ROOT empty): a run already in the summary is kept as it is when its workdir is gone, or when its workdir is
 behind it (fewer training steps, e.g. the cell restarted from scratch on a new machine), and so are its compact
-files (a record from before the excess over the floor was kept gets it from its compact records); a workdir at
-the same or a larger budget replaces it, the replaced budget becoming one of its milestones. No run is ever
-dropped: to take one out, delete its object from the summary.
+files (a record without an excess over the floor gets one from its compact records where they now give it); a
+workdir at the same or a larger budget replaces it, the replaced budget becoming one of its milestones. No run is
+ever dropped: to take one out, delete its object from the summary.
 
   python launch/collect_reproduction.py runs/reproduce docs/reproduction/summary.json
   python launch/collect_reproduction.py --recorded docs/reproduction/summary.json STEPS ATTACK
@@ -146,10 +146,11 @@ def current_attack(workdir):
   return sweep_state(workdir) == (OBJECTIVE_DRAWS, DRIVER_VERSION)
 
 
-def excess_fields(mode, records):
+def excess_fields(mode, records, latent=None):
   """A summary row's `<mode>_excess_nll_median` (`seatbelt_tf.scores.median_excess`, None without records) and
-  `<mode>_floor` (its source) for one attack's `records`."""
-  median, source = median_excess(records)
+  `<mode>_floor` (its source) for one attack's `records` (`latent`: the same sweep's latent attack, where an output
+  attack without the target's own score reads its floors)."""
+  median, source = median_excess(records, latent)
   return {f"{mode}_excess_nll_median": median, f"{mode}_floor": source}
 
 
@@ -278,7 +279,7 @@ def summarise(workdir, records=None):
     part = chosen[mode]
     row[f"{mode}_target_nll_median"] = float(np.median([r["target_nll"] for r in part])) if part else None
     row[f"{mode}_delta_median"] = float(np.median([r["objective"] for r in part])) if part else None
-    row.update(excess_fields(mode, part))
+    row.update(excess_fields(mode, part, chosen["latent"]))
   row["output_objective_draws"] = objective_draws(chosen["output"])
   row["attack_driver"] = driver_version(chosen["latent"] + chosen["output"])
   return row
@@ -371,10 +372,14 @@ def main(root, out):
     if name not in rows:
       rows[name] = old
       kept.append(name)
-      if any(f"{mode}_floor" not in old for mode in ATTACKS):  # a record from before the excess over the floor
+      # A record from before the excess over the floor, or before an output attack's floors were read from the
+      # latent attack: the excess from its compact records (nothing changes for a run never attacked).
+      if any(old.get(f"{mode}_floor") is None for mode in ATTACKS):
         compact = read_compact_records(summary_dir, name)
+        latent = [r for r in compact if r["mode"] == "latent"]
         for mode in ATTACKS:
-          old.update(excess_fields(mode, [r for r in compact if r["mode"] == mode]))
+          if old.get(f"{mode}_floor") is None:
+            old.update(excess_fields(mode, [r for r in compact if r["mode"] == mode], latent))
   if not rows:
     sys.exit(f"No trained runs (config.json + results.json) under {root}, and no summary at {out}.")
   io_utils.atomic_write_json(out, [rows[name] for name in sorted(rows)])

@@ -266,21 +266,33 @@ def comparable_with_the_vae(label):
 def attack_cells(runs):
   """{(model, layers, beta): {attack label: groups}} with groups a list per seed of a list per pair of records (the
   attacks the summary reports: `collect_reproduction.chosen_records`), each with its `excess` over its target's
-  floor and the `floor`'s source (`scores.excess_over_floor`); seeds attacked with different latent
-  layer sets are kept apart."""
+  floor and the `floor`'s source (`scores.excess_over_floor`; an output attack without the target's own score
+  reads its floors from the run's latent attack), and, where the floor is the target's own, the `approximate`
+  excess the records would give without it (`floor_check`); seeds attacked with different latent layer sets are
+  kept apart."""
   out = {}
   for row, records in runs:
+    latent = [r for r in records if r["mode"] == "latent"]
     for mode in ATTACKS:
       part = [r for r in records if r["mode"] == mode]
       if not part:
         continue
       label = attack_label(row["model"], mode, part[0]["layers"], collect_reproduction.output_draws(row),
                            collect_reproduction.attack_driver(row))
-      excess, floor = scores.excess_over_floor(part)
-      part = [dict(r, excess=e, floor=floor) for r, e in zip(part, excess or [None] * len(part))]
+      excess, floor = scores.excess_over_floor(part, latent)
+      approximate = [None] * len(part)
+      if floor == "own":  # what the approximation (a sweep without the own score) gives on the same records
+        approximate = scores.excess_over_floor(_without_own(part), _without_own(latent))[0] or approximate
+      part = [dict(r, excess=e, floor=floor, approximate=a)
+              for r, e, a in zip(part, excess or [None] * len(part), approximate)]
       pairs = [[r for r in part if r["pair"] == p] for p in sorted({r["pair"] for r in part})]
       out.setdefault((row["model"], row["layers"], row["beta"]), {}).setdefault(label, []).append(pairs)
   return dict(sorted(out.items()))
+
+
+def _without_own(records):
+  """Copies of `records` without the target's own score, as a sweep from before it was kept."""
+  return [{k: v for k, v in r.items() if k != "target_own_nll"} for r in records]
 
 
 def separation(cell, vae):
@@ -307,20 +319,23 @@ def robustness_section(runs, rng):
            "it reaches where the attack succeeds exactly (the latent attack at the smallest λ). A model that "
            "reconstructs its targets badly scores high however easily it is attacked. The excess over the floor "
            "takes that out: −log p(x^t|z̃) less its pair's floor, the median of the target's own over the pair's "
-           "records. Latent sweeps that did not record the target's own (before 2026-12-04), marked ≈, take each "
-           f"pair's median −log p(x^t|z̃) at its {scores.FLOOR_LAMBDAS} smallest λ instead (`seatbelt_tf.scores`: "
-           "checked against the own score on a β-TCVAE, 7.33 against 7.30); output sweeps that did not record it "
-           "have none (—): the output attack ends below the floor at small λ. Against the VAE, the same judgement "
-           "on the excess follows the semicolon.", ""]
+           "records. Sweeps that did not record the target's own (before 2026-12-04), marked ≈, take each pair's "
+           f"median −log p(x^t|z̃) at the latent attack's {scores.FLOOR_LAMBDAS} smallest λ instead "
+           "(`seatbelt_tf.scores`: checked against the own score on a β-TCVAE, 7.33 against 7.30 for the latent "
+           "attack and 1.99 against 1.81 for the output attack): the output attack, which ends below the floor at "
+           "its own small λ, reads its floors from the same sweep's latent attack (the same pairs). Against the "
+           "VAE, the same judgement on the excess follows the semicolon.", ""]
   if not cells:
     return lines + ["No run has been attacked yet.", ""], {}
-  stats, excess_rng = {}, np.random.default_rng(1)
+  stats = {}
   for key, modes in cells.items():
     for mode, groups in modes.items():
       stats[key + (mode,)] = {k: seed_stats.median_interval(groups, k, rng) for k in ("objective", "target_nll")}
-      # (its own draws: the other columns' intervals stay as they were before it was added)
+      # (its own draws per cell: the other columns' intervals stay as they were before it was added, and a cell's
+      # does not move when cells are added)
       recorded = all(r["floor"] is not None for seed in groups for pair in seed for r in pair)
-      stats[key + (mode,)]["excess"] = seed_stats.median_interval(groups, "excess", excess_rng) if recorded else None
+      stats[key + (mode,)]["excess"] = (seed_stats.median_interval(
+          groups, "excess", seed_stats.keyed_rng("excess", *key, mode)) if recorded else None)
       stats[key + (mode,)]["seeds"] = len(groups)
       stats[key + (mode,)]["approximate_floor"] = any(r["floor"] == "smallest_lambda" for seed in groups
                                                       for pair in seed for r in pair)
@@ -345,24 +360,22 @@ def robustness_section(runs, rng):
 
 
 def floor_check(cells):
-  """Lines that check the approximate floor (each pair's median at its smallest lambdas) against the target's own
-  -log p(x^t|z~), on every cell whose sweeps record the latter: the median excess both ways."""
+  """Lines that check the approximate floor (each pair's median at the latent attack's smallest lambdas) against
+  the target's own -log p(x^t|z~), on every cell whose sweeps record the latter: the median excess both ways."""
   rows = []
   for (model, layers, beta), modes in cells.items():
     for mode, groups in modes.items():
       records = [r for seed in groups for pair in seed for r in pair]
-      if any(r["floor"] != "own" for r in records) or attack_mode(mode) != "latent":
+      if any(r["floor"] != "own" or r["approximate"] is None for r in records):
         continue
-      approximate = []
-      for seed in groups:  # the approximation per seed's sweep, as for a sweep without the own score
-        part = [{k: v for k, v in r.items() if k != "target_own_nll"} for pair in seed for r in pair]
-        approximate += scores.excess_over_floor(part)[0]
-      exact, approx = float(np.median([r["excess"] for r in records])), float(np.median(approximate))
+      exact = float(np.median([r["excess"] for r in records]))
+      approx = float(np.median([r["approximate"] for r in records]))
       rows.append(f"| {cell_label(model, layers)} | {beta:g} | {mode} | {exact:.4g} | {approx:.4g} | "
                   f"{approx - exact:+.3g} |")
-  intro = ("The approximate floor (≈: each pair's median −log p(x^t|z̃) at its "
-           f"{scores.FLOOR_LAMBDAS} smallest λ, for latent sweeps from before the target's own was kept) "
-           "checked on the latent sweeps that record the target's own: the median excess both ways.")
+  intro = ("The approximate floor (≈: each pair's median −log p(x^t|z̃) at the latent attack's "
+           f"{scores.FLOOR_LAMBDAS} smallest λ, for sweeps from before the target's own was kept; the output "
+           "attack reads its floors from the same sweep's latent attack) checked on the sweeps that record the "
+           "target's own: the median excess both ways.")
   lines = ([intro + " No sweep records it yet.", ""] if not rows else
            [intro, "", "| model | β | attack | median excess, exact | median excess, ≈ | ≈ − exact |",
             "|---|---|---|---|---|---|", *rows, ""])
@@ -492,8 +505,8 @@ def plot_attacks(stats, path):
         ax.errorbar(positions, values[:, 0], yerr=[values[:, 0] - values[:, 1], values[:, 2] - values[:, 0]],
                     fmt="o" if row == 0 else "s", capsize=3, color="tab:blue" if row == 0 else "tab:orange")
       if len(keys) and np.isnan(values[:, 0]).all():
-        ax.text(0.5, 0.5, "not recorded: these sweeps predate the target's own score\n(and the output attack's "
-                "smallest λ is no floor)", transform=ax.transAxes, ha="center", va="center", fontsize=8)
+        ax.text(0.5, 0.5, "not recorded: these sweeps have neither the target's own score\nnor a latent attack "
+                "to read the floor from", transform=ax.transAxes, ha="center", va="center", fontsize=8)
         ax.set_yticks([])
       ax.set_title(f"{mode} attack: {title}", fontsize=9)
     axes[1, column].set_xticks(positions)

@@ -14,7 +14,8 @@ import numpy as np
 # the latent attack reaches q(z|x^t). Checked on a beta-TCVAE (MLP, beta = 4, 2,000 steps at batch 256, the full
 # protocol): median excess 7.33 by the approximation against 7.30 by the own score. The output attack, which
 # minimises -log p(x^t|z~) itself there, ends below the floor (there: 8.54 against 1.81; a pair's smallest-lambda
-# median 96.5 against its own 123.0), so its records are not approximated.
+# median 96.5 against its own 123.0), so its own smallest lambdas give none; its pairs' floors are read from the
+# same sweep's latent attack instead (there: 1.99 against 1.81).
 FLOOR_LAMBDAS = 10
 # A latent attack whose objective (eq. 13-15: the KL from q(z|x*) to q(z|x^t) plus lambda ||d||, so at least that
 # KL) stays below this many nats at a pair's floor lambdas has matched the target's posterior there: its
@@ -22,36 +23,64 @@ FLOOR_LAMBDAS = 10
 FLOOR_KL_TOLERANCE = 0.01
 
 
-def excess_over_floor(records):
-  """Each record's -log p(x^t|z~) less its pair's floor, for one attack's records (one mode; any pairs).
-
-  The floor is a constant per pair (pair = one input/target pair of the sweep): the median of the target's own
-  -log p(x^t|z~) over the pair's records (`target_own_nll`, each on that record's noise draws) where every record
-  has it; else, for a latent attack, the pair's median -log p(x^t|z~) at its `FLOOR_LAMBDAS` smallest lambdas.
-
-  Args:
-    records: attack records (dicts with `mode`, `pair`, `target_nll`, and `target_own_nll` where kept, or `lambda`
-      where not).
-
-  Returns:
-    (excess, source): a list of floats in the records' order and "own" or "smallest_lambda"; ([], None) for no
-    records, or an output attack whose records lack the target's own score.
-  """
+def pair_floors(records):
+  """({pair: floor}, source) of one attack's records: each pair's median own score (`target_own_nll`, "own") where
+  every record has it; else, for a latent attack, each pair's median -log p(x^t|z~) at its `FLOOR_LAMBDAS`
+  smallest lambdas ("smallest_lambda"); else (None, None)."""
   if not records:
-    return [], None
+    return None, None
   if all(r.get("target_own_nll") is not None for r in records):
     source, key, count = "own", "target_own_nll", None
   elif all(r["mode"] == "latent" for r in records):
     source, key, count = "smallest_lambda", "target_nll", FLOOR_LAMBDAS
   else:
-    return [], None
+    return None, None
   floors = {}
   for pair in {r["pair"] for r in records}:
     part = [r for r in records if r["pair"] == pair]
     if count:  # (the smallest lambdas; the own score needs no order, and fixed-budget records have no lambda)
       part = sorted(part, key=lambda r: r["lambda"])[:count]
     floors[pair] = float(np.median([r[key] for r in part]))
+  return floors, source
+
+
+def excess_over_floor(records, latent=None):
+  """Each record's -log p(x^t|z~) less its pair's floor, for one attack's records (one mode; any pairs).
+
+  The floor is a constant per pair (pair = one input/target pair of the sweep; it depends on the model and the
+  target alone, not on the attack): the median of the target's own -log p(x^t|z~) over the pair's records
+  (`target_own_nll`, each on that record's noise draws) where every record has it; else, for a latent attack, the
+  pair's median -log p(x^t|z~) at its `FLOOR_LAMBDAS` smallest lambdas; else, for an output attack, the same
+  floors read from `latent`, the same sweep's latent attack (the same pairs: a sweep chooses its pairs once).
+
+  Args:
+    records: attack records (dicts with `mode`, `pair`, `target_nll`, and `target_own_nll` where kept, or `lambda`
+      where not).
+    latent: the same sweep's latent-attack records of one layer set (`latent_reference`), or None.
+
+  Returns:
+    (excess, source): a list of floats in the records' order and "own" or "smallest_lambda"; ([], None) for no
+    records, or an output attack whose records lack the target's own score and whose sweep's latent attack gives
+    no floor for every one of its pairs.
+  """
+  floors, source = pair_floors(records)
+  if floors is None and records and latent:
+    floors, source = pair_floors(latent)
+    if floors is not None and not {r["pair"] for r in records} <= set(floors):
+      floors, source = None, None
+  if floors is None:
+    return [], None
   return [float(r["target_nll"]) - floors[r["pair"]] for r in records], source
+
+
+def latent_reference(records):
+  """The latent-attack records of one layer set among a sweep's `records` (the first set by name), the reference
+  `excess_over_floor` reads an output attack's floors from; [] where there is no latent attack."""
+  latent = [r for r in records if r["mode"] == "latent"]
+  if not latent:
+    return []
+  layers = min(str(r["layers"]) for r in latent)
+  return [r for r in latent if str(r["layers"]) == layers]
 
 
 def floor_kl_bound(records):
@@ -75,7 +104,7 @@ def floor_kl_bound(records):
   return bound
 
 
-def median_excess(records):
+def median_excess(records, latent=None):
   """(median of `excess_over_floor`'s excess, or None where there is none; its source) of one attack's records."""
-  excess, source = excess_over_floor(records)
+  excess, source = excess_over_floor(records, latent)
   return (float(np.median(excess)) if excess else None), source

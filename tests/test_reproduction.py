@@ -162,14 +162,16 @@ def test_summary_and_tables_of_a_fabricated_campaign(tmp_path):
   assert "| Seatbelt-VAE, L = 2 | 4 | -86.00 ± 1.00 (n = 3) | -5.00 ± 0.00 (n = 3) |" in tables  # paired by seed
   latent = [line for line in tables.splitlines() if line.startswith("| Seatbelt-VAE, L = 2 | 4 | latent | 3 |")]
   assert len(latent) == 1 and latent[0].endswith("| harder; easier |") and "≈" not in latent[0]
-  # The approximate floor checked where the own score is recorded: -log p at the 4 lambdas (all of them, fewer than
-  # FLOOR_LAMBDAS) is 500 + noise, so the approximate excess is ~0 against the exact ~20.
-  check = [line for line in tables.splitlines() if line.startswith("| Seatbelt-VAE, L = 2 | 4 | latent | ")
-           and line.count("|") == 7]
-  assert len(check) == 1
-  exact, approximate, difference = (float(c) for c in check[0].strip("| ").split(" | ")[3:])
-  assert abs(exact - 20.0) < 2.0 and abs(approximate) < 1.0
-  assert difference == pytest.approx(approximate - exact, abs=0.1)
+  # The approximate floor checked where the own score is recorded: -log p at the latent attack's 4 lambdas (all of
+  # them, fewer than FLOOR_LAMBDAS) is 500 + noise, so the approximate excess is ~0 against the exact ~20, for the
+  # latent attack and for the output attack, which reads its floors from the latent attack's.
+  for mode in ("latent", "output"):
+    check = [line for line in tables.splitlines() if line.startswith(f"| Seatbelt-VAE, L = 2 | 4 | {mode} | ")
+             and line.count("|") == 7]
+    assert len(check) == 1, mode
+    exact, approximate, difference = (float(c) for c in check[0].strip("| ").split(" | ")[3:])
+    assert abs(exact - 20.0) < 2.0 and abs(approximate) < 1.0
+    assert difference == pytest.approx(approximate - exact, abs=0.1)
   grid = os.path.join(out, "grids", "seatbelt_L2_beta4.0_seed0_latent.png")
   assert open(grid, "rb").read() == b"grid of seed 0" and os.listdir(os.path.join(out, "grids")) == [
       os.path.basename(grid)]
@@ -285,7 +287,7 @@ def test_a_sweep_whose_output_objective_used_one_draw_is_attacked_again_not_retr
   assert collect_reproduction.recorded_runs(summary, 11000, attacked=True) == ["seatbelt_L2_beta4_seed0"]
   # The tables name the one-draw sweep as out of date and compare it with nothing.
   subprocess.run([sys.executable, "launch/reproduction_tables.py", out], cwd=REPO, check=True, capture_output=True)
-  tables = open(os.path.join(out, "tables.md")).read()
+  tables = open(os.path.join(out, "tables.md")).read().split("The approximate floor")[0]  # Section 5's main table
   assert ("| VAE | 1 | output, objective on 1 noise draw; out of date (the protocol's: 4) | 1 |" in tables
           and "| — (out of date) |" in tables)
   assert [line.rsplit("|", 2)[1].strip() for line in tables.splitlines()
@@ -325,7 +327,7 @@ def test_a_sweep_by_an_older_attack_driver_is_attacked_again_not_retrained(tmp_p
   assert collect_reproduction.recorded_runs(summary, 11000, attacked=True) == ["seatbelt_L2_beta4_seed0"]
   # The tables name both of the VAE's sweeps as out of date and compare the Seatbelt-VAE with neither.
   subprocess.run([sys.executable, "launch/reproduction_tables.py", out], cwd=REPO, check=True, capture_output=True)
-  tables = open(os.path.join(out, "tables.md")).read()
+  tables = open(os.path.join(out, "tables.md")).read().split("The approximate floor")[0]  # Section 5's main table
   old = f"by attack driver 1, out of date (current: {config.ATTACK_DRIVER_VERSION})"
   assert [line.split(" | ")[2:4] + [line.rsplit("|", 2)[1].strip()] for line in tables.splitlines()
           if line.startswith("| VAE | 1 |")] == [["latent; " + old, "1", "— (out of date)"],
@@ -472,6 +474,20 @@ def test_the_excess_over_the_floor_is_the_target_s_own_nll_else_each_pair_s_smal
       assert e == pytest.approx(r["target_nll"] - np.median([v for _, v in same[:10]]), rel=1e-12)
   assert scores.excess_over_floor([]) == ([], None)
   assert scores.excess_over_floor([dict(r, mode="output") for r in older]) == ([], None)  # ends below the floor
+  # An output attack without the own score reads each pair's floor from the same sweep's latent attack (its own
+  # smallest lambdas, or its own scores), and gets none where that attack lacks one of its pairs.
+  output = [dict(r, mode="output", target_nll=r["target_nll"] - 5.0) for r in older]
+  excess, source = scores.excess_over_floor(output, older)
+  assert source == "smallest_lambda"
+  floors = {p: np.median([v for _, v in sorted((q["lambda"], q["target_nll"]) for q in older
+                                               if q["pair"] == p)[:10]]) for p in range(3)}
+  np.testing.assert_allclose(excess, [r["target_nll"] - floors[r["pair"]] for r in output], rtol=1e-12)
+  assert scores.excess_over_floor(output, records) == scores.excess_over_floor(
+      [dict(r, target_own_nll=own[r["pair"]]) for r in output])  # the latent attack's own scores
+  assert scores.excess_over_floor(output, [r for r in older if r["pair"] != 2]) == ([], None)
+  assert scores.excess_over_floor(output, []) == ([], None)
+  mixed = [dict(r, layers="first") for r in records] + older  # a sweep's latent attack on two layer sets
+  assert scores.latent_reference(mixed + output) == older and scores.latent_reference(output) == []
   # Where each approximate floor was read, the latent objective bounds KL(q(z|x*) || q(z|x^t)): its largest value
   # at each pair's 10 smallest lambdas (records in any order).
   bounded = [dict(r, objective=float(rng.gamma(1.0) * r["lambda"])) for r in older]
@@ -511,17 +527,20 @@ def test_the_excess_over_the_floor_is_the_target_s_own_nll_else_each_pair_s_smal
   assert again["latent_excess_nll_median"] == pytest.approx(
       np.median([r["target_nll"] - floors[r["pair"]] for r in part]), rel=1e-9)
   assert again["latent_excess_nll_median"] != pytest.approx(row["latent_target_nll_median"], abs=10.0)
-  assert again["output_floor"] is None and again["output_excess_nll_median"] is None  # not approximated
+  output = [r for r in records if r["mode"] == "output"]  # its floors read from the latent attack's
+  assert again["output_floor"] == "smallest_lambda"
+  assert again["output_excess_nll_median"] == pytest.approx(
+      np.median([r["target_nll"] - floors[r["pair"]] for r in output]), rel=1e-9)
   assert {k: v for k, v in again.items() if k in old} == old
   subprocess.run([sys.executable, "launch/reproduction_tables.py", str(out)], cwd=REPO, check=True,
                  capture_output=True)
   line = [x for x in open(out / "tables.md").read().splitlines() if x.startswith("| VAE | 1 | latent | 1 |")][0]
   assert line.split(" | ")[6].startswith("≈ ")
   line = [x for x in open(out / "tables.md").read().splitlines() if x.startswith("| VAE | 1 | output | 1 |")][0]
-  assert line.split(" | ")[6] == "— (not recorded)"
+  assert line.split(" | ")[6].startswith("≈ ")
   text = open(out / "tables.md").read()
-  assert "checked on the latent sweeps that record the target's own: the median excess both ways. No sweep records " \
-         "it yet." in text
+  assert "checked on the sweeps that record the target's own: the median excess both ways. No sweep records it " \
+         "yet." in text
   # _run's latent objective is 1 + pair everywhere: the attack never matched the target's posterior.
   assert "| VAE | 1 | latent | 3 | not matched: ≈ may sit above the floor |" in text
 
@@ -908,8 +927,9 @@ def test_robustness_table_gives_pooled_and_displayed_medians_with_an_interval_an
   pair x lambda of every seed, the median over the displayed lambda of each pair, each seed's own median, the
   problem count, and a 95% interval around the pooled median that is a point when every record is equal; the
   median excess over the floor, pooled and per seed, by the target's own score where the records keep it (the
-  VAE's), by each pair's smallest lambdas ("≈") for a latent sweep without it, none ("—") for an output one; and
-  the same table from the saved files (launch/save_remeasure.sh's `<run>.attack_results.json`)."""
+  VAE's), else by each pair's median at the latent attack's smallest lambdas ("≈"), which the output attack reads
+  its floors from; and the same table from the saved files (launch/save_remeasure.sh's
+  `<run>.attack_results.json`)."""
   rng = np.random.default_rng(5)
   sweeps = {}
   for model, beta, nll_scale in (("vae", 1.0, 10.0), ("beta_tcvae", 6.0, 0.0)):
@@ -956,13 +976,12 @@ def test_robustness_table_gives_pooled_and_displayed_medians_with_an_interval_an
     assert row[8] == f"{np.median([r['objective'] for r in shown]):.4g}"
     assert row[9] == f"{np.median([r['target_nll'] for r in shown]):.4g}"
     assert row[10] == ", ".join(f"{np.median([r['target_nll'] for r in part]):.1f}" for part in parts)
-    if model == "beta_tcvae" and mode == "output":  # no own score, and the output attack's smallest lambdas are no floor
-      assert row[11] == row[12] == "—"
-      continue
     excess = []
-    for part in parts:  # each pair's floor: its median own score, else its median at the 10 smallest lambdas
-      floors = {p: np.median([r["target_own_nll"] if model == "vae" else r["target_nll"] for r in part
-                              if r["pair"] == p]) for p in range(3)}
+    for part, seed in zip(parts, (0, 1)):  # each pair's floor: its median own score, else the latent attack's
+      # median at its 10 smallest lambdas (all 4 here), which an output attack reads its floors from
+      latent = [r for r in sweeps[(model, seed)] if r["mode"] == "latent"]
+      floors = {p: np.median([r["target_own_nll"] if model == "vae" else r["target_nll"]
+                              for r in (part if model == "vae" else latent) if r["pair"] == p]) for p in range(3)}
       excess.append([r["target_nll"] - floors[r["pair"]] for r in part])
     mark = "" if model == "vae" else "≈ "
     median = np.median(np.concatenate(excess))
@@ -972,6 +991,10 @@ def test_robustness_table_gives_pooled_and_displayed_medians_with_an_interval_an
     assert row[12] == mark + ", ".join(f"{np.median(e):.1f}" for e in excess)
   assert rows[("beta_tcvae", "latent (all)")][7] == "50 [50, 50]"  # every record equal: the interval is a point
   assert rows[("beta_tcvae", "latent (all)")][11] == "≈ 0 [0, 0]"
+  sys.path.insert(0, os.path.join(REPO, "launch"))
+  import collect_attacks  # pylint: disable=import-outside-toplevel
+  output = [r for r in sweeps[("beta_tcvae", 0)] if r["mode"] == "output"]  # no own score, no latent attack
+  assert collect_attacks.excess_columns([(0, output, [])], np.random.default_rng(0)) == ("—", "—")
 
 
 def test_save_remeasure_copies_each_run_s_results_and_never_leaves_a_truncated_table(tmp_path):

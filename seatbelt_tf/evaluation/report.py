@@ -97,12 +97,13 @@ def _label(run, with_beta=True):
 
 def attack_medians(records):
   """{(mode, layers): {"delta": median objective, "target_nll": median -log p(x^t|z~), "problems": n, "excess":
-  median of -log p(x^t|z~) less its floor, "floor": its source (`seatbelt_tf.scores.excess_over_floor`; None
-  where there is none)}}."""
+  median of -log p(x^t|z~) less its floor, "floor": its source (`seatbelt_tf.scores.excess_over_floor`, an output
+  attack without the target's own score reading its floors from the sweep's latent attack; None where there is
+  none)}}."""
   out = {}
   for key in sorted({(r["mode"], r["layers"]) for r in records}):
     part = [r for r in records if (r["mode"], r["layers"]) == key]
-    excess, floor = scores.median_excess(part)
+    excess, floor = scores.median_excess(part, scores.latent_reference(records))
     out[key] = {"delta": float(np.median([r["objective"] for r in part])),
                 "target_nll": float(np.median([r["target_nll"] for r in part])), "problems": len(part),
                 "excess": excess, "floor": floor}

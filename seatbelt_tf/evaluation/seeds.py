@@ -6,6 +6,8 @@
   of variation the paper's Figures 5-7 pool over).
 """
 
+import zlib
+
 import numpy as np
 
 BOOTSTRAP = 2000
@@ -28,6 +30,12 @@ def format_mean_sd(values, spec=".3f"):
   if n == 1:
     return f"{mean:{spec}} (n = 1)"
   return f"{mean:{spec}} ± {sd:{spec}} (n = {n})"
+
+
+def keyed_rng(*key):
+  """A numpy Generator seeded by `key` (its repr): a table cell's bootstrap that does not depend on which other
+  cells the table has, or in what order they come."""
+  return np.random.default_rng(zlib.crc32(repr(key).encode()))
 
 
 def median_interval(groups, key, rng, bootstrap=BOOTSTRAP, level=0.95):
