@@ -162,7 +162,7 @@ class EvalConfig:
 
 
 TUNERS = ("random", "bayesian", "hyperband")
-TUNE_OBJECTIVES = ("val_elbo", "robustness", "combined")
+TUNE_OBJECTIVES = ("val_elbo", "robustness", "combined", "robustness_excess")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -175,7 +175,8 @@ _U = config_lib.TuneConfig()
 flags.DEFINE_enum("tuner", _U.tuner, config_lib.TUNERS, "Keras Tuner algorithm.")
 flags.DEFINE_enum("tune_objective", _U.tune_objective, config_lib.TUNE_OBJECTIVES,
                   "val_elbo (held-out ELBO without beta), robustness (median -log p(x^t|z~) of a small latent "
-                  "attack) or combined (robustness above --tune_elbo_floor); all maximised.")
+                  "attack), combined (robustness above --tune_elbo_floor) or robustness_excess (the same attack's "
+                  "median -log p(x^t|z~) above the target's own); all maximised.")
 flags.DEFINE_integer("tune_max_trials", _U.tune_max_trials, "Trials of random/bayesian searches.", lower_bound=1)
 flags.DEFINE_string("tune_directory", _U.tune_directory, "Folder of the tuner state (default: <workdir>/tuning).")
 flags.DEFINE_string("tune_project", _U.tune_project, "Project (search) name under --tune_directory.")

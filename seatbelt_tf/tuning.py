@@ -15,6 +15,11 @@ dataset with the normal training pipeline, then returns three metrics, any of wh
   robustness minus 10 x the shortfall. It asks for the most robust model that still models the data well enough:
   robustness alone rewards models that ignore their input (a posterior collapsed onto the prior explains no
   target), which the floor rules out.
+* `robustness_excess` (maximise): the same attack's median excess of -log p(x^t|z~) over its floor, the target's
+  own -log p(x^t|z~) with z~ ~ q(z|x^t) (`seatbelt_tf.scores.excess_over_floor`, per pair). `robustness` has that
+  floor in it, so it also rewards a model for reconstructing its targets badly (docs/REPRODUCTION.md, "The floor of
+  the attack score"); the excess does not, and a model that ignores its input scores about 0 (q(z|x*) = q(z|x^t)
+  whatever the input), so it needs no ELBO floor.
 
 The search space (flags): the families of `--tune_models`; beta from `--tune_betas` (a list to choose from, or
 `lo:hi` for a log-uniform range); L from 1 to `--tune_max_layers` for the hierarchical families; the learning rate
@@ -46,8 +51,9 @@ from seatbelt_tf import data as data_lib
 from seatbelt_tf import io_utils
 from seatbelt_tf import models as models_lib
 from seatbelt_tf import runs
+from seatbelt_tf import scores
 
-OBJECTIVES = ("val_elbo", "robustness", "combined")
+OBJECTIVES = config_lib.TUNE_OBJECTIVES
 TUNERS = ("random", "bayesian", "hyperband")
 SHORTFALL_PENALTY = 10.0  # per nat of ELBO below the floor, in the combined objective
 
@@ -120,7 +126,7 @@ class SeatbeltHyperModel(kt.HyperModel):
     return runs.build_model(trial_config(self.config, self.values(hp)), self.source)
 
   def fit(self, hp, model, *args, callbacks=None, epochs=None, initial_epoch=0, **kwargs):
-    """Trains `model` on the run's training stream, then returns {"val_elbo", "robustness", "combined"}."""
+    """Trains `model` on the run's training stream, then returns every objective of `OBJECTIVES`."""
     del args, kwargs
     trial = trial_config(self.config, self.values(hp))
     tr = trial.train
@@ -133,16 +139,17 @@ class SeatbeltHyperModel(kt.HyperModel):
 
 
 def trial_metrics(config, model, source):
-  """{"val_elbo", "robustness", "combined"} of a trained model (module docstring)."""
+  """{objective: value} of a trained model for every objective of `OBJECTIVES` (module docstring)."""
   evaluated = runs.evaluate_model(config, model, source, unit_kls=False)
   val_elbo = float(evaluated["elbo"])
-  robust = robustness(config, model, source)
+  robust = robustness_scores(attack_records(config, model, source))
   shortfall = max(0.0, config.tune.tune_elbo_floor - val_elbo)
-  return {"val_elbo": val_elbo, "robustness": robust, "combined": robust - SHORTFALL_PENALTY * shortfall}
+  return {"val_elbo": val_elbo, **robust, "combined": robust["robustness"] - SHORTFALL_PENALTY * shortfall}
 
 
-def robustness(config, model, source):
-  """Median -log p(x^t|z~) of a small, fixed latent attack on every layer (module docstring)."""
+def attack_records(config, model, source):
+  """The records of a small, fixed latent attack on every layer (module docstring): the same pairs, lambdas and
+  iterations for every trial."""
   from seatbelt_tf import attacks  # pylint: disable=g-import-not-at-top
   t = config.tune
   candidates = data_lib.pipeline.eval_indices(source.num_examples, config.data.eval_examples,
@@ -153,7 +160,22 @@ def robustness(config, model, source):
   records, _ = attacks.run_attack(attacks.ModelFns(model), inputs, targets, lambdas, "latent", "all",
                                   data_range=source.data_range, starts=("input",), neighbour_rounds=0,
                                   max_iterations=t.tune_attack_iterations, seed=config.attack.attack_seed)
-  return float(np.median([r["target_nll"] for r in records]))
+  return records
+
+
+def robustness_scores(records):
+  """{"robustness": median -log p(x^t|z~), "robustness_excess": its median excess over the target's own} of
+  `attack_records`' records."""
+  excess, source = scores.excess_over_floor(records)
+  if source != "own":
+    raise ValueError("The tuner's attack records lack the target's own -log p(x^t|z~) (target_own_nll).")
+  return {"robustness": float(np.median([r["target_nll"] for r in records])),
+          "robustness_excess": float(np.median(excess))}
+
+
+def robustness(config, model, source):
+  """Median -log p(x^t|z~) of a small, fixed latent attack on every layer (module docstring)."""
+  return robustness_scores(attack_records(config, model, source))["robustness"]
 
 
 def build_tuner(config, hypermodel):

@@ -29,7 +29,8 @@ def test_two_trial_search_resumes_without_new_trials_and_best_cfg_trains(tmp_pat
   rows = list(csv.DictReader(open(os.path.join(project, "trials.csv"))))
   assert len(rows) == 2 and all(r["status"] == "COMPLETED" for r in rows)
   for row in rows:
-    assert np.isfinite([float(row[k]) for k in ("val_elbo", "robustness", "combined")]).all()
+    assert np.isfinite([float(row[k]) for k in ("val_elbo", "robustness", "combined", "robustness_excess")]).all()
+    assert float(row["robustness_excess"]) < float(row["robustness"])  # the floor taken out
     assert 1.0 <= float(row["beta"]) <= 8.0 and row["model"] in ("beta_tcvae", "seatbelt")
   assert "(best)" in open(os.path.join(project, "trials.md")).read()
   again = tune_mode.tune(config)  # the same command again: the search reloads and runs nothing new
@@ -62,9 +63,20 @@ def test_robustness_objective_is_finite_and_tells_models_apart(tmp_path):
                          train_steps=30, steps_per_epoch=15, **overrides)
     train_mode.train(config)
     _, _, model = runs.open_trained_run(config)
-    scores[name] = tuning.robustness(config, model, source)
-  assert all(np.isfinite(v) and v > 0 for v in scores.values())
-  assert abs(scores["vae"] - scores["seatbelt"]) > 1.0
+    records = tuning.attack_records(config, model, source)
+    scores[name] = tuning.robustness_scores(records)
+    # robustness_excess: each record's -log p(x^t|z~) less its pair's median own score, then the median
+    own = {p: np.median([r["target_own_nll"] for r in records if r["pair"] == p]) for p in (0, 1)}
+    assert scores[name]["robustness_excess"] == pytest.approx(
+        np.median([r["target_nll"] - own[r["pair"]] for r in records]), rel=1e-12)
+    assert scores[name]["robustness"] == pytest.approx(np.median([r["target_nll"] for r in records]), rel=1e-12)
+    assert len(records) == 4 and {r["layers"] for r in records} == {"all"}
+  assert all(np.isfinite(v["robustness"]) and v["robustness"] > 0 for v in scores.values())
+  assert abs(scores["vae"]["robustness"] - scores["seatbelt"]["robustness"]) > 1.0
+  with pytest.raises(ValueError, match="target_own_nll"):
+    tuning.robustness_scores([{k: v for k, v in r.items() if k != "target_own_nll"} for r in records])
+  assert tuning.OBJECTIVES == config_lib.TUNE_OBJECTIVES and "robustness_excess" in tuning.OBJECTIVES
+  config_lib.RunConfig(workdir="w", tune=config_lib.TuneConfig(tune_objective="robustness_excess")).validate()
 
 
 def test_search_space_flags_are_validated(tmp_path):
