@@ -35,7 +35,6 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from seatbelt_tf import io_utils, plotting, scores  # noqa: E402
-from seatbelt_tf.data import dsprites  # noqa: E402
 from seatbelt_tf.evaluation import seeds as seed_stats  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -188,7 +187,7 @@ def plot_training(runs, path):
   for column, model in enumerate(J2_FAMILIES):
     for row in (r for r in rows if r["model"] == model):
       h = row["training"]
-      epochs = np.asarray(h["images"], np.float64) / dsprites.NUM_EXAMPLES
+      epochs = np.asarray(h["images"], np.float64) * row["epochs"] / row["images_seen"]  # the run's own epoch
       colour = colours[betas.index(row["beta"])]
       label = f"β = {row['beta']:g}, seed {row['seed']}"
       for axis_row, key in enumerate((f"kl_{row['layers']}", "elbo")):

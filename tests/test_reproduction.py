@@ -843,6 +843,20 @@ def test_campaign_status_tells_each_run_s_stage_and_training_left_without_tensor
   assert seatbelt["left_s"] == 750.0 and seatbelt["fastest_left_s"] == 300.0
 
 
+def test_the_campaign_s_file_only_scripts_load_without_tensorflow():
+  """The summary, the tables, the robustness table and the status read files alone: importing them loads neither
+  TensorFlow nor (but for the figures' matplotlib) anything heavy, so they run in a second or two beside the
+  campaign (seatbelt_tf.evaluation imports its TensorFlow modules on first use)."""
+  script = ("import sys; sys.path.insert(0, 'launch')\n"
+            "import collect_reproduction, reproduction_tables, collect_attacks, campaign_status\n"
+            "from seatbelt_tf.evaluation import seeds\n"
+            "assert 'tensorflow' not in sys.modules, 'imported TensorFlow'\n"
+            "from seatbelt_tf import evaluation\n"
+            "assert callable(evaluation.write_report) and 'tensorflow' in sys.modules\n")
+  proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+
+
 def test_a_summary_that_is_not_json_stops_every_campaign_script_with_one_line_naming_it(tmp_path):
   """summary.json cut short (a full disk, a bad merge): the campaign, its summary's reader, the tables and the status
   each say which file and how to restore it, in one line and no traceback; the campaign stops before any launcher
