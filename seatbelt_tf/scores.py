@@ -25,13 +25,13 @@ FLOOR_KL_TOLERANCE = 0.01
 
 def pair_floors(records):
   """({pair: floor}, source) of one attack's records: each pair's median own score (`target_own_nll`, "own") where
-  every record has it; else, for a latent attack, each pair's median -log p(x^t|z~) at its `FLOOR_LAMBDAS`
-  smallest lambdas ("smallest_lambda"); else (None, None)."""
+  every record has it; else, for a latent attack over lambdas, each pair's median -log p(x^t|z~) at its
+  `FLOOR_LAMBDAS` smallest lambdas ("smallest_lambda"); else (None, None)."""
   if not records:
     return None, None
   if all(r.get("target_own_nll") is not None for r in records):
     source, key, count = "own", "target_own_nll", None
-  elif all(r["mode"] == "latent" for r in records):
+  elif all(r["mode"] == "latent" and "lambda" in r for r in records):  # (a fixed-budget attack has no lambdas)
     source, key, count = "smallest_lambda", "target_nll", FLOOR_LAMBDAS
   else:
     return None, None

@@ -486,6 +486,8 @@ def test_the_excess_over_the_floor_is_the_target_s_own_nll_else_each_pair_s_smal
       [dict(r, target_own_nll=own[r["pair"]]) for r in output])  # the latent attack's own scores
   assert scores.excess_over_floor(output, [r for r in older if r["pair"] != 2]) == ([], None)
   assert scores.excess_over_floor(output, []) == ([], None)
+  budget = [{k: v for k, v in r.items() if k != "lambda"} for r in older]  # a fixed-budget attack: no lambdas
+  assert scores.excess_over_floor(budget) == ([], None) and scores.excess_over_floor(output, budget) == ([], None)
   mixed = [dict(r, layers="first") for r in records] + older  # a sweep's latent attack on two layer sets
   assert scores.latent_reference(mixed + output) == older and scores.latent_reference(output) == []
   # Where each approximate floor was read, the latent objective bounds KL(q(z|x*) || q(z|x^t)): its largest value
