@@ -198,7 +198,7 @@ MUTATIONS = [
      "seatbelt_tf/scores.py", "key=lambda r: r[\"lambda\"])[:count]", "key=lambda r: -r[\"lambda\"])[:count]",
      "the approximate floor at each pair's smallest lambdas"),
     ("test_reproduction.py::test_the_excess_over_the_floor_is_the_target_s_own_nll_else_each_pair_s_smallest_lambdas",
-     "seatbelt_tf/scores.py", '  elif all(r["mode"] == "latent" for r in records):', "  elif True:",
+     "seatbelt_tf/scores.py", '  elif all(r["mode"] == "latent" and "lambda" in r for r in records):', "  elif True:",
      "no approximate floor for the output attack, which ends below it"),
     ("test_reproduction.py::test_the_excess_over_the_floor_is_the_target_s_own_nll_else_each_pair_s_smallest_lambdas",
      "seatbelt_tf/scores.py", 'key=lambda r: r["lambda"])[:FLOOR_LAMBDAS]', 'key=lambda r: r["lambda"])',
