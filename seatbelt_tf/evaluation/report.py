@@ -199,7 +199,8 @@ def _attack_section(runs, out_dir, figures):
            "no attack moves the reconstruction towards the target, near 0 when a tiny distortion does.", "",
            "The excess is −log p(x^t|z̃) less its pair's floor, the target's own −log p(x^t|z̃) with z̃ ~ q(z|x^t) "
            "(`seatbelt_tf.scores`): it takes each model's reconstruction quality, which −log p(x^t|z̃) reaches "
-           "where the attack succeeds, out of the comparison (≈ for older latent sweeps, — for older output ones).",
+           "where the attack succeeds, out of the comparison (≈ for older sweeps: each pair's median at the latent "
+           "attack's smallest λ, which an output attack reads its floors from; — where there is none).",
            "",
            "| run | attack | problems | median Δ | median −log p(x^t\\|z̃) | median excess | median AUDDC |",
            "|---|---|---|---|---|---|---|"]
