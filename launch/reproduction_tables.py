@@ -20,7 +20,8 @@
 Reads only what launch/collect_reproduction.py wrote into OUT (summary.json, the compact attack records in
 OUT/attack_records/, the training curves in OUT/training/), so the tables can be rewritten from the repository
 alone. Writes OUT/tables.md, OUT/mig_vs_beta.png, OUT/elbo_vs_beta.png, OUT/training_top_layer.png,
-OUT/attack_medians.png (atomically); with ROOT, the campaign's runs
+OUT/attack_medians.png and OUT/attack_curves.png (the excess over the floor against lambda) (atomically); with
+ROOT, the campaign's runs
 folder, it also copies each attacked cell's lowest seed's attack grids at the displayed lambda into OUT/grids/
 (without it, the grids already there are shown).
 
@@ -516,6 +517,55 @@ def plot_attacks(stats, path):
   plt.close(fig)
 
 
+def excess_curves(cells):
+  """[(mode, legend name, current?, lambdas, quartiles `[len(lambdas), 3]`)]: per cell and attack with an excess
+  over the floor, the 25th, 50th and 75th percentiles of the excess over seeds × pairs at each lambda."""
+  out = []
+  for (model, layers, beta), modes in cells.items():
+    for label, groups in modes.items():
+      records = [r for seed in groups for pair in seed for r in pair]
+      if any(r["excess"] is None or "lambda" not in r for r in records):
+        continue
+      lambdas = sorted({r["lambda"] for r in records})
+      quartiles = np.array([np.percentile([r["excess"] for r in records if r["lambda"] == lam], [25, 50, 75])
+                            for lam in lambdas])
+      current = comparable_with_the_vae(label)
+      name = (f"{cell_label(model, layers)}, β = {beta:g}, {len(groups)} seed{'s' if len(groups) > 1 else ''}"
+              + (" (≈ floor)" if any(r["floor"] == "smallest_lambda" for r in records) else "")
+              + ("" if current else " (out of date)"))
+      out.append((attack_mode(label), name, current, lambdas, quartiles))
+  return out
+
+
+def plot_attack_curves(cells, path):
+  """Per attack (columns), each cell's excess of −log p(x^t|z̃) over its floor against λ (`excess_curves`): the
+  median over seeds × pairs at each λ, and the band between the quartiles. Where a curve leaves 0 is how much
+  distortion the attack needs to move the posterior; at the largest λ, where no distortion is affordable, it is how
+  far the input's posterior is from explaining the target. Out-of-date sweeps are dashed. Returns whether a curve
+  was drawn (no file otherwise)."""
+  curves = excess_curves(cells)
+  if not curves:
+    return False
+  plt = plotting.pyplot()
+  fig, axes = plt.subplots(1, len(ATTACKS), figsize=(11, 4.2), squeeze=False)
+  for column, mode in enumerate(ATTACKS):
+    ax = axes[0, column]
+    for _, name, current, lambdas, quartiles in (c for c in curves if c[0] == mode):
+      line, = ax.plot(lambdas, quartiles[:, 1], "-" if current else "--", label=name)
+      ax.fill_between(lambdas, quartiles[:, 0], quartiles[:, 2], color=line.get_color(), alpha=0.15, linewidth=0)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("symlog", linthresh=1.0)
+    ax.axhline(0.0, color="grey", linewidth=0.6)
+    ax.set_xlabel("λ (the weight of the distortion)")
+    ax.set_ylabel("excess of −log p(x^t|z̃) over the floor (nats)")
+    ax.set_title(f"{mode} attack: median over seeds × pairs, quartile band", fontsize=9)
+    if any(c[0] == mode for c in curves):
+      ax.legend(fontsize=7)
+  plotting.save(fig, path)
+  plt.close(fig)
+  return True
+
+
 def layer_mig_section(out):
   """Every layer's MIG of each hierarchy the campaign scored (OUT/layer_mig/*.json); no lines when none was."""
   folder = os.path.join(out, "layer_mig")
@@ -552,7 +602,10 @@ def main(out, root=None):
     lines += ["![KL of z^L and ELBO during training](training_top_layer.png)", ""]
   if stats:
     plot_attacks(stats, os.path.join(out, "attack_medians.png"))
-    lines += ["![attack medians](attack_medians.png)", "", *copy_grids(runs, out, root)]
+    lines += ["![attack medians](attack_medians.png)", ""]
+    if plot_attack_curves(attack_cells(runs), os.path.join(out, "attack_curves.png")):
+      lines += ["![the excess over the floor against lambda](attack_curves.png)", ""]
+    lines += copy_grids(runs, out, root)
   io_utils.atomic_write_text(os.path.join(out, "tables.md"), "\n".join(lines))
   print(f"{os.path.join(out, 'tables.md')}: {len(runs)} runs")
 

@@ -176,8 +176,25 @@ def test_summary_and_tables_of_a_fabricated_campaign(tmp_path):
   assert open(grid, "rb").read() == b"grid of seed 0" and os.listdir(os.path.join(out, "grids")) == [
       os.path.basename(grid)]
   assert "](grids/seatbelt_L2_beta4.0_seed0_latent.png)" in tables
-  for name in ("mig_vs_beta.png", "elbo_vs_beta.png", "attack_medians.png", "training_top_layer.png"):
+  for name in ("mig_vs_beta.png", "elbo_vs_beta.png", "attack_medians.png", "training_top_layer.png",
+               "attack_curves.png"):
     assert os.path.getsize(os.path.join(out, name)) > 1000
+  assert "](attack_curves.png)" in tables
+  # The excess against lambda: quartiles over seeds x pairs at each lambda, against numpy on the same records.
+  sys.path.insert(0, os.path.join(REPO, "launch"))
+  import reproduction_tables  # pylint: disable=import-outside-toplevel
+  cells = reproduction_tables.attack_cells(reproduction_tables.load(out))
+  curves = {(mode, name): (lams, q) for mode, name, _, lams, q in reproduction_tables.excess_curves(cells)}
+  assert sorted(curves) == [("latent", "Seatbelt-VAE, L = 2, β = 4, 3 seeds"), ("latent", "VAE, β = 1, 3 seeds"),
+                            ("output", "Seatbelt-VAE, L = 2, β = 4, 3 seeds"), ("output", "VAE, β = 1, 3 seeds")]
+  groups = cells[("seatbelt", 2, 4.0)]["latent"]  # per seed, per pair
+  lams, quartiles = curves[("latent", "Seatbelt-VAE, L = 2, β = 4, 3 seeds")]
+  assert lams == [1.0, 2.0, 4.0, 8.0] and sum(len(pair) for seed in groups for pair in seed) == 3 * 3 * 4
+  for lam, q in zip(lams, quartiles):
+    excess = [r["target_nll"] - np.median([o["target_own_nll"] for o in pair])
+              for seed in groups for pair in seed for r in pair if r["lambda"] == lam]
+    assert len(excess) == 9
+    np.testing.assert_allclose(q, np.percentile(excess, [25, 50, 75]), rtol=1e-9)
   # The committed files alone rewrite the same tables: the runs' workdirs are not needed.
   assert sorted(os.listdir(os.path.join(out, "attack_records"))) == sorted(
       f"{m}_L{l}_beta{b}_seed{s}.json" for m, l, b in (("seatbelt", 2, 4.0), ("vae", 1, 1.0)) for s in range(3))
