@@ -11,8 +11,11 @@ ROOT is a campaign folder (one workdir per model and seed, each with config.json
 or a folder of saved results (launch/save_remeasure.sh: `<run>.config.json` beside `<run>.attack_results.json`),
 so a committed table can be made again from the repository alone.
 
+With FIGURE, it also draws each cell's excess over the floor against lambda (median over seeds x pairs at each
+lambda, quartile band) into that PNG.
+
   python launch/collect_attacks.py runs/robustness
-  python launch/collect_attacks.py docs/remeasure
+  python launch/collect_attacks.py docs/remeasure [docs/remeasure/attack_curves.png]
 """
 
 import json
@@ -22,8 +25,9 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from seatbelt_tf import plotting  # noqa: E402
 from seatbelt_tf.evaluation.seeds import keyed_rng, median_interval  # noqa: E402
-from seatbelt_tf.scores import excess_over_floor, latent_reference  # noqa: E402
+from seatbelt_tf.scores import excess_over_floor, excess_quartiles, latent_reference  # noqa: E402
 
 SAVED_SUFFIX = ".attack_results.json"  # launch/save_remeasure.sh's name for a run's records
 
@@ -57,19 +61,20 @@ def with_excess(part, latent):
 
 def excess_columns(seeds, rng):
   """The pooled median excess over the floor with its interval, and each seed's median: '≈' marks an approximate
-  floor (any seed's), '—' a cell where some seed has no excess."""
+  floor (any seed's), '—' a cell where some seed has no excess; and every seed's records with their `excess` (None
+  for '—')."""
   parts = [with_excess(part, latent) for _, part, latent in seeds]
   if any(records is None for records, _ in parts):
-    return "—", "—"
+    return "—", "—", None
   mark = "≈ " if any(source != "own" for _, source in parts) else ""
   by_pair = [[[r for r in records if r["pair"] == p] for p in sorted({r["pair"] for r in records})]
              for records, _ in parts]
   m, lo, hi = median_interval(by_pair, "excess", rng)
   per_seed = ", ".join(f"{np.median([r['excess'] for r in records]):.1f}" for records, _ in parts)
-  return f"{mark}{m:.4g} [{lo:.4g}, {hi:.4g}]", f"{mark}{per_seed}"
+  return f"{mark}{m:.4g} [{lo:.4g}, {hi:.4g}]", f"{mark}{per_seed}", [r for records, _ in parts for r in records]
 
 
-def main(root):
+def main(root, figure=None):
   runs = load(root)
   if not runs:
     sys.exit(f"No attack results under {root}: neither workdirs (attacks/attack_results.json + config.json) nor "
@@ -86,6 +91,7 @@ def main(root):
         "displayed: median Delta | displayed: median -log p(x^t\\|z~) | per seed: median -log p(x^t\\|z~) | "
         "median excess over the floor [95%] | per seed: median excess |")
   print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+  curves = []
   for (model, layers, beta, attack), seeds in sorted(cells.items()):
     seeds.sort(key=lambda item: item[0])
     by_pair = [[[r for r in part if r["pair"] == p] for p in sorted({r["pair"] for r in part})]
@@ -98,10 +104,17 @@ def main(root):
         cols.append(f"{m:.4g} [{lo:.4g}, {hi:.4g}]" if groups is by_pair else f"{m:.4g}")
     per_seed = ", ".join(f"{np.median([r['target_nll'] for r in part]):.1f}" for _, part, _ in seeds)
     n = sum(len(part) for _, part, _ in seeds)
-    excess, excess_per_seed = excess_columns(seeds, keyed_rng("excess", model, layers, beta, attack))
+    excess, excess_per_seed, records = excess_columns(seeds, keyed_rng("excess", model, layers, beta, attack))
+    if records and all("lambda" in r for r in records):
+      name = f"{model}, L = {layers}, β = {beta:g}, {attack}" + (" (≈ floor)" if excess.startswith("≈") else "")
+      curves.append((attack.split()[0], name, True, *excess_quartiles(records)))
     print(f"| {model} | {layers} | {beta:g} | {attack} | {','.join(str(s) for s, _, _ in seeds)} | {n} | "
           f"{cols[0]} | {cols[1]} | {cols[2]} | {cols[3]} | {per_seed} | {excess} | {excess_per_seed} |")
 
 
+  if figure and curves:
+    plotting.excess_curves_figure(curves, figure)
+
+
 if __name__ == "__main__":
-  main(sys.argv[1] if len(sys.argv) > 1 else "runs/robustness")
+  main(sys.argv[1] if len(sys.argv) > 1 else "runs/robustness", sys.argv[2] if len(sys.argv) > 2 else None)

@@ -519,21 +519,19 @@ def plot_attacks(stats, path):
 
 def excess_curves(cells):
   """[(mode, legend name, current?, lambdas, quartiles `[len(lambdas), 3]`)]: per cell and attack with an excess
-  over the floor, the 25th, 50th and 75th percentiles of the excess over seeds × pairs at each lambda."""
+  over the floor, the 25th, 50th and 75th percentiles of the excess over seeds × pairs at each lambda
+  (`scores.excess_quartiles`)."""
   out = []
   for (model, layers, beta), modes in cells.items():
     for label, groups in modes.items():
       records = [r for seed in groups for pair in seed for r in pair]
       if any(r["excess"] is None or "lambda" not in r for r in records):
         continue
-      lambdas = sorted({r["lambda"] for r in records})
-      quartiles = np.array([np.percentile([r["excess"] for r in records if r["lambda"] == lam], [25, 50, 75])
-                            for lam in lambdas])
       current = comparable_with_the_vae(label)
       name = (f"{cell_label(model, layers)}, β = {beta:g}, {len(groups)} seed{'s' if len(groups) > 1 else ''}"
               + (" (≈ floor)" if any(r["floor"] == "smallest_lambda" for r in records) else "")
               + ("" if current else " (out of date)"))
-      out.append((attack_mode(label), name, current, lambdas, quartiles))
+      out.append((attack_mode(label), name, current, *scores.excess_quartiles(records)))
   return out
 
 
@@ -544,26 +542,9 @@ def plot_attack_curves(cells, path):
   far the input's posterior is from explaining the target. Out-of-date sweeps are dashed. Returns whether a curve
   was drawn (no file otherwise)."""
   curves = excess_curves(cells)
-  if not curves:
-    return False
-  plt = plotting.pyplot()
-  fig, axes = plt.subplots(1, len(ATTACKS), figsize=(11, 4.2), squeeze=False)
-  for column, mode in enumerate(ATTACKS):
-    ax = axes[0, column]
-    for _, name, current, lambdas, quartiles in (c for c in curves if c[0] == mode):
-      line, = ax.plot(lambdas, quartiles[:, 1], "-" if current else "--", label=name)
-      ax.fill_between(lambdas, quartiles[:, 0], quartiles[:, 2], color=line.get_color(), alpha=0.15, linewidth=0)
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("symlog", linthresh=1.0)
-    ax.axhline(0.0, color="grey", linewidth=0.6)
-    ax.set_xlabel("λ (the weight of the distortion)")
-    ax.set_ylabel("excess of −log p(x^t|z̃) over the floor (nats)")
-    ax.set_title(f"{mode} attack: median over seeds × pairs, quartile band", fontsize=9)
-    if any(c[0] == mode for c in curves):
-      ax.legend(fontsize=7)
-  plotting.save(fig, path)
-  plt.close(fig)
-  return True
+  if curves:
+    plotting.excess_curves_figure(curves, path, ATTACKS)
+  return bool(curves)
 
 
 def layer_mig_section(out):

@@ -24,6 +24,29 @@ def save(fig, path):
       os.remove(tmp)
 
 
+def excess_curves_figure(curves, path, modes=("latent", "output")):
+  """Per attack mode (columns), each curve's median excess of -log p(x^t|z~) over its floor against lambda, with the
+  band between its quartiles (`seatbelt_tf.scores.excess_quartiles`). `curves`: [(mode, legend name, solid?,
+  lambdas, quartiles)]; dashed where not solid (an out-of-date sweep). Written atomically to `path`."""
+  plt = pyplot()
+  fig, axes = plt.subplots(1, len(modes), figsize=(11, 4.2), squeeze=False)
+  for column, mode in enumerate(modes):
+    ax = axes[0, column]
+    for _, name, solid, lambdas, quartiles in (c for c in curves if c[0] == mode):
+      line, = ax.plot(lambdas, quartiles[:, 1], "-" if solid else "--", label=name)
+      ax.fill_between(lambdas, quartiles[:, 0], quartiles[:, 2], color=line.get_color(), alpha=0.15, linewidth=0)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("symlog", linthresh=1.0)
+    ax.axhline(0.0, color="grey", linewidth=0.6)
+    ax.set_xlabel("λ (the weight of the distortion)")
+    ax.set_ylabel("excess of −log p(x^t|z̃) over the floor (nats)")
+    ax.set_title(f"{mode} attack: median over seeds × pairs, quartile band", fontsize=9)
+    if any(c[0] == mode for c in curves):
+      ax.legend(fontsize=7)
+  save(fig, path)
+  plt.close(fig)
+
+
 def show_image(ax, image, data_range, title=None, diverging=False):
   image = np.asarray(image, np.float64)
   lo, hi = data_range

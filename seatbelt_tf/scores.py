@@ -104,6 +104,14 @@ def floor_kl_bound(records):
   return bound
 
 
+def excess_quartiles(records):
+  """(lambdas, quartiles `[len(lambdas), 3]`): the 25th, 50th and 75th percentiles of the records' `excess` (set from
+  `excess_over_floor`) at each of their lambdas, the excess against lambda."""
+  lambdas = sorted({r["lambda"] for r in records})
+  return lambdas, np.array([np.percentile([r["excess"] for r in records if r["lambda"] == lam], [25, 50, 75])
+                            for lam in lambdas])
+
+
 def median_excess(records, latent=None):
   """(median of `excess_over_floor`'s excess, or None where there is none; its source) of one attack's records."""
   excess, source = excess_over_floor(records, latent)

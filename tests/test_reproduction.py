@@ -1027,7 +1027,12 @@ def test_robustness_table_gives_pooled_and_displayed_medians_with_an_interval_an
   sys.path.insert(0, os.path.join(REPO, "launch"))
   import collect_attacks  # pylint: disable=import-outside-toplevel
   output = [r for r in sweeps[("beta_tcvae", 0)] if r["mode"] == "output"]  # no own score, no latent attack
-  assert collect_attacks.excess_columns([(0, output, [])], np.random.default_rng(0)) == ("—", "—")
+  assert collect_attacks.excess_columns([(0, output, [])], np.random.default_rng(0)) == ("—", "—", None)
+  # With FIGURE: the excess against lambda of every cell that has one.
+  figure = tmp_path / "curves.png"
+  subprocess.run([sys.executable, os.path.join(REPO, "launch", "collect_attacks.py"), str(saved), str(figure)],
+                 capture_output=True, text=True, check=True)
+  assert figure.stat().st_size > 10_000
 
 
 def test_save_remeasure_copies_each_run_s_results_and_never_leaves_a_truncated_table(tmp_path):
