@@ -216,7 +216,7 @@ MUTATIONS = [
      "scores.excess_over_floor(_without_own(part), _without_own(latent))",
      "scores.excess_over_floor(_without_own(part), _without_own(part))",
      "the floor check of the output attack through the latent attack's floors"),
-    ("test_reproduction.py::test_summary_and_tables_of_a_fabricated_campaign", "launch/reproduction_tables.py",
+    ("test_reproduction.py::test_summary_and_tables_of_a_fabricated_campaign", "seatbelt_tf/scores.py",
      'for r in records if r["lambda"] == lam], [25, 50, 75])',
      'for r in records if r["lambda"] <= lam], [25, 50, 75])', "the excess curves' quartiles at each lambda alone"),
     ("test_reproduction.py::test_the_campaign_s_file_only_scripts_load_without_tensorflow",
