@@ -302,6 +302,7 @@ def separation(cell, vae):
 
 
 def robustness_section(runs, rng):
+  """(Section 5's lines, stats per cell and attack, the `attack_cells` they were computed from)."""
   cells = attack_cells(runs)
   lines = ["## Section 5: attacks", "",
            "Medians over seeds × pairs × λ with a 95% interval from a hierarchical bootstrap (seeds, then pairs "
@@ -326,7 +327,7 @@ def robustness_section(runs, rng):
            "its own small λ, reads its floors from the same sweep's latent attack (the same pairs). Against the "
            "VAE, the same judgement on the excess follows the semicolon.", ""]
   if not cells:
-    return lines + ["No run has been attacked yet.", ""], {}
+    return lines + ["No run has been attacked yet.", ""], {}, cells
   stats = {}
   for key, modes in cells.items():
     for mode, groups in modes.items():
@@ -356,7 +357,7 @@ def robustness_section(runs, rng):
     lines.append(f"| {cell_label(model, layers)} | {beta:g} | {mode} | {s['seeds']} | "
                  + " | ".join("{:.4g} [{:.4g}, {:.4g}]".format(*s[k]) for k in ("objective", "target_nll"))
                  + f" | {excess} | {against} |")
-  return lines + [""] + floor_check(cells), stats
+  return lines + [""] + floor_check(cells), stats, cells
 
 
 def floor_check(cells):
@@ -564,7 +565,7 @@ def main(out, root=None):
   if not runs:
     sys.exit(f"{out}/summary.json lists no run.")
   rng = np.random.default_rng(0)
-  robustness, stats = robustness_section(runs, rng)
+  robustness, stats, cells = robustness_section(runs, rng)
   seeds = sorted({r["seed"] for r, _ in runs})
   steps = sorted({r["train_steps"] for r, _ in runs})
   epochs = _epochs([r for r, _ in runs])
@@ -584,7 +585,7 @@ def main(out, root=None):
   if stats:
     plot_attacks(stats, os.path.join(out, "attack_medians.png"))
     lines += ["![attack medians](attack_medians.png)", ""]
-    if plot_attack_curves(attack_cells(runs), os.path.join(out, "attack_curves.png")):
+    if plot_attack_curves(cells, os.path.join(out, "attack_curves.png")):
       lines += ["![the excess over the floor against lambda](attack_curves.png)", ""]
     lines += copy_grids(runs, out, root)
   io_utils.atomic_write_text(os.path.join(out, "tables.md"), "\n".join(lines))
