@@ -2,7 +2,7 @@
 
 `SeatbeltHyperModel` is a `keras_tuner.HyperModel`: `build(hp)` returns a built, compiled seatbelt_tf model (built
 on a dummy batch, so `get_best_models()` can reload its weights), and `fit(hp, model, ...)` trains it on the run's
-dataset with the normal training pipeline, then returns three metrics, any of which can be the objective
+dataset with the normal training pipeline, then returns four metrics, any of which can be the objective
 (`--tune_objective`):
 
 * `val_elbo` (maximise): the held-out ELBO without beta (eq. 3 / eq. 10 with beta = 1) on the run's held-out split,

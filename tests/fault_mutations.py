@@ -232,6 +232,9 @@ MUTATIONS = [
     ("test_reproduction.py::test_attack_labels_and_their_figure_ticks_name_the_layer_set_and_what_is_out_of_date",
      "launch/reproduction_tables.py", 'label.replace(";", ",").split(",")[0]', 'label.split(",")[0]',
      "the attack figure's panel for a label with a semicolon"),
+    ("test_tuning.py::test_the_paper_style_search_config_parses_and_searches_for_the_excess", "configs/tune.cfg",
+     "--tune_objective=robustness_excess\n", "--tune_objective=combined\n--tune_elbo_floor=-150\n",
+     "configs/tune.cfg searching for the excess over the floor"),
 ]
 
 

@@ -16,7 +16,7 @@ from conftest import tiny_config
 
 def _search(tmp_path, **overrides):
   settings = {"mode": "tune", "tuner": "random", "tune_max_trials": 2, "tune_models": "beta_tcvae,seatbelt",
-              "tune_betas": "1:8", "tune_max_layers": 2, "tune_objective": "combined", "tune_attack_pairs": 2,
+              "tune_betas": "1:8", "tune_max_layers": 2, "tune_objective": "robustness_excess", "tune_attack_pairs": 2,
               "tune_attack_lambdas": 2, "tune_attack_iterations": 5, **overrides}
   return tiny_config(tmp_path / "search", **settings)
 
@@ -32,6 +32,8 @@ def test_two_trial_search_resumes_without_new_trials_and_best_cfg_trains(tmp_pat
     assert np.isfinite([float(row[k]) for k in ("val_elbo", "robustness", "combined", "robustness_excess")]).all()
     assert float(row["robustness_excess"]) < float(row["robustness"])  # the floor taken out
     assert 1.0 <= float(row["beta"]) <= 8.0 and row["model"] in ("beta_tcvae", "seatbelt")
+    assert float(row["score"]) == pytest.approx(float(row["robustness_excess"]))  # the objective configs/tune.cfg uses
+  assert first["best_trial"] == max(rows, key=lambda r: float(r["robustness_excess"]))["trial"]
   assert "(best)" in open(os.path.join(project, "trials.md")).read()
   again = tune_mode.tune(config)  # the same command again: the search reloads and runs nothing new
   assert again["new_trials"] == 0 and again["completed"] == 2 and again["best_trial"] == first["best_trial"]
@@ -88,3 +90,18 @@ def test_search_space_flags_are_validated(tmp_path):
     config_lib.RunConfig(workdir="w", tune=config_lib.TuneConfig(tune_betas=("10:1",))).validate()
   with pytest.raises(ValueError, match="tuner='grid'"):
     config_lib.RunConfig(workdir="w", tune=config_lib.TuneConfig(tuner="grid")).validate()
+
+
+def test_the_paper_style_search_config_parses_and_searches_for_the_excess():
+  """configs/tune.cfg (README's tuning example) expands, validates, and asks for `robustness_excess`: the raw
+  `robustness` and `combined` have each model's floor in them (tuning's module docstring)."""
+  args = launch.expand_flagfiles([f"--flagfile={os.path.join(os.path.dirname(__file__), '..', 'configs', 'tune.cfg')}"])
+  launch.FLAGS.unparse_flags()
+  try:
+    launch.FLAGS(["seatbelt-launch", *args])
+    config = launch.config_from_flags()
+  finally:
+    launch.FLAGS.unparse_flags()
+  config.validate()
+  assert config.mode == "tune" and config.tune.tune_objective == "robustness_excess"
+  assert config.tune.tuner == "bayesian" and config.tune.tune_max_layers == 5
