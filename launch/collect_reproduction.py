@@ -14,8 +14,11 @@ The summary is the campaign's record, and it outlives the workdirs (a session ma
 ROOT empty): a run already in the summary is kept as it is when its workdir is gone, or when its workdir is
 behind it (fewer training steps, e.g. the cell restarted from scratch on a new machine), and so are its compact
 files (a record without an excess over the floor gets one from its compact records where they now give it); a
-workdir at the same or a larger budget replaces it, the replaced budget becoming one of its milestones. No run is
-ever dropped: to take one out, delete its object from the summary.
+workdir at the same or a larger budget replaces it, the replaced budget becoming one of its milestones. A workdir
+at the same budget with another held-out ELBO is the cell trained again (its checkpoint went with an earlier
+machine): the record it replaces, milestones and all, moves to the row's `earlier_runs`, so the budgets that run
+was evaluated at stay in the summary (and in the tables), apart from the new run's. No run is ever dropped: to
+take one out, delete its object from the summary.
 
   python launch/collect_reproduction.py runs/reproduce docs/reproduction/summary.json
   python launch/collect_reproduction.py --recorded docs/reproduction/summary.json STEPS ATTACK
@@ -335,6 +338,19 @@ def supersede(old, row):
   return row
 
 
+def keep_earlier_runs(old, row):
+  """`row` (a workdir's, replacing the summary's `old` row of the same run at the same or a larger budget) with
+  `old`'s `earlier_runs`, and `old` itself among them when it is another training of the cell: the same budget
+  and another held-out ELBO (a cell trained again from step 0 on a new machine; re-collecting the same workdir
+  gives the same ELBO)."""
+  earlier = list(old.get("earlier_runs") or [])
+  if old["train_steps"] == row["train_steps"] and old.get("elbo") != row.get("elbo"):
+    earlier.append({**{key: old.get(key) for key in MILESTONE_KEYS}, "milestones": old.get("milestones") or []})
+  if earlier:
+    row["earlier_runs"] = earlier
+  return row
+
+
 def _remove(path):
   if os.path.isfile(path):
     os.remove(path)
@@ -355,6 +371,8 @@ def main(root, out):
       continue  # the workdir is behind the record (restarted on a new machine?): the record stands
     if old is not None and old["train_steps"] < row["train_steps"]:
       row = supersede(old, row)
+    if old is not None:
+      row = keep_earlier_runs(old, row)
     rows[name] = row
     trajectory = training_history(workdir, read_json(os.path.join(workdir, "config.json")))
     if trajectory:

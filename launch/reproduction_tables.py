@@ -159,16 +159,19 @@ def budget_section(runs):
   rows = sorted(_j2_rows(runs), key=lambda r: (r["model"], r["beta"], r["seed"]))
   lines = ["## Training budget: does more training change J.2's answer?", "",
            "Every budget each L = 2 run was evaluated at (a run trained on keeps its earlier evaluation: "
-           "launch/milestone.py). KL of z^L: held-out, nats, before β; MIG of z^L cannot be large while z^L holds "
+           "launch/milestone.py; a cell trained again from step 0 keeps its earlier run's rows, marked). "
+           "KL of z^L: held-out, nats, before β; MIG of z^L cannot be large while z^L holds "
            "little information (a factor's entropy is 1.1 nats for shape, 3.5 for a position). The per-epoch "
            "training curves are in `training/` and the figure below.", ""]
   if not rows:
     return lines + ["No L = 2 hierarchy has been evaluated yet.", ""]
   lines += ["| run | epochs | ELBO | MIG exact | MIG histogram | KL of z^L |", "|---|---|---|---|---|---|"]
   for row in rows:
-    for budget in [*row.get("milestones", []), row]:
+    trainings = [(f"{row['run']} (earlier run {i + 1}, trained again since)", earlier)
+                 for i, earlier in enumerate(row.get("earlier_runs") or [])] + [(row["run"], row)]
+    for name, budget in ((name, b) for name, run in trainings for b in [*(run.get("milestones") or []), run]):
       kl_top = (budget.get("kl_layers") or [None])[-1]
-      lines.append(f"| {row['run']} | {_ep(budget.get('epochs'))} | {_number(budget.get('elbo'), '.2f')} "
+      lines.append(f"| {name} | {_ep(budget.get('epochs'))} | {_number(budget.get('elbo'), '.2f')} "
                    f"| {_number(budget.get('mig_exact'), '.3f')} | {_number(budget.get('mig_histogram'), '.3f')} "
                    f"| {_number(kl_top, '.2f')} |")
   return lines + [""]

@@ -277,6 +277,28 @@ def test_the_summary_outlives_the_workdirs_and_the_campaign_skips_the_cells_it_r
                                 "elbo": -40.0, "mig_exact": 0.02, "mig_histogram": 0.03, "kl_layers": [None]}]
   assert "training" not in files("vae_L1_beta1_seed0")  # the record's curves were not this workdir's
   assert files("vae_L1_beta1_seed0")["attack_records"] != kept["vae_L1_beta1_seed0"]["attack_records"]
+  assert "earlier_runs" not in vae  # trained on, not trained again
+  # A cell trained again from step 0 (its checkpoint gone with a machine) reaches its record's budget: the new run
+  # replaces the record, and the record, milestones and all, becomes an earlier run, once however often the
+  # campaign collects; the tables' budget section shows both runs' rows, the earlier one marked.
+  milestone = dict(vae["milestones"][0], train_steps=3600, images_seen=3600 * 2048, epochs=10.0)
+  earlier = dict(third["seatbelt_L2_beta4_seed0"], milestones=[milestone])
+  json.dump([earlier if r["run"] == earlier["run"] else r for r in third.values()], open(summary, "w"))
+  _run(root, "seatbelt", 2, 4, 0, 0.06, -51.2, target_nll=130.0, steps=11000)
+  fourth, _ = collect()
+  assert collect()[0] == fourth
+  seatbelt = fourth["seatbelt_L2_beta4_seed0"]
+  assert seatbelt["elbo"] == -51.2 and seatbelt["mig_exact"] == 0.06 and seatbelt["milestones"] == []
+  assert seatbelt["earlier_runs"] == [{**{k: earlier[k] for k in ("train_steps", "images_seen", "epochs", "elbo",
+                                                                  "mig_exact", "mig_histogram", "kl_layers")},
+                                       "milestones": earlier["milestones"]}]
+  sys.path.insert(0, os.path.join(REPO, "launch"))
+  import reproduction_tables  # pylint: disable=import-outside-toplevel
+  budget = [line for line in reproduction_tables.budget_section(reproduction_tables.load(out)) if "seatbelt" in line]
+  assert [line.split(" | ")[:3] for line in budget] == [
+      ["| seatbelt_L2_beta4_seed0 (earlier run 1, trained again since)", "10.0", "-40.00"],
+      ["| seatbelt_L2_beta4_seed0 (earlier run 1, trained again since)", "30.6", "-49.80"],
+      ["| seatbelt_L2_beta4_seed0", "30.6", "-51.20"]], budget
 
 
 def _out_of_date_vae_and_current_seatbelt(tmp_path, **vae_attack):
