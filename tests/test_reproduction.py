@@ -167,7 +167,7 @@ def test_summary_and_tables_of_a_fabricated_campaign(tmp_path):
   # latent attack and for the output attack, which reads its floors from the latent attack's.
   for mode in ("latent", "output"):
     check = [line for line in tables.splitlines() if line.startswith(f"| Seatbelt-VAE, L = 2 | 4 | {mode} | ")
-             and line.count("|") == 7]
+             and line.count("|") == 7 and "%" not in line]  # (not the paired comparison's rows)
     assert len(check) == 1, mode
     exact, approximate, difference = (float(c) for c in check[0].strip("| ").split(" | ")[3:])
     assert abs(exact - 20.0) < 2.0 and abs(approximate) < 1.0
@@ -1201,3 +1201,38 @@ def test_the_campaign_starts_from_a_frozen_worktree_and_refuses_a_second_start(t
   restart = subprocess.run(["bash", plan, "--start"], env=env, capture_output=True, text=True)
   assert restart.returncode == 0 and "uncommitted changes; the campaign runs HEAD" in restart.stderr
   assert not (worktree / "stale").exists()
+
+
+def test_the_paired_comparison_with_the_vae_matches_numpy_on_the_shared_problems():
+  """reproduction_tables.paired_section: a cell's excess over the floor against the VAE's on the same (seed,
+  pair, lambda) with 2^-3 <= lambda < 2^10, both over the approximate floor (a sweep with the target's own score
+  uses its `approximate` excess), against numpy: the problems only one sweep attacked and the lambdas outside the
+  range are left out, the interval is a bootstrap over (seed, pair) clusters, and out-of-date sweeps get no row."""
+  sys.path.insert(0, os.path.join(REPO, "launch"))
+  import reproduction_tables  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(4)
+  lambdas = [2.0 ** k for k in (-6, -3, 0, 4, 9.5, 10, 14)]
+
+  def cell(offset, own, seeds, pairs):
+    return [[[{"seed": seed, "pair": p, "lambda": lam, "floor": "own" if own else "smallest_lambda",
+               "excess": 1e4 if own else offset + rng.normal(), "approximate": offset + rng.normal() if own else None}
+              for lam in lambdas] for p in range(pairs)] for seed in seeds]
+  vae, tcvae = cell(0.0, False, (0, 1, 2), 3), cell(5.0, True, (0, 1), 4)
+  cells = {("beta_tcvae", 1, 4.0): {"latent": tcvae},
+           ("seatbelt", 2, 4.0): {"latent; by attack driver 1, out of date (current: 2)": cell(9.0, False, (0,), 3)},
+           ("vae", 1, 1.0): {"latent": vae}}
+  lines = reproduction_tables.paired_section(cells)
+  rows = [line for line in lines if line.startswith("| β-TCVAE") or line.startswith("| Seatbelt")]
+  assert len(rows) == 1, lines
+
+  clusters = []
+  for seed in (0, 1):
+    for p in range(3):
+      clusters.append(np.array([tcvae[seed][p][i]["approximate"] - vae[seed][p][i]["excess"] for i in (1, 2, 3, 4)]))
+  diffs = np.concatenate(clusters)
+  boot_rng = seeds.keyed_rng("paired", "beta_tcvae", 1, 4.0, "latent")
+  picks = boot_rng.integers(0, len(clusters), size=(reproduction_tables.PAIRED_BOOTSTRAP, len(clusters)))
+  boot = [np.median(np.concatenate([clusters[i] for i in pick])) for pick in picks]
+  assert rows[0] == (f"| β-TCVAE | 4 | latent | 24 | {np.median(diffs):.3g} [{np.percentile(boot, 2.5):.3g}, "
+                     f"{np.percentile(boot, 97.5):.3g}] | {np.mean(diffs > 0):.0%} |")
+  assert 4.0 < np.median(diffs) < 6.0
