@@ -364,7 +364,6 @@ def robustness_section(runs, rng):
 
 
 RISE_LOG2 = (-3.0, 10.0)  # log2 lambda where the excess curves rise (docs/REPRODUCTION.md, seed 0 at 31 epochs)
-PAIRED_BOOTSTRAP = 2000
 
 
 def _approximate_excess(record):
@@ -373,23 +372,26 @@ def _approximate_excess(record):
 
 
 def paired_differences(cell, vae):
-  """{(seed, pair): [cell's excess - the VAE's, per lambda]} over the problems both sweeps attacked (same seed,
-  pair and lambda) with log2 lambda in RISE_LOG2, each excess over the approximate floor so that the two are alike."""
+  """A list per seed of a list per pair of {"difference": cell's excess - the VAE's} (`seed_stats.median_interval`'s
+  groups), one per problem both sweeps attacked (same seed, pair and lambda) with log2 lambda in RISE_LOG2, each
+  excess over the approximate floor so that the two are alike."""
   def problems(groups):
     return {(r["seed"], r["pair"], r["lambda"]): _approximate_excess(r) for seed in groups for pair in seed
             for r in pair
             if _approximate_excess(r) is not None and RISE_LOG2[0] <= np.log2(r["lambda"]) < RISE_LOG2[1]}
   ours, theirs = problems(cell), problems(vae)
   out = {}
-  for key in sorted(set(ours) & set(theirs)):
-    out.setdefault(key[:2], []).append(ours[key] - theirs[key])
-  return out
+  for seed, pair, lam in sorted(set(ours) & set(theirs)):
+    difference = ours[seed, pair, lam] - theirs[seed, pair, lam]
+    out.setdefault(seed, {}).setdefault(pair, []).append({"difference": difference})
+  return [list(pairs.values()) for pairs in out.values()]
 
 
 def paired_section(cells):
   """Lines: each current attack cell's excess over the floor against the VAE's, problem by problem where the
-  curves rise (`paired_differences`): the median difference with a 95% interval from a bootstrap over the
-  (seed, pair) clusters, and the share of problems where the cell's excess is the larger."""
+  curves rise (`paired_differences`): the median difference with a 95% interval from the hierarchical bootstrap
+  of the section's other intervals (seeds, then pairs), and the share of problems where the cell's excess is the
+  larger."""
   vae = cells.get(("vae", 1, 1.0), {})
   rows = []
   for key, modes in cells.items():
@@ -400,16 +402,14 @@ def paired_section(cells):
                    and comparable_with_the_vae(name)]
       if not comparable_with_the_vae(label) or not reference:
         continue
-      clusters = list(paired_differences(groups, reference[0]).values())
-      if not clusters:
+      differences = paired_differences(groups, reference[0])
+      if not differences:
         continue
-      rng = seed_stats.keyed_rng("paired", *key, label)
-      picks = rng.integers(0, len(clusters), size=(PAIRED_BOOTSTRAP, len(clusters)))
-      boot = [np.median(np.concatenate([clusters[i] for i in pick])) for pick in picks]
-      diffs = np.concatenate(clusters)
+      median, low, high = seed_stats.median_interval(differences, "difference",
+                                                     seed_stats.keyed_rng("paired", *key, label))
+      diffs = np.array([r["difference"] for seed in differences for pair in seed for r in pair])
       rows.append(f"| {cell_label(key[0], key[1])} | {key[2]:g} | {label} | {len(diffs)} | "
-                  f"{np.median(diffs):.3g} [{np.percentile(boot, 2.5):.3g}, {np.percentile(boot, 97.5):.3g}] | "
-                  f"{np.mean(diffs > 0):.0%} |")
+                  f"{median:.3g} [{low:.3g}, {high:.3g}] | {np.mean(diffs > 0):.0%} |")
   if not rows:
     return []
   lo, hi = RISE_LOG2
@@ -418,7 +418,7 @@ def paired_section(cells):
           "the VAE's on the same (seed, pair, λ), both over the approximate floor (≈) so that they are alike. "
           "Below that range every cell sits at its floor, above it the attack cannot move the input (and a model "
           "whose posteriors of different images are closer scores lower), so medians pooled over the whole grid "
-          "can hide the difference. Interval: bootstrap over the (seed, pair) clusters.", "",
+          "can hide the difference. Interval: the hierarchical bootstrap above (seeds, then pairs).", "",
           "| model | β | attack | problems | median excess − the VAE's [95%] | cell's excess the larger on |",
           "|---|---|---|---|---|---|", *rows, ""]
 
