@@ -8,8 +8,13 @@ With --compare=S, it times instead the exact protocol's mixture log-densities of
 `metrics.log_mixture_density` (one XLA call per chunk, a streamed log-sum-exp) against the form it replaced (graph-
 mode blocks of ~4M entries, each through `tf.reduce_logsumexp`, combined in numpy), alternating over --rounds.
 
+With --subsets=96,1000,10000, it times instead the exact protocol on random subsets of that many grid points (the
+synthetic code; `--mig_points`-sized evaluations and the tests' tiny ones) with the call shapes
+`metrics.block_shapes` picks against the one full-size shape every call used before (small problems padded up to
+it), alternating over --rounds, and checks that both give the same MIG.
+
 Usage: python benchmarks/mig.py [--workdir=runs/quickstart] [--methods=histogram,exact] [--exact_samples=10000]
-       [--compare=500 --rounds=3]
+       [--compare=500 --rounds=3] [--subsets=96,1000,10000 --rounds=3]
 """
 
 import argparse
@@ -25,6 +30,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from seatbelt_tf import data, metrics  # noqa: E402
+from seatbelt_tf.metrics import mutual_info_gap  # noqa: E402
 
 
 @tf.function(autograph=False, reduce_retracing=True)
@@ -74,6 +80,42 @@ def compare(loc, scale, samples, rounds):
     print(f"| {name} | {t:.1f} | {1e9 * t / pairs:.2f} | {np.abs(results[name] - former).max():.1e} |")
 
 
+def full_block_shapes(s_count, n_count, dim, block_elements=1 << 24):
+  """The call shapes before `metrics.block_shapes`: the full-size ones whatever S and N."""
+  del s_count, n_count
+  s_block = max(1, min(mutual_info_gap.SAMPLE_BLOCK, block_elements // dim))
+  n_block = max(1, min(mutual_info_gap.COMPONENT_BLOCK, block_elements // (dim * s_block)))
+  return s_block, n_block, max(1, block_elements // (dim * s_block * n_block))
+
+
+def compare_subsets(source, sizes, samples, rounds):
+  adaptive = mutual_info_gap.block_shapes
+  forms = {"full-size calls (before)": full_block_shapes, "block_shapes (now)": adaptive}
+  print(f"\nExact-protocol MIG on random subsets of the grid (synthetic 10-unit code, up to {samples} samples), "
+        f"median of {rounds}")
+  print("| points | calls | s | MIG |")
+  print("|---|---|---|---|")
+  try:
+    for size in sizes:
+      indices = metrics.choose_points(source, size, 0)
+      factors = source.factors(indices)
+      loc, scale = synthetic_codes(factors)
+      times, values = {name: [] for name in forms}, {}
+      for name, shapes in forms.items():  # compile / warm up
+        mutual_info_gap.block_shapes = shapes
+        metrics.mig(loc[:64], factors[:64], method="exact", scales=scale[:64], num_samples=64)
+      for _ in range(rounds):
+        for name, shapes in forms.items():
+          mutual_info_gap.block_shapes = shapes
+          start = time.perf_counter()
+          values[name] = metrics.mig(loc, factors, method="exact", scales=scale, num_samples=samples)["mig"]
+          times[name].append(time.perf_counter() - start)
+      for name in forms:
+        print(f"| {size} | {name} | {statistics.median(times[name]):.2f} | {values[name]:.4f} |")
+  finally:
+    mutual_info_gap.block_shapes = adaptive
+
+
 def synthetic_codes(factors, seed=0):
   rng = np.random.default_rng(seed)
   z = (factors - factors.mean(0)) / factors.std(0)
@@ -93,8 +135,12 @@ def main():
   parser.add_argument("--num_points", type=int, default=0, help="0: the full grid")
   parser.add_argument("--compare", type=int, default=0, help="samples for the old-against-new timing (0: off)")
   parser.add_argument("--rounds", type=int, default=3)
+  parser.add_argument("--subsets", default="", help="grid-subset sizes for the call-shape timing (empty: off)")
   args = parser.parse_args()
   source = data.ProceduralDSprites()
+  if args.subsets:
+    compare_subsets(source, [int(v) for v in args.subsets.split(",")], args.exact_samples, args.rounds)
+    return
   indices = metrics.choose_points(source, args.num_points or None, 0)
   factors = source.factors(indices)
   rows = []

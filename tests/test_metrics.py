@@ -108,6 +108,26 @@ def test_log_mixture_density_matches_numpy_across_blocks():
   np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("s_count,n_count,dim,block_elements,shapes", [
+    (37, 101, 3, 1 << 24, (64, 128, 1)),  # small: one 64 x 128 call, not a padded 256 x ~2*10^4 one
+    (5, 3, 2, 1 << 24, (32, 128, 1)),  # the smallest call
+    (300, 2500, 2, 1 << 24, (256, 1024, 4)),  # two sample blocks, one padded chunk of 4 component blocks
+    (300, 2500, 2, 1 << 19, (256, 1024, 1)),  # three chunks of one block, the last one padded
+])
+def test_log_mixture_density_matches_numpy_for_every_call_shape(s_count, n_count, dim, block_elements, shapes):
+  """Each call shape `block_shapes` picks (small problems shrink the call; large ones keep the full program, e.g.
+  the full dSprites grid at D = 10) gives the numpy mixture log-density."""
+  assert metrics.block_shapes(s_count, n_count, dim, block_elements) == shapes
+  assert metrics.block_shapes(10000, 737280, 10) == (256, 1024, 6)
+  rng = np.random.default_rng(s_count)
+  z = rng.standard_normal((s_count, dim))
+  loc, scale = rng.standard_normal((n_count, dim)), rng.uniform(0.2, 2.0, (n_count, dim))
+  log_n = -0.5 * ((z[:, None] - loc[None]) / scale[None]) ** 2 - np.log(scale)[None] - 0.5 * np.log(2 * np.pi)
+  ref = np.log(np.exp(log_n).mean(axis=1))
+  got = metrics.log_mixture_density(z, loc, scale, block_elements=block_elements)
+  np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+
+
 def test_exact_mutual_info_of_a_noiseless_code_is_the_factor_entropy():
   """z = v_k exactly (tiny posterior scale): I(z; v_k) -> H(v_k)."""
   factors = _grid((4, 5))

@@ -1,5 +1,6 @@
 """Representation metrics: numpy cores that take codes and factors, and front ends that take an encoder callable."""
 
+from seatbelt_tf.metrics.mutual_info_gap import block_shapes
 from seatbelt_tf.metrics.mutual_info_gap import discrete_entropy
 from seatbelt_tf.metrics.mutual_info_gap import discrete_mutual_info
 from seatbelt_tf.metrics.mutual_info_gap import discretize

@@ -30,6 +30,9 @@ METHODS = ("histogram", "exact")
 # The exact protocol's blocks: samples per XLA call, components per step of its streamed log-sum-exp.
 SAMPLE_BLOCK = 256
 COMPONENT_BLOCK = 1024
+# The smallest calls (`block_shapes`): fewer samples or components are padded up to these.
+MIN_SAMPLE_BLOCK = 32
+MIN_COMPONENT_BLOCK = 128
 
 
 def check_method(method):
@@ -129,24 +132,42 @@ def _streamed_log_density(z, loc, inv_scale, log_scale, mask):
   return shift + tf.math.log(total)
 
 
+def _power_of_two_at_least(count, floor):
+  return max(floor, 1 << max(0, int(count) - 1).bit_length())
+
+
+def block_shapes(s_count, n_count, dim, block_elements=1 << 24):
+  """`log_mixture_density`'s call shapes: (samples per call, components per block, blocks per call).
+
+  The full shapes (256 samples, blocks of 1024 components, as many blocks as `block_elements` allows) serve large
+  problems; S and N below them shrink the call to the next power of two (at least 32 samples and 128 components),
+  so a 96-point problem scores a 128 x 128 slab instead of padding up to 256 x ~10^4 (its cost was the padding's).
+  """
+  s_full = max(1, min(SAMPLE_BLOCK, block_elements // dim))
+  s_block = min(s_full, _power_of_two_at_least(s_count, MIN_SAMPLE_BLOCK))
+  n_full = max(1, min(COMPONENT_BLOCK, block_elements // (dim * s_block)))
+  n_block = min(n_full, _power_of_two_at_least(n_count, MIN_COMPONENT_BLOCK))
+  blocks_full = max(1, block_elements // (dim * s_block * n_block))
+  blocks = min(blocks_full, _power_of_two_at_least(-(-n_count // n_block), 1))
+  return s_block, n_block, blocks
+
+
 def log_mixture_density(z, loc, scale, block_elements=1 << 24, progress=None):
   """log (1/N) sum_n N(z_sj; loc_nj, scale_nj) per unit: z `[S, D]`, loc/scale `[N, D]` -> float64 `[S, D]`.
 
   One XLA call scores 256 samples against a chunk of about `block_elements` / (256 x D) components, streaming a
   running log-sum-exp over blocks of 1024 of them (a slab that stays in cache; nothing of size S x N is built);
-  the chunks' results are combined in float64. Every call has the same shapes (samples and components are padded
-  up to them), so it compiles once per D. `progress` (a `keras.utils.Progbar` counting
-  sample-component pairs) advances chunk by chunk. docs/BENCHMARKS.md ("MIG on the full procedural dSprites
-  grid") measures it.
+  the chunks' results are combined in float64. Samples and components are padded up to the call's shapes, which
+  depend on D and on S and N only through `block_shapes`' powers of two, so a few programs are compiled per D:
+  the full-size one for large problems (the full grid) and smaller ones for small S or N, which would otherwise
+  pay for a whole padded chunk. `progress` (a `keras.utils.Progbar` counting sample-component pairs) advances
+  chunk by chunk. docs/BENCHMARKS.md ("MIG on the full procedural dSprites grid") measures it.
   """
   z = np.asarray(z, np.float32)
   loc, scale = np.asarray(loc, np.float32), np.asarray(scale, np.float32)
   s_count, dim = z.shape
   n_count = loc.shape[0]
-  # The shapes depend on D and block_elements only (never on S or N), so every call reuses one compiled program.
-  s_block = max(1, min(SAMPLE_BLOCK, block_elements // dim))
-  n_block = max(1, min(COMPONENT_BLOCK, block_elements // (dim * s_block)))
-  blocks = max(1, block_elements // (dim * s_block * n_block))
+  s_block, n_block, blocks = block_shapes(s_count, n_count, dim, block_elements)
   n_chunk = blocks * n_block
   padded_n = -(-n_count // n_chunk) * n_chunk
 
