@@ -18,19 +18,23 @@ Usage: python benchmarks/mig.py [--workdir=runs/quickstart] [--methods=histogram
 """
 
 import argparse
+import functools
 import json
 import math
 import os
 import statistics
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from seatbelt_tf import data, metrics  # noqa: E402
 from seatbelt_tf.metrics import mutual_info_gap  # noqa: E402
+from side_by_side import alternate, swapped  # noqa: E402
 
 
 @tf.function(autograph=False, reduce_retracing=True)
@@ -89,31 +93,23 @@ def full_block_shapes(s_count, n_count, dim, block_elements=1 << 24):
 
 
 def compare_subsets(source, sizes, samples, rounds):
-  adaptive = mutual_info_gap.block_shapes
-  forms = {"full-size calls (before)": full_block_shapes, "block_shapes (now)": adaptive}
+  forms = {"full-size calls (before)": full_block_shapes, "block_shapes (now)": mutual_info_gap.block_shapes}
   print(f"\nExact-protocol MIG on random subsets of the grid (synthetic 10-unit code, up to {samples} samples), "
         f"median of {rounds}")
   print("| points | calls | s | MIG |")
   print("|---|---|---|---|")
-  try:
-    for size in sizes:
-      indices = metrics.choose_points(source, size, 0)
-      factors = source.factors(indices)
-      loc, scale = synthetic_codes(factors)
-      times, values = {name: [] for name in forms}, {}
-      for name, shapes in forms.items():  # compile / warm up
-        mutual_info_gap.block_shapes = shapes
-        metrics.mig(loc[:64], factors[:64], method="exact", scales=scale[:64], num_samples=64)
-      for _ in range(rounds):
-        for name, shapes in forms.items():
-          mutual_info_gap.block_shapes = shapes
-          start = time.perf_counter()
-          values[name] = metrics.mig(loc, factors, method="exact", scales=scale, num_samples=samples)["mig"]
-          times[name].append(time.perf_counter() - start)
-      for name in forms:
-        print(f"| {size} | {name} | {statistics.median(times[name]):.2f} | {values[name]:.4f} |")
-  finally:
-    mutual_info_gap.block_shapes = adaptive
+  for size in sizes:
+    indices = metrics.choose_points(source, size, 0)
+    factors = source.factors(indices)
+    loc, scale = synthetic_codes(factors)
+    values = {}
+
+    def run(name, shapes, loc=loc, scale=scale, factors=factors):
+      with swapped(mutual_info_gap, "block_shapes", shapes):
+        values[name] = metrics.mig(loc, factors, method="exact", scales=scale, num_samples=samples)["mig"]
+    times = alternate({name: functools.partial(run, name, shapes) for name, shapes in forms.items()}, rounds, 1)
+    for name in forms:
+      print(f"| {size} | {name} | {times[name]:.2f} | {values[name]:.4f} |")
 
 
 def synthetic_codes(factors, seed=0):

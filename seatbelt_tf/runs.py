@@ -193,7 +193,7 @@ def mean_unit_kls(model, dataset):
 
   The data behind KL-activation plots (which units and layers carry information; paper Appendix F).
   """
-  unit_kls = tf.function(model.unit_kls)
+  unit_kls = tf.function(model.unit_kls, autograph=False)
   sums, count = None, 0
   for x in dataset:
     batch = [k.numpy().astype("float64").sum(axis=0) for k in unit_kls(x)]

@@ -83,20 +83,20 @@ class ServingModule(tf.Module):
     self.data_range = tuple(float(v) for v in data_range)
     self.layer_sizes = tuple(int(d) for d in model.layer_sizes)
     any_images = tf.TensorSpec(None, tf.float32, name="images")
-    self.serving_default = tf.function(self._serving_default, input_signature=[any_images])
-    self.encode = tf.function(self._encode, input_signature=[any_images])
-    self.reconstruct = tf.function(self._reconstruct, input_signature=[any_images])
+    self.serving_default = tf.function(self._serving_default, input_signature=[any_images], autograph=False)
+    self.encode = tf.function(self._encode, input_signature=[any_images], autograph=False)
+    self.reconstruct = tf.function(self._reconstruct, input_signature=[any_images], autograph=False)
     z_specs = [tf.TensorSpec([None, d], tf.float32, name=f"z_{i + 1}") for i, d in enumerate(self.layer_sizes)]
-    self.decode = tf.function(self._decode, input_signature=z_specs)
+    self.decode = tf.function(self._decode, input_signature=z_specs, autograph=False)
     noise_specs = [tf.TensorSpec([None, d], tf.float32, name=f"noise_{i + 1}")
                    for i, d in enumerate(self.layer_sizes)]
     self.attack_terms = tf.function(
         self._attack_terms, input_signature=[any_images, tf.TensorSpec(None, tf.float32, name="targets")]
-        + noise_specs)
+        + noise_specs, autograph=False)
     self.generate = tf.function(
         self._generate, input_signature=[tf.TensorSpec([None, self.layer_sizes[-1]], tf.float32, name="z_top")]
-        + noise_specs[:-1])
-    self.log_joint = tf.function(self._log_joint, input_signature=[any_images] + z_specs)
+        + noise_specs[:-1], autograph=False)
+    self.log_joint = tf.function(self._log_joint, input_signature=[any_images] + z_specs, autograph=False)
 
   def _images(self, images, name="images"):
     return _check_images(images, self.image_shape, self.data_range, name)

@@ -113,7 +113,7 @@ def render_sprites(shape, scale, angle, pos_x, pos_y, image_size=IMAGE_SIZE):
 # of graph mode at batch 2048 on a 2-core CPU (the training pipeline renders every batch, on the cores the training
 # step uses), and the same pixels: identical on all 737,280 images (docs/BENCHMARKS.md, "Rendering dSprites under
 # XLA"); tests/test_data.py compares the two on random batches of several sizes.
-_compiled_render = tf.function(render_sprites, jit_compile=True, reduce_retracing=True)
+_compiled_render = tf.function(render_sprites, jit_compile=True, reduce_retracing=True, autograph=False)
 
 
 class ProceduralDSprites:

@@ -273,6 +273,7 @@ class BaseVAE(keras.Model):
   def _images(data):
     return data[0] if isinstance(data, (tuple, list)) else data
 
+  @tf.autograph.experimental.do_not_convert
   def train_step(self, data):
     x = self._images(data)
     # --on_nonfinite=skip: the statistics as they were before this step's forward pass moved them.
@@ -326,6 +327,7 @@ class BaseVAE(keras.Model):
     results["skipped_batches"] = self._skipped.result()
     return results
 
+  @tf.autograph.experimental.do_not_convert
   def test_step(self, data):
     x = self._images(data)
     return self._update_trackers(self.loss_terms(x, training=False), tf.shape(x)[0])
