@@ -4,7 +4,9 @@ Subclasses override a single hook, `loss_terms(x, training) -> dict`, which retu
 and the batch means of the tracked quantities. `train_step` and `test_step` (run by Keras under `tf.function`)
 differentiate the loss and update one `keras.metrics.Mean` per name in `tracker_names`; the trackers are exposed
 through `metrics`, so Keras resets them each epoch and logs them under their own names (a model compiled without
-a Keras loss would otherwise report its own, always-zero `loss` tracker).
+a Keras loss would otherwise report its own, always-zero `loss` tracker). They are traced without autograph
+(a cold launcher run starts ~20% faster, docs/BENCHMARKS.md "Cold start"): a hook that branches or loops on a
+tensor's value must say so with `tf.cond` / `tf.while_loop` (a Python `if` on a tensor raises at trace time).
 
 The single-layer machinery lives here too: the posterior q(z|x) = N(mu(x), diag sigma(x)^2) (paper Section 2), the
 likelihood p(x|z) (Bernoulli logits for binary data, Gaussian means with a learned global scale for data in
