@@ -89,11 +89,13 @@ def test_heads_start_at_unit_scale_and_the_generative_conditionals_at_the_prior(
 
 
 def test_short_run_seatbelt_elbo_is_within_10_percent_of_the_beta_tcvae(tmp_path):
-  """300 steps of the launcher's loop (conv pair, batch 64, beta = 1, free bits 0, same seed and batches): the
-  L = 2 Seatbelt-VAE's held-out ELBO within 10% of the beta-TCVAE's (measured: -212.8 against -212.3 at 400 steps;
-  -275.2 with the previous heads)."""
-  common = {"network": "conv", "batch_size": 64, "beta": 1.0, "free_bits": 0.0, "train_steps": 300,
-            "steps_per_epoch": 100, "eval_examples": 2000, "eval_batch_size": 500}
+  """150 steps of the launcher's loop (conv pair, batch 64, beta = 1, free bits 0, same seed and batches): the
+  L = 2 Seatbelt-VAE's held-out ELBO within 10% of the beta-TCVAE's. Measured at 150 steps: -268.2 against
+  -262.9 (2.0% apart); with the conditionals' heads at Keras's default initialisation (the stall this guards
+  against; tests/fault_mutations.py switches it on) -365.7, 39% apart. At 400 steps it was -212.8 against -212.3,
+  and -275.2 with the previous heads."""
+  common = {"network": "conv", "batch_size": 64, "beta": 1.0, "free_bits": 0.0, "train_steps": 150,
+            "steps_per_epoch": 50, "eval_examples": 2000, "eval_batch_size": 500}
   tcvae = train_mode.train(tiny_config(tmp_path / "tcvae", model="beta_tcvae", latent_dim=10, **common))
   seatbelt = train_mode.train(tiny_config(tmp_path / "seatbelt", model="seatbelt", layers=2, **common))
   assert abs(seatbelt["elbo"] - tcvae["elbo"]) <= 0.1 * abs(tcvae["elbo"]), (seatbelt["elbo"], tcvae["elbo"])
