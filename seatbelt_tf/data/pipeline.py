@@ -65,7 +65,8 @@ def train_dataset(source, batch_size, eval_examples, seed, start_step=0):
     return source.tf_images(train_indices(step, batch_size, source.num_examples, eval_examples, seed))
 
   ds = tf.data.Dataset.counter(start=start_step, dtype=tf.int64)
-  ds = ds.map(tf.autograph.experimental.do_not_convert(load), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  ds = ds.map(tf.autograph.experimental.do_not_convert(load), num_parallel_calls=tf.data.AUTOTUNE,
+              deterministic=True)
   return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -74,5 +75,6 @@ def eval_dataset(source, batch_size, eval_examples, seed, drop_remainder=False):
   check_split(source.num_examples, eval_examples, 1)
   ds = tf.data.Dataset.from_tensor_slices(eval_indices(source.num_examples, eval_examples, seed))
   ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-  ds = ds.map(tf.autograph.experimental.do_not_convert(source.tf_images), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  ds = ds.map(tf.autograph.experimental.do_not_convert(source.tf_images), num_parallel_calls=tf.data.AUTOTUNE,
+              deterministic=True)
   return ds.prefetch(tf.data.AUTOTUNE)
