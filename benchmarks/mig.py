@@ -84,16 +84,18 @@ def compare(loc, scale, samples, rounds):
     print(f"| {name} | {t:.1f} | {1e9 * t / pairs:.2f} | {np.abs(results[name] - former).max():.1e} |")
 
 
+ADAPTIVE_BLOCK_SHAPES = mutual_info_gap.block_shapes  # held here: compare_subsets swaps the module's one
+
+
 def full_block_shapes(s_count, n_count, dim, block_elements=1 << 24):
-  """The call shapes before `metrics.block_shapes`: the full-size ones whatever S and N."""
+  """The call shapes before `metrics.block_shapes`: the full-size ones (those of a problem too large to shrink)
+  whatever S and N."""
   del s_count, n_count
-  s_block = max(1, min(mutual_info_gap.SAMPLE_BLOCK, block_elements // dim))
-  n_block = max(1, min(mutual_info_gap.COMPONENT_BLOCK, block_elements // (dim * s_block)))
-  return s_block, n_block, max(1, block_elements // (dim * s_block * n_block))
+  return ADAPTIVE_BLOCK_SHAPES(1 << 40, 1 << 40, dim, block_elements)
 
 
 def compare_subsets(source, sizes, samples, rounds):
-  forms = {"full-size calls (before)": full_block_shapes, "block_shapes (now)": mutual_info_gap.block_shapes}
+  forms = {"full-size calls (before)": full_block_shapes, "block_shapes (now)": ADAPTIVE_BLOCK_SHAPES}
   print(f"\nExact-protocol MIG on random subsets of the grid (synthetic 10-unit code, up to {samples} samples), "
         f"median of {rounds}")
   print("| points | calls | s | MIG |")
