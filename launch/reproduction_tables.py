@@ -10,7 +10,9 @@
   (`seatbelt_tf.evaluation.seeds`), and each cell's -log p(x^t|z~) against the vanilla VAE's: harder to attack
   (intervals apart, higher), easier (apart, lower) or not separated; and the same for the excess of
   -log p(x^t|z~) over its floor, the target's own (`scores.excess_over_floor`), which takes each
-  model's reconstruction quality out of the comparison.
+  model's reconstruction quality out of the comparison; and, problem by problem where the curves rise, each cell's
+  excess against the cells the paper's claims compare it with (`paired_references`: the VAE; for a hierarchy the
+  beta-TCVAE of its beta; for a Seatbelt-VAE the beta-TC DLGM of its L and beta).
 
 * where the factors went: each hierarchy's MIG of every layer, with the unit that holds each factor best
   (OUT/layer_mig/, launch/layer_mig.py; J.2 scores z^L alone);
@@ -371,15 +373,20 @@ def _approximate_excess(record):
   return record["approximate"] if record["floor"] == "own" else record["excess"]
 
 
-def paired_differences(cell, vae):
-  """A list per seed of a list per pair of {"difference": cell's excess - the VAE's} (`seed_stats.median_interval`'s
-  groups), one per problem both sweeps attacked (same seed, pair and lambda) with log2 lambda in RISE_LOG2, each
-  excess over the approximate floor so that the two are alike."""
+def paired_differences(cell, other):
+  """A list per seed of a list per pair of {"difference": cell's excess - the other cell's}
+  (`seed_stats.median_interval`'s groups), one per problem both sweeps attacked (same seed, pair and lambda) with
+  log2 lambda in RISE_LOG2, each excess over the approximate floor so that the two are alike."""
   def problems(groups):
-    return {(r["seed"], r["pair"], r["lambda"]): _approximate_excess(r) for seed in groups for pair in seed
-            for r in pair
-            if _approximate_excess(r) is not None and RISE_LOG2[0] <= np.log2(r["lambda"]) < RISE_LOG2[1]}
-  ours, theirs = problems(cell), problems(vae)
+    out = {}
+    for seed in groups:
+      for pair in seed:
+        for r in pair:
+          excess = _approximate_excess(r)
+          if excess is not None and RISE_LOG2[0] <= np.log2(r["lambda"]) < RISE_LOG2[1]:
+            out[r["seed"], r["pair"], r["lambda"]] = excess
+    return out
+  ours, theirs = problems(cell), problems(other)
   out = {}
   for seed, pair, lam in sorted(set(ours) & set(theirs)):
     difference = ours[seed, pair, lam] - theirs[seed, pair, lam]
@@ -387,40 +394,75 @@ def paired_differences(cell, vae):
   return [list(pairs.values()) for pairs in out.values()]
 
 
+def paired_references(key):
+  """The cells (model, layers, beta) that the cell `key` is compared with problem by problem, each with the
+  paper's claim (Section 5) the comparison bears on: every cell against the vanilla VAE (beta-TCVAEs and
+  Seatbelt-VAEs harder to attack than it; beta-TC DLGMs very sensitive to the latent attack); a hierarchy also
+  against the beta-TCVAE of its beta, the one-layer model whose penalty its top layer carries; and a Seatbelt-VAE
+  against the beta-TC DLGM of its L and beta, the model it changes (its decoder sees every layer: the paper's
+  protection against latent attacks)."""
+  model, layers, beta = key
+  if model == "vae":
+    return []
+  out = [("vae", 1, 1.0)]
+  if model in ("beta_tcdlgm", "seatbelt"):
+    out.append(("beta_tcvae", 1, beta))
+  if model == "seatbelt":
+    out.append(("beta_tcdlgm", layers, beta))
+  return out
+
+
+def _reference_label(modes, mode):
+  """The label of a reference cell's sweep that `mode` ("latent" or "output") is compared with: a current one, the
+  paper's latent attack for the family where the cell has others too; None if the cell has no current sweep of
+  that attack."""
+  current = [name for name in modes if attack_mode(name) == mode and comparable_with_the_vae(name)]
+  paper = [name for name in current if "the paper's for this family" not in name]
+  return (paper or current or [None])[0]
+
+
+def _rng_key(key, label, reference):
+  """The bootstrap's key of one comparison (against the VAE as before the other references were added, so its
+  intervals did not move)."""
+  return (*key, label) if reference == ("vae", 1, 1.0) else (*key, label, *reference)
+
+
 def paired_section(cells):
-  """Lines: each current attack cell's excess over the floor against the VAE's, problem by problem where the
-  curves rise (`paired_differences`): the median difference with a 95% interval from the hierarchical bootstrap
-  of the section's other intervals (seeds, then pairs), and the share of problems where the cell's excess is the
-  larger."""
-  vae = cells.get(("vae", 1, 1.0), {})
+  """Lines: each current attack cell's excess over the floor against each of its `paired_references` present in
+  `cells`, problem by problem where the curves rise (`paired_differences`): the median difference with a 95%
+  interval from the hierarchical bootstrap of the section's other intervals (seeds, then pairs), and the share of
+  problems where the cell's excess is the larger."""
   rows = []
   for key, modes in cells.items():
-    if key[0] == "vae":
-      continue
-    for label, groups in modes.items():
-      reference = [v for name, v in vae.items() if attack_mode(name) == attack_mode(label)
-                   and comparable_with_the_vae(name)]
-      if not comparable_with_the_vae(label) or not reference:
+    for reference in paired_references(key):
+      if reference not in cells:
         continue
-      differences = paired_differences(groups, reference[0])
-      if not differences:
-        continue
-      median, low, high = seed_stats.median_interval(differences, "difference",
-                                                     seed_stats.keyed_rng("paired", *key, label))
-      diffs = np.array([r["difference"] for seed in differences for pair in seed for r in pair])
-      rows.append(f"| {cell_label(key[0], key[1])} | {key[2]:g} | {label} | {len(diffs)} | "
-                  f"{median:.3g} [{low:.3g}, {high:.3g}] | {np.mean(diffs > 0):.0%} |")
+      for label, groups in modes.items():
+        other = _reference_label(cells[reference], attack_mode(label))
+        if not comparable_with_the_vae(label) or other is None:
+          continue
+        differences = paired_differences(groups, cells[reference][other])
+        if not differences:
+          continue
+        median, low, high = seed_stats.median_interval(
+            differences, "difference", seed_stats.keyed_rng("paired", *_rng_key(key, label, reference)))
+        diffs = np.array([r["difference"] for seed in differences for pair in seed for r in pair])
+        name = cell_label(*reference[:2]) + ("" if reference[0] == "vae" else f", β = {reference[2]:g}")
+        rows.append(f"| {cell_label(key[0], key[1])} | {key[2]:g} | {label} | {name} | {len(diffs)} | "
+                    f"{median:.3g} [{low:.3g}, {high:.3g}] | {np.mean(diffs > 0):.0%} |")
   if not rows:
     return []
   lo, hi = RISE_LOG2
-  return [f"Against the VAE problem by problem, where the curves rise (2^{lo:g} ≤ λ < 2^{hi:g}): the sweeps of "
-          "one seed attack the same pairs at the same λ, so each cell's excess over the floor is compared with "
-          "the VAE's on the same (seed, pair, λ), both over the approximate floor (≈) so that they are alike. "
+  return [f"Problem by problem, where the curves rise (2^{lo:g} ≤ λ < 2^{hi:g}): the sweeps of one seed attack the "
+          "same pairs at the same λ, so a cell's excess over the floor is compared with another cell's on the same "
+          "(seed, pair, λ), both over the approximate floor (≈) so that they are alike. Every cell is compared "
+          "with the VAE; a hierarchy also with the β-TCVAE of its β, and a Seatbelt-VAE with the β-TC DLGM of its "
+          "L and β (the paper's claims: `paired_references`); the other cell's sweep is its paper's latent attack. "
           "Below that range every cell sits at its floor, above it the attack cannot move the input (and a model "
           "whose posteriors of different images are closer scores lower), so medians pooled over the whole grid "
           "can hide the difference. Interval: the hierarchical bootstrap above (seeds, then pairs).", "",
-          "| model | β | attack | problems | median excess − the VAE's [95%] | cell's excess the larger on |",
-          "|---|---|---|---|---|---|", *rows, ""]
+          "| model | β | attack | against | problems | median excess − the other's [95%] | cell's excess the "
+          "larger on |", "|---|---|---|---|---|---|---|", *rows, ""]
 
 
 def floor_check(cells):

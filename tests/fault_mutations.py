@@ -246,12 +246,15 @@ MUTATIONS = [
     ("test_reproduction.py::test_the_summary_outlives_the_workdirs_and_the_campaign_skips_the_cells_it_records",
      "launch/collect_reproduction.py", 'and old.get("elbo") != row.get("elbo"):', ":",
      "an earlier run kept only when the cell was trained again (not on every collection)"),
-    ("test_reproduction.py::test_the_paired_comparison_with_the_vae_matches_numpy_on_the_shared_problems",
+    ("test_reproduction.py::test_the_paired_comparisons_match_numpy_on_the_shared_problems",
      "launch/reproduction_tables.py", 'return record["approximate"] if record["floor"] == "own" else record["excess"]',
      'return record["excess"]', "the paired comparison putting both sweeps on the approximate floor"),
-    ("test_reproduction.py::test_the_paired_comparison_with_the_vae_matches_numpy_on_the_shared_problems",
+    ("test_reproduction.py::test_the_paired_comparisons_match_numpy_on_the_shared_problems",
      "launch/reproduction_tables.py", 'RISE_LOG2[0] <= np.log2(r["lambda"]) < RISE_LOG2[1]', 'True',
      "the paired comparison keeping to the lambdas where the curves rise"),
+    ("test_reproduction.py::test_the_paired_comparisons_match_numpy_on_the_shared_problems",
+     "launch/reproduction_tables.py", "return (paper or current or [None])[0]", "return (current or [None])[0]",
+     "the paired comparison with a beta-TC DLGM reading its paper's latent attack (z^1), not its all-layer one"),
 ]
 
 

@@ -1203,12 +1203,13 @@ def test_the_campaign_starts_from_a_frozen_worktree_and_refuses_a_second_start(t
   assert not (worktree / "stale").exists()
 
 
-def test_the_paired_comparison_with_the_vae_matches_numpy_on_the_shared_problems():
+def test_the_paired_comparisons_match_numpy_on_the_shared_problems():
   """reproduction_tables.paired_section: a cell's excess over the floor against the VAE's on the same (seed,
   pair, lambda) with 2^-3 <= lambda < 2^10, both over the approximate floor (a sweep with the target's own score
   uses its `approximate` excess), against numpy: the problems only one sweep attacked and the lambdas outside the
   range are left out, the interval is Section 5's hierarchical bootstrap (seeds, then pairs), and out-of-date
-  sweeps get no row."""
+  sweeps get no row. A Seatbelt-VAE is also compared with the beta-TCVAE of its beta and the beta-TC DLGM of its L
+  and beta, whose reference sweep is the paper's latent attack for it (z^1), not its all-layer one."""
   sys.path.insert(0, os.path.join(REPO, "launch"))
   import reproduction_tables  # pylint: disable=import-outside-toplevel
   rng = np.random.default_rng(4)
@@ -1219,18 +1220,35 @@ def test_the_paired_comparison_with_the_vae_matches_numpy_on_the_shared_problems
                "excess": 1e4 if own else offset + rng.normal(), "approximate": offset + rng.normal() if own else None}
               for lam in lambdas] for p in range(pairs)] for seed in seeds]
   vae, tcvae = cell(0.0, False, (0, 1, 2), 3), cell(5.0, True, (0, 1), 4)
-  cells = {("beta_tcvae", 1, 4.0): {"latent": tcvae},
-           ("seatbelt", 2, 4.0): {"latent; by attack driver 1, out of date (current: 2)": cell(9.0, False, (0,), 3)},
+  dlgm_first, dlgm_all, seatbelt = cell(1.0, True, (0,), 3), cell(50.0, True, (0,), 3), cell(9.0, False, (0,), 2)
+  cells = {("beta_tcdlgm", 2, 4.0): {"latent, all layers (eq. 15); the paper's for this family: z¹ (eq. 14)": dlgm_all,
+                                     "latent, z¹ (eq. 14)": dlgm_first},
+           ("beta_tcvae", 1, 4.0): {"latent": tcvae},
+           ("seatbelt", 2, 4.0): {"latent; by attack driver 1, out of date (current: 2)": cell(9.0, False, (0,), 3),
+                                  "latent": seatbelt},
            ("vae", 1, 1.0): {"latent": vae}}
   lines = reproduction_tables.paired_section(cells)
   rows = [line for line in lines if line.startswith("| β-TCVAE") or line.startswith("| Seatbelt")]
-  assert len(rows) == 1, lines
+  assert len(rows) == 4 and "out of date" not in "".join(rows), lines
 
-  differences = [[[tcvae[seed][p][i]["approximate"] - vae[seed][p][i]["excess"] for i in (1, 2, 3, 4)]
-                  for p in range(3)] for seed in (0, 1)]
-  diffs = np.ravel(differences)
-  groups = [[[{"difference": d} for d in pair] for pair in seed] for seed in differences]
-  _, low, high = seeds.median_interval(groups, "difference", seeds.keyed_rng("paired", "beta_tcvae", 1, 4.0, "latent"))
-  assert rows[0] == (f"| β-TCVAE | 4 | latent | 24 | {np.median(diffs):.3g} [{low:.3g}, {high:.3g}] | "
-                     f"{np.mean(diffs > 0):.0%} |")
-  assert 4.0 < np.median(diffs) < 6.0
+  def row(cell_name, label, other_name, ours, theirs, seeds_, pairs, key):
+    differences = [[[ours[seed][p][i]["approximate" if ours[seed][p][i]["floor"] == "own" else "excess"]
+                     - theirs[seed][p][i]["approximate" if theirs[seed][p][i]["floor"] == "own" else "excess"]
+                     for i in (1, 2, 3, 4)] for p in range(pairs)] for seed in seeds_]
+    diffs = np.ravel(differences)
+    groups = [[[{"difference": d} for d in pair] for pair in seed] for seed in differences]
+    _, low, high = seeds.median_interval(groups, "difference", seeds.keyed_rng("paired", *key))
+    return (f"| {cell_name} | 4 | {label} | {other_name} | {len(diffs)} | {np.median(diffs):.3g} "
+            f"[{low:.3g}, {high:.3g}] | {np.mean(diffs > 0):.0%} |"), np.median(diffs)
+  expected, median = row("β-TCVAE", "latent", "VAE", tcvae, vae, (0, 1), 3, ("beta_tcvae", 1, 4.0, "latent"))
+  assert rows[0] == expected and 4.0 < median < 6.0  # the key of the comparison with the VAE is as before
+  seatbelt_key = ("seatbelt", 2, 4.0, "latent")
+  for other_name, theirs, reference, low, high in (("VAE", vae, None, 8.0, 10.0),
+                                                   ("β-TCVAE, β = 4", tcvae, ("beta_tcvae", 1, 4.0), 3.0, 5.0),
+                                                   ("β-TC DLGM, L = 2, β = 4", dlgm_first, ("beta_tcdlgm", 2, 4.0),
+                                                    7.0, 9.0)):
+    expected, median = row("Seatbelt-VAE, L = 2", "latent", other_name, seatbelt, theirs, (0,), 2,
+                           seatbelt_key + (reference or ()))
+    assert expected in rows and low < median < high, (expected, rows)
+  assert reproduction_tables.paired_references(("beta_tcdlgm", 4, 8.0)) == [("vae", 1, 1.0), ("beta_tcvae", 1, 8.0)]
+  assert reproduction_tables.paired_references(("vae", 1, 1.0)) == []
