@@ -165,3 +165,57 @@ def test_norm_block_with_a_frozen_batch_norm_keeps_the_bias():
   assert np.abs(results[0][3].numpy()).max() > 0.1  # the bias matters here
   for a, b in zip(pairs[0][1].non_trainable_variables, pairs[1][1].non_trainable_variables):
     np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+@pytest.mark.parametrize("mode", ["eager", "graph", "xla"])
+def test_blocked_kernel_gradient_equals_autodiff_s_single_product(mode):
+  """matmul_blocked_kernel_gradient in float64: the product, the input gradient and the kernel gradient equal
+  tf.matmul's autodiff (to 1e-12) for output widths that the blocks divide, that they do not (a last, narrower
+  block), and that need no blocks; so do second-order gradients through the input gradient."""
+  rng = np.random.default_rng(5)
+  for n, columns in ((12, 4), (11, 4), (3, 4), (4096, 1024)):
+    x = tf.constant(rng.normal(size=(7, 5)))
+    kernel = tf.constant(rng.normal(size=(5, n)))
+    weights = tf.constant(rng.normal(size=(7, n)))
+
+    def run(product, x=x, kernel=kernel, weights=weights, columns=columns):
+      with tf.GradientTape() as outer:
+        outer.watch(kernel)
+        with tf.GradientTape() as tape:
+          tape.watch([x, kernel])
+          y = product(x, kernel, columns)
+          loss = tf.reduce_sum(tf.sin(y) * weights)
+        dx, dkernel = tape.gradient(loss, [x, kernel])
+        curvature = tf.reduce_sum(tf.square(dx))
+      return y, dx, dkernel, outer.gradient(curvature, kernel)
+    call = run if mode == "eager" else tf.function(run, jit_compile=mode == "xla", autograph=False)
+    got, want = call(networks.matmul_blocked_kernel_gradient), call(lambda x, kernel, columns: tf.matmul(x, kernel))
+    for a, b in zip(got, want):
+      np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_wide_dense_is_keras_dense_with_its_kernel_gradient_in_blocks():
+  """WideDense (the MLP decoder's head): Keras's Dense variables in the same order and shapes (so checkpoints of
+  either load into the other), the same outputs and gradients (input, kernel, bias) as Keras's Dense with the same
+  weights, and a config round trip; the decoder's head is one."""
+  rng = np.random.default_rng(6)
+  ours = networks.WideDense(2500, activation="tanh")
+  theirs = keras.layers.Dense(2500, activation="tanh")
+  for layer in (ours, theirs):
+    layer.build((None, 6))
+  assert [(v.name, tuple(v.shape)) for v in ours.weights] == [(v.name, tuple(v.shape)) for v in theirs.weights]
+  ours.bias.assign(rng.normal(size=ours.bias.shape))
+  theirs.set_weights(ours.get_weights())
+  x = tf.constant(rng.normal(size=(9, 6)), tf.float32)
+  results = []
+  for layer in (ours, theirs):
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      loss = tf.reduce_sum(tf.sin(layer(x)))
+    results.append((layer(x), *tape.gradient(loss, [x, layer.kernel, layer.bias])))
+  for got, want in zip(*results):
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-5)
+  again = keras.layers.deserialize(keras.layers.serialize(ours))
+  assert type(again) is networks.WideDense and again.get_config() == ours.get_config()
+  decoder = networks.MLPDecoder(1, hidden=(8,))
+  assert isinstance(decoder.head, networks.WideDense)
