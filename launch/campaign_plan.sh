@@ -7,6 +7,9 @@
 #   launch/campaign_plan.sh --start   # at a session's start, from the checkout: a frozen worktree at HEAD
 #                                     # (CAMPAIGN_WORKTREE, default ../campaign), the plan in it in the background
 #   launch/campaign_plan.sh --list    # the steps, each marked done or not
+#   launch/campaign_plan.sh --pause CMD ARGS...  # CMD with the campaign paused (SIGSTOP to its process group,
+#                                     # SIGCONT when CMD ends, however it ends): benchmarks and test runs that must
+#                                     # not share this machine's cores with it; CMD's exit status is returned
 #   launch/campaign_plan.sh           # the plan itself in the foreground (what --start runs in the worktree)
 #
 # Why a frozen worktree: TensorFlow's autograph re-reads Python source when it traces, so editing the checkout a
@@ -48,6 +51,15 @@ mkdir -p "$ROOT/logs"
 touch "$done_file"
 
 is_done() { grep -qxF -- "$1" "$done_file"; }
+# The running plan's pid (the leader of its process group), or nothing: the recorded pid is alive and still the
+# plan's, not a later process that reused the number.
+running_plan() {
+  local pid
+  pid=$(cat "$pid_file" 2> /dev/null || true)
+  if [ -n "$pid" ] && kill -0 "$pid" 2> /dev/null && ps -ww -p "$pid" -o args= | grep -q campaign_plan.sh; then
+    echo "$pid"
+  fi
+}
 
 case "${1:-}" in
   --list)
@@ -58,11 +70,29 @@ case "${1:-}" in
       echo "$n. [$mark] $step"
     done <<< "$STEPS_OF_THE_PLAN"
     exit 0 ;;
+  --pause)
+    shift
+    if [ $# -eq 0 ]; then
+      echo "--pause needs a command to run while the campaign is paused, e.g. $0 --pause python benchmarks/mig.py" >&2
+      exit 2
+    fi
+    running=$(running_plan)
+    if [ -n "$running" ]; then
+      trap 'kill -CONT -- "-$running" 2> /dev/null || true' EXIT
+      trap 'exit 130' INT TERM
+      kill -STOP -- "-$running"
+      echo "campaign paused (process group $running; should this shell be killed outright, resume it with" \
+           "kill -CONT -- -$running) while: $*" >&2
+    else
+      echo "note: no campaign is running; running the command alone" >&2
+    fi
+    set +e
+    "$@"
+    status=$?
+    exit "$status" ;;
   --start)
-    # (running: the recorded pid is alive and still the plan's, not a later process that reused the number)
-    running=$(cat "$pid_file" 2> /dev/null || true)
-    if [ -n "$running" ] && kill -0 "$running" 2> /dev/null &&
-       ps -ww -p "$running" -o args= | grep -q campaign_plan.sh; then
+    running=$(running_plan)
+    if [ -n "$running" ]; then
       echo "the campaign is already running (pid $running, log $ROOT.log): let it run, or stop it with" \
            "kill -- -$running and start again" >&2
       exit 1
@@ -82,7 +112,7 @@ case "${1:-}" in
     echo "progress: $PYTHON $here/launch/campaign_status.py $ROOT $SUMMARY; steps: $0 --list"
     exit 0 ;;
   "") ;;
-  *) echo "unknown argument '$1' (use --start, --list or nothing)" >&2; exit 2 ;;
+  *) echo "unknown argument '$1' (use --start, --list, --pause CMD or nothing)" >&2; exit 2 ;;
 esac
 
 n=0

@@ -5,6 +5,7 @@ verdicts are known."""
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -1163,24 +1164,74 @@ def test_the_campaign_plan_runs_its_steps_in_order_and_resumes_at_the_first_unfi
   assert bad.returncode == 2 and "unknown argument '--go' (use --start, --list or nothing)" in bad.stderr
 
 
-def test_the_campaign_starts_from_a_frozen_worktree_and_refuses_a_second_start(tmp_path):
-  """--start puts a worktree at the checkout's HEAD and runs the plan from it in the background (its own process
-  group, pid in ROOT/logs/campaign.pid), with ROOT, PYTHON and SUMMARY in the checkout; a second --start while it
-  runs is refused with the way to stop it; once it has ended, --start replaces the worktree with HEAD's again."""
+def _plan_checkout(tmp_path):
+  """A git repository holding launch/campaign_plan.sh and a README (all that --start needs of a checkout):
+  (checkout, worktree, root, plan, env), env with ROOT, PYTHON and CAMPAIGN_WORKTREE set (REPRODUCE is the
+  caller's)."""
   checkout, worktree, root = tmp_path / "checkout", tmp_path / "campaign", tmp_path / "checkout" / "runs" / "r"
-  # (a repository holding the script under test and a README: all that --start needs of a checkout)
   os.makedirs(checkout / "launch")
   shutil.copy(os.path.join(REPO, "launch", "campaign_plan.sh"), checkout / "launch" / "campaign_plan.sh")
   (checkout / "README.md").write_text("a checkout\n")
   git = ["git", "-C", str(checkout), "-c", "user.name=test", "-c", "user.email=test@example.com"]
   for args in (["init", "-q"], ["add", "launch", "README.md"], ["commit", "-q", "-m", "the plan under test"]):
     subprocess.run(git + args, check=True)
+  env = dict(os.environ, ROOT=str(root), PYTHON=sys.executable, CAMPAIGN_WORKTREE=str(worktree))
+  env.pop("SUMMARY", None)
+  return checkout, worktree, root, str(checkout / "launch" / "campaign_plan.sh"), env
+
+
+def _group_states(group, listing=None):
+  """The ps states (e.g. "S", "T"; zombies left out) of the processes in process group `group`, from `listing`
+  (the output of `ps -e -o pgid=,stat=`; by default ps's now)."""
+  if listing is None:
+    listing = subprocess.run(["ps", "-e", "-o", "pgid=,stat="], capture_output=True, text=True).stdout
+  rows = [line.split() for line in listing.splitlines()]
+  return [row[1] for row in rows if len(row) == 2 and row[0] == str(group) and not row[1].startswith("Z")]
+
+
+def test_pause_runs_a_command_with_the_campaign_stopped_and_resumes_it_however_the_command_ends(tmp_path):
+  """--pause CMD stops every process of the running campaign's group (the plan, the step it runs) while CMD runs,
+  passes CMD's exit status on, and lets the campaign go on afterwards, also when CMD fails; with no campaign
+  running it runs CMD alone, and without CMD it says what is missing."""
+  _, _, root, plan, env = _plan_checkout(tmp_path)
+  env["REPRODUCE"], _ = _fake_reproduce(tmp_path, sleep=60)
+  start = subprocess.run(["bash", plan, "--start"], env=env, capture_output=True, text=True)
+  assert start.returncode == 0, start.stderr
+  group = int((root / "logs" / "campaign.pid").read_text())
+  try:
+    for _ in range(100):  # the plan and its step (the fake's sleep) are up
+      if len(_group_states(group)) >= 3:
+        break
+      time.sleep(0.1)
+    seen = tmp_path / "seen"
+    check = f"ps -e -o pgid=,stat= > {seen}; exit 7"
+    paused = subprocess.run(["bash", plan, "--pause", "bash", "-c", check], env=env, capture_output=True, text=True)
+    assert paused.returncode == 7 and f"campaign paused (process group {group}" in paused.stderr, paused.stderr
+    during = _group_states(group, seen.read_text())
+    assert len(during) >= 3 and all(state.startswith("T") for state in during), during
+    after = _group_states(group)
+    assert after and not any(state.startswith("T") for state in after), after
+  finally:
+    os.killpg(group, signal.SIGKILL)
+  for _ in range(100):
+    if not _group_states(group):
+      break
+    time.sleep(0.1)
+  alone = subprocess.run(["bash", plan, "--pause", "true"], env=env, capture_output=True, text=True)
+  assert alone.returncode == 0 and "no campaign is running" in alone.stderr
+  bare = subprocess.run(["bash", plan, "--pause"], env=env, capture_output=True, text=True)
+  assert bare.returncode == 2 and "--pause needs a command" in bare.stderr
+
+
+def test_the_campaign_starts_from_a_frozen_worktree_and_refuses_a_second_start(tmp_path):
+  """--start puts a worktree at the checkout's HEAD and runs the plan from it in the background (its own process
+  group, pid in ROOT/logs/campaign.pid), with ROOT, PYTHON and SUMMARY in the checkout; a second --start while it
+  runs is refused with the way to stop it; once it has ended, --start replaces the worktree with HEAD's again."""
+  checkout, worktree, root, plan, env = _plan_checkout(tmp_path)
   head = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                         check=True).stdout.strip()
   fake, calls = _fake_reproduce(tmp_path, sleep=3)
-  plan = str(checkout / "launch" / "campaign_plan.sh")
-  env = dict(os.environ, ROOT=str(root), REPRODUCE=fake, PYTHON=sys.executable, CAMPAIGN_WORKTREE=str(worktree))
-  env.pop("SUMMARY", None)
+  env["REPRODUCE"] = fake
   start = subprocess.run(["bash", plan, "--start"], env=env, capture_output=True, text=True)
   assert start.returncode == 0, start.stderr
   assert f"campaign started at {head} in {worktree}" in start.stdout
