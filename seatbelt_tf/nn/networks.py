@@ -110,17 +110,17 @@ class Dense(layers.Dense):
     return tf.matmul(inputs, tf.cast(self.kernel, inputs.dtype))
 
 
-WEIGHT_GRADIENT_COLUMNS = 1024  # output columns per product of a `WideDense` kernel gradient
+KERNEL_GRADIENT_COLUMNS = 1024  # output columns per product of a `WideDense` kernel gradient
 
 
-def matmul_blocked_kernel_gradient(x, kernel, columns=WEIGHT_GRADIENT_COLUMNS):
+def matmul_blocked_kernel_gradient(x, kernel, columns=KERNEL_GRADIENT_COLUMNS):
   """x @ kernel, `[B, K] @ [K, N] -> [B, N]`, whose kernel gradient x^T @ dy (`[K, N]`) is computed `columns`
   output columns at a time and concatenated; the input gradient dy @ kernel^T is the usual one.
 
   The same sums as autodiff's single product (each entry of the gradient is one dot product over the batch; to
   float rounding: tests/test_networks.py). Why: on this project's CPUs, XLA's and oneDNN's kernels for a product
   with a wide output (the MLP decoder's 1200 -> 4096 head: `[1200, 2048] @ [2048, 4096]` at the campaign's batch)
-  run at about half the rate of the same product taken 1024 columns at a time (255 ms against 130 ms under XLA
+  run at about half the rate of the same product taken 1024 columns at a time (about 275 ms against 134 ms under XLA
   and in graph mode; docs/BENCHMARKS.md, "The MLP decoder's head"). Products with N <= `columns` are plain.
   """
   n = kernel.shape[-1]
