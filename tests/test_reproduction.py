@@ -1161,7 +1161,7 @@ def test_the_campaign_plan_runs_its_steps_in_order_and_resumes_at_the_first_unfi
   subprocess.run(["bash", plan], env=dict(env, REPRODUCE=fake), check=True, capture_output=True)
   assert not calls.exists()  # nothing left to do
   bad = subprocess.run(["bash", plan, "--go"], env=env, capture_output=True, text=True)
-  assert bad.returncode == 2 and "unknown argument '--go' (use --start, --list or nothing)" in bad.stderr
+  assert bad.returncode == 2 and "unknown argument '--go' (use --start, --list, --pause CMD or nothing)" in bad.stderr
 
 
 def _plan_checkout(tmp_path):
