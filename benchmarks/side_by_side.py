@@ -1,6 +1,7 @@
 """Helpers of the benchmarks that time two implementations of one thing in one process (not a benchmark itself).
 
-`alternate` runs the variants in turn within every round, so machine noise hits them alike; `swapped` puts a
+`alternate` runs the variants in turn within every round, so machine noise hits them alike (the medians;
+`alternate_times` every round's time); `swapped` puts a
 variant in place of a module attribute while a function that uses it is traced.
 """
 
@@ -9,9 +10,9 @@ import statistics
 import time
 
 
-def alternate(fns, rounds, calls):
-  """Median seconds per call of each of `fns` ({name: callable}), after one warm-up call each, the callables
-  taking turns within every round (`calls` calls per turn)."""
+def alternate_times(fns, rounds, calls):
+  """Seconds per call of each of `fns` ({name: callable}) in every round ({name: [rounds floats]}), after one
+  warm-up call each, the callables taking turns within every round (`calls` calls per turn)."""
   for fn in fns.values():
     fn()
   times = {name: [] for name in fns}
@@ -21,7 +22,12 @@ def alternate(fns, rounds, calls):
       for _ in range(calls):
         fn()
       times[name].append((time.perf_counter() - start) / calls)
-  return {name: statistics.median(t) for name, t in times.items()}
+  return times
+
+
+def alternate(fns, rounds, calls):
+  """Median seconds per call of each of `fns` over the rounds of `alternate_times`."""
+  return {name: statistics.median(t) for name, t in alternate_times(fns, rounds, calls).items()}
 
 
 @contextlib.contextmanager

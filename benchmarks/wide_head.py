@@ -12,7 +12,6 @@ Usage: python benchmarks/wide_head.py [--batch_size=2048] [--rounds=3] [--steps=
 """
 
 import argparse
-import contextlib
 import os
 import statistics
 import sys
@@ -28,6 +27,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from seatbelt_tf import config as config_lib  # noqa: E402
 from seatbelt_tf import launch, runs  # noqa: E402
 from seatbelt_tf.nn import networks  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from side_by_side import alternate_times, swapped  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -59,17 +61,6 @@ def product_table(batch, calls):
   print()
 
 
-@contextlib.contextmanager
-def keras_dense_head():
-  """Within it, `WideDense` layers compute as Keras's Dense (the graphs traced inside keep that code)."""
-  saved = networks.WideDense.call
-  networks.WideDense.call = keras.layers.Dense.call
-  try:
-    yield
-  finally:
-    networks.WideDense.call = saved
-
-
 def step_function(model_name, layers, batch):
   """A traced training step of the campaign's `model_name` and a batch of images for it."""
   args = launch.expand_flagfiles([f"--flagfile={os.path.join(REPO, 'configs', 'base.cfg')}"])
@@ -90,15 +81,10 @@ def step_table(models, batch, rounds, steps):
   for spec in models:
     name, layers = spec.split(":")
     steppers[(spec, "WideDense (blocks of 1024)")] = step_function(name, int(layers), batch)
-    with keras_dense_head():
+    # Keras's Dense code in WideDense while this model's step is traced (the traced graph keeps it)
+    with swapped(networks.WideDense, "call", keras.layers.Dense.call):
       steppers[(spec, "Keras Dense")] = step_function(name, int(layers), batch)
-  times = {key: [] for key in steppers}
-  for _ in range(rounds):
-    for key, step in steppers.items():
-      start = time.perf_counter()
-      for _ in range(steps):
-        step()
-      times[key].append((time.perf_counter() - start) / steps)
+  times = alternate_times(steppers, rounds, steps)
   print(f"Table 2: training step at batch {batch}, MLP pair under XLA, s per step (median of {rounds} rounds of "
         f"{steps} steps; the forms alternate)\n")
   print("| model | head | s per step | min | max | step time vs Keras Dense |\n|---|---|---|---|---|---|")
