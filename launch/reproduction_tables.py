@@ -263,8 +263,10 @@ def attack_mode(label):
   return label.replace(";", ",").split(",")[0]
 
 
-def comparable_with_the_vae(label):
-  """Whether a cell's attack `label` is compared with the VAE's same attack: not an out-of-date output attack."""
+def is_current(label):
+  """Whether the sweep of an attack `label` is current, not out of date (an older attack driver, an output
+  objective on another number of noise draws than the protocol's): only current sweeps are compared with other
+  cells (the VAE's and the `paired_references`)."""
   return "out of date" not in label
 
 
@@ -349,7 +351,7 @@ def robustness_section(runs, rng):
             "floor [95%] | against the VAE (−log p; excess) |", "|---|---|---|---|---|---|---|---|"]
   for (model, layers, beta, mode), s in stats.items():
     vae = stats.get(("vae", 1, 1.0, attack_mode(mode)))
-    if not comparable_with_the_vae(mode):
+    if not is_current(mode):
       against = "— (out of date)"
     elif model == "vae" or vae is None:
       against = "—"
@@ -416,7 +418,7 @@ def _reference_label(modes, mode):
   """The label of a reference cell's sweep that `mode` ("latent" or "output") is compared with: a current one, the
   paper's latent attack for the family where the cell has others too; None if the cell has no current sweep of
   that attack."""
-  current = [name for name in modes if attack_mode(name) == mode and comparable_with_the_vae(name)]
+  current = [name for name in modes if attack_mode(name) == mode and is_current(name)]
   paper = [name for name in current if "the paper's for this family" not in name]
   return (paper or current or [None])[0]
 
@@ -439,7 +441,7 @@ def paired_section(cells):
         continue
       for label, groups in modes.items():
         other = _reference_label(cells[reference], attack_mode(label))
-        if not comparable_with_the_vae(label) or other is None:
+        if not is_current(label) or other is None:
           continue
         differences = paired_differences(groups, cells[reference][other])
         if not differences:
@@ -633,7 +635,7 @@ def excess_curves(cells):
       records = [r for seed in groups for pair in seed for r in pair]
       if any(r["excess"] is None or "lambda" not in r for r in records):
         continue
-      current = comparable_with_the_vae(label)
+      current = is_current(label)
       name = (f"{cell_label(model, layers)}, β = {beta:g}, {len(groups)} seed{'s' if len(groups) > 1 else ''}"
               + (" (≈ floor)" if any(r["floor"] == "smallest_lambda" for r in records) else "")
               + ("" if current else " (out of date)"))

@@ -413,7 +413,7 @@ def test_attack_labels_and_their_figure_ticks_name_the_layer_set_and_what_is_out
   for args, (label, tick) in cases.items():
     assert tables.attack_label(*args) == label, args
     assert tables._tick_suffix(label) == tick, args  # pylint: disable=protected-access
-    assert tables.comparable_with_the_vae(label) == ("out of date" not in label)
+    assert tables.is_current(label) == ("out of date" not in label)
     assert tables.attack_mode(label) == args[1], args  # the figure's panel and the VAE row it is set against
 
 
