@@ -1,6 +1,8 @@
 """Shared test harness: quiet TensorFlow, the tiny run config, tmp workdirs and a `--run_slow` switch."""
 
+import gc
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -11,6 +13,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def pytest_addoption(parser):
   parser.addoption("--run_slow", action="store_true", default=False, help="also run tests marked slow")
+  parser.addoption("--keep_graphs", action="store_true", default=False,
+                   help="do not free Keras's state and Python's garbage after each test (benchmarks/test_suite_gc.py)")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -28,6 +32,23 @@ def tiny_config(workdir, **overrides):
   from seatbelt_tf import launch
   args = launch.expand_flagfiles([f"--flagfile={os.path.join(REPO, 'configs', 'tiny.cfg')}"])
   return config_lib.RunConfig.from_args(args, **{"workdir": str(workdir), "verbose": 0, **overrides})
+
+
+@pytest.fixture(autouse=True)
+def _free_each_test_s_graphs(request):
+  """After every test that imported Keras: Keras's global state cleared, Python's garbage collected (as Keras Tuner
+  does between trials) and the survivors frozen out of later collections (`gc.freeze`).
+
+  A test's models and traced functions are cyclic garbage. Left to Python's own schedule they pile up over dozens
+  of tests and go in one full collection, charged to whichever test triggers it: one took 43 s here. And the live
+  objects grow by tens of thousands per test however often one collects (TensorFlow keeps every traced train step:
+  its custom gradients, Keras's gradient all-reduce among them, stay in a process-wide registry), so that every
+  full collection walks more of them: 2.4 million after 23 tests, about 1.5 s a collection. Frozen, they are
+  walked no more. docs/BENCHMARKS.md ("The test suite's garbage") measures the suite with and without this."""
+  yield
+  if "keras" in sys.modules and not request.config.getoption("--keep_graphs"):
+    sys.modules["keras"].backend.clear_session(free_memory=True)
+    gc.freeze()
 
 
 @pytest.fixture
