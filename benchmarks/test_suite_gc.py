@@ -23,7 +23,7 @@ def run_pytest(files, workers, keep_graphs):
   """(seconds pytest reports, its summary line) of one run; raises if a test fails."""
   command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *files]
   if workers:
-    command += ["-n", str(workers)]
+    command += ["-n", str(workers), "--dist", "worksteal"]  # as the README's test command
   if keep_graphs:
     command.append("--keep_graphs")
   start = time.perf_counter()
