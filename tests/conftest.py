@@ -1,4 +1,5 @@
-"""Shared test harness: quiet TensorFlow, the tiny run config, tmp workdirs and a `--run_slow` switch."""
+"""Shared test harness: quiet TensorFlow, the tiny run config, tmp workdirs, a `--run_slow` switch and each test's
+garbage freed after it (`--keep_graphs` keeps it)."""
 
 import gc
 import os
