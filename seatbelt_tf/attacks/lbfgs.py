@@ -719,7 +719,9 @@ def objective_values(objective, x, n, chunk=512):
 def minimize_scipy(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, ftol=2.2e-9, verbose=False,
                    callback=None):
   """The reference: scipy's L-BFGS-B, one problem at a time, with native bounds (same `objective` contract;
-  `callback(k, objective)` after each problem k, unsolved problems at +inf)."""
+  `callback(k, objective)` after each problem k, unsolved problems at +inf). numpy's BLAS runs on one thread
+  meanwhile: scipy's many small BLAS calls on OpenBLAS's threads made each of its iterations 4-38x as long on a
+  busy 2-core machine (benchmarks/scipy_blas_threads.py), with the same result at an image's size."""
   start = time.perf_counter()
   x0 = np.asarray(x0, np.float32)
   n, shape = x0.shape[0], x0.shape[1:]
@@ -743,9 +745,10 @@ def minimize_scipy(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, ft
     def fun(v, k=k):
       value, grad = value_and_gradient(tf.constant(v, tf.float32), tf.constant(k, tf.int32))
       return float(value), grad.numpy().astype(np.float64)
-    res = scipy.optimize.minimize(fun, x0[k].reshape(-1).astype(np.float64), jac=True, method="L-BFGS-B",
-                                  bounds=bounds,
-                                  options={"maxiter": max_iterations, "gtol": tolerance, "ftol": ftol})
+    with _single_threaded_blas():
+      res = scipy.optimize.minimize(fun, x0[k].reshape(-1).astype(np.float64), jac=True, method="L-BFGS-B",
+                                    bounds=bounds,
+                                    options={"maxiter": max_iterations, "gtol": tolerance, "ftol": ftol})
     xs[k] = np.clip(res.x, lo, hi).reshape(shape)
     iterations[k], evaluations[k], converged[k] = res.nit, res.nfev, res.success
     if callback is not None:
