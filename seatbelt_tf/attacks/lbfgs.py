@@ -721,7 +721,8 @@ def minimize_scipy(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, ft
   """The reference: scipy's L-BFGS-B, one problem at a time, with native bounds (same `objective` contract;
   `callback(k, objective)` after each problem k, unsolved problems at +inf). numpy's BLAS runs on one thread
   meanwhile: scipy's many small BLAS calls on OpenBLAS's threads made each of its iterations 4-38x as long on a
-  busy 2-core machine (benchmarks/scipy_blas_threads.py), with the same result at an image's size."""
+  2-core machine with another job running (nothing on a quiet one; benchmarks/scipy_blas_threads.py), with the
+  same result at an image's size."""
   start = time.perf_counter()
   x0 = np.asarray(x0, np.float32)
   n, shape = x0.shape[0], x0.shape[1:]
