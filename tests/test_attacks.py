@@ -90,6 +90,27 @@ def test_box_constrained_optimum_is_reached_including_on_the_boundary(optimizer)
     assert result.converged.all()
 
 
+def test_scipy_runs_on_one_blas_thread_and_gives_the_threads_back(monkeypatch):
+  """scipy's L-BFGS-B runs with numpy's BLAS on one thread (on OpenBLAS's threads its small calls took 4-38x as
+  long with another job on the machine: benchmarks/scipy_blas_threads.py), and the caller's setting is back after."""
+  import scipy.optimize
+  import threadpoolctl
+
+  def blas_threads():
+    return {i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"}
+  seen, minimize = [], scipy.optimize.minimize
+  monkeypatch.setattr(scipy.optimize, "minimize", lambda *a, **kw: seen.append(blas_threads()) or minimize(*a, **kw))
+  objective, x0, optimum = _box_quadratic(n=3)
+  with threadpoolctl.threadpool_limits(2, user_api="blas"):
+    before = blas_threads()
+    if before != {2}:
+      pytest.skip(f"numpy's BLAS cannot run 2 threads here ({before})")
+    result = attacks.minimize_scipy(objective, x0, 0.0, 1.0, max_iterations=200)
+    assert blas_threads() == before
+  assert seen == [{1}] * 3
+  np.testing.assert_allclose(result.x, optimum, atol=2e-3)
+
+
 def _bfgs_matrix(pairs, theta, dim):
   """Dense BFGS Hessian approximation from theta I, updated with the pairs oldest first (the brute-force reference)."""
   B = theta * np.eye(dim)
