@@ -72,7 +72,7 @@ MUTATIONS = [
      UNIT_SCALE_HEADS, "",
      "the unit-scale Gaussian heads, seen 75 steps in (held-out ELBO 25% below the beta-TCVAE's, not 0.3%)"),
     ("test_attacks.py::test_scipy_runs_on_one_blas_thread_and_gives_the_threads_back", "seatbelt_tf/attacks/lbfgs.py",
-     "    with _single_threaded_blas():\n      res = scipy", "    if True:\n      res = scipy",
+     "  with _single_threaded_blas():  # (once for the whole loop", "  if True:  # (once for the whole loop",
      "scipy's L-BFGS-B on one BLAS thread (numpy's default threads instead)"),
     ("test_training_health.py::test_the_guard_names_the_step_and_layer_of_a_kl_jump", "seatbelt_tf/health.py",
      "spiking = ratios > self.factor", "spiking = ratios > np.inf", "the per-step spike guard"),

@@ -742,21 +742,21 @@ def minimize_scipy(objective, x0, lo, hi, max_iterations=200, tolerance=1e-5, ft
   progress = _progress(n, verbose)
   bounds = scipy.optimize.Bounds(np.full(dim, lo), np.full(dim, hi))
   current = np.full(n, np.inf)
-  for k in range(n):
-    def fun(v, k=k):
-      value, grad = value_and_gradient(tf.constant(v, tf.float32), tf.constant(k, tf.int32))
-      return float(value), grad.numpy().astype(np.float64)
-    with _single_threaded_blas():
+  with _single_threaded_blas():  # (once for the whole loop, as in minimize_batched)
+    for k in range(n):
+      def fun(v, k=k):
+        value, grad = value_and_gradient(tf.constant(v, tf.float32), tf.constant(k, tf.int32))
+        return float(value), grad.numpy().astype(np.float64)
       res = scipy.optimize.minimize(fun, x0[k].reshape(-1).astype(np.float64), jac=True, method="L-BFGS-B",
                                     bounds=bounds,
                                     options={"maxiter": max_iterations, "gtol": tolerance, "ftol": ftol})
-    xs[k] = np.clip(res.x, lo, hi).reshape(shape)
-    iterations[k], evaluations[k], converged[k] = res.nit, res.nfev, res.success
-    if callback is not None:
-      current[k] = res.fun
-      callback(k + 1, current)
-    if progress:
-      progress.update(k + 1)
+      xs[k] = np.clip(res.x, lo, hi).reshape(shape)
+      iterations[k], evaluations[k], converged[k] = res.nit, res.nfev, res.success
+      if callback is not None:
+        current[k] = res.fun
+        callback(k + 1, current)
+      if progress:
+        progress.update(k + 1)
   values = objective_values(objective, tf.constant(xs), n)
   return Result(x=xs, objective=values, iterations=iterations, evaluations=evaluations, converged=converged,
                 wall_time_s=time.perf_counter() - start)
