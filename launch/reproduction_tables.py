@@ -80,9 +80,14 @@ def bar_status(values, rule):
   return "met" if ok else "not met"
 
 
+def _budget(row):
+  """A run's (or milestone's) training budget as the tables compare them: epochs to 3 significant digits."""
+  return float(f"{row.get('epochs') or 0:.3g}")
+
+
 def _epochs(rows):
   """The distinct training budgets (epochs, 3 significant digits) of `rows`, sorted."""
-  return sorted({float(f"{r['epochs'] or 0:.3g}") for r in rows})
+  return sorted({_budget(r) for r in rows})
 
 
 def _ep(epochs):
@@ -216,21 +221,32 @@ def plot_training(runs, path):
 
 def figure3_section(runs):
   lines = ["## Figure 3: held-out ELBO without β against β", "",
-           "Mean ± sample sd over seeds; the change from β = 1 is paired by seed (a cell's seeds against the same "
-           "seeds' β = 1 runs).", "", "| model | β | ELBO | change from β = 1 |", "|---|---|---|---|"]
+           "Mean ± sample sd over seeds; the change from β = 1 is paired by seed and budget (a cell's seeds against "
+           "the same seeds' β = 1 runs evaluated at the same number of epochs, a milestone included; none where β = 1 "
+           "has no evaluation at that budget, which the cell then says).", "",
+           "| model | β | ELBO | change from β = 1 |", "|---|---|---|---|"]
   note = mixed_budget_note(_figure3_rows(runs))
   if note:
     lines[2:2] = [note, ""]
   found = False
   for model, layers in FIGURE3:
     rows = [r for r, _ in runs if r["model"] == model and r["layers"] == layers]
-    reference = {r["seed"]: r["elbo"] for r in rows if r["beta"] == 1.0}
+    reference = {(r["seed"], _budget(b)): b["elbo"] for r in rows if r["beta"] == 1.0
+                 for b in [*(r.get("milestones") or []), r] if b.get("elbo") is not None}
     for beta in sorted({r["beta"] for r in rows}):
       cell = [r for r in rows if r["beta"] == beta]
-      change = [r["elbo"] - reference[r["seed"]] for r in cell if r["seed"] in reference]
+      change = [r["elbo"] - reference[(r["seed"], _budget(r))] for r in cell if (r["seed"], _budget(r)) in reference]
+      seeds = {r["seed"] for r in cell}
+      elsewhere = sorted({budget for seed, budget in reference if seed in seeds})  # β = 1's budgets for them
+      if beta == 1.0:
+        change_text = "0"
+      elif change or not elsewhere:
+        change_text = seed_stats.format_mean_sd(change, ".2f")
+      else:
+        change_text = f"— (β = 1 evaluated at {'/'.join(_ep(e) for e in elsewhere)} ep only)"
       lines.append(f"| {cell_label(model, layers)} | {beta:g} | "
                    f"{_at_budget(seed_stats.format_mean_sd([r['elbo'] for r in cell], '.2f'), cell, bool(note))} | "
-                   f"{seed_stats.format_mean_sd(change, '.2f') if beta != 1.0 else '0'} |")
+                   f"{change_text} |")
       found = True
   return lines + ([""] if found else ["", "No run of these families has been evaluated yet.", ""])
 

@@ -760,6 +760,38 @@ def test_tables_say_each_cell_s_budget_when_the_cells_were_trained_for_different
   assert "different budgets" in figure3 and "-50.00 (n = 1) at 30.4 ep" in figure3
 
 
+def test_figure3_pairs_a_cell_with_beta_1_at_the_same_budget_only():
+  """Figure 3's change from β = 1 subtracts the same seed's β = 1 ELBO at the same budget (its latest evaluation or
+  a milestone), never one of another budget: β = 4 at 31 epochs against β = 1 at 10 would read training as a β
+  effect. Without a same-budget β = 1 the cell says which budgets β = 1 has."""
+  sys.path.insert(0, os.path.join(REPO, "launch"))
+  import reproduction_tables  # pylint: disable=import-outside-toplevel
+
+  def row(model, beta, seed, epochs, elbo, milestones=()):
+    return ({"model": model, "layers": 2, "beta": beta, "seed": seed, "epochs": epochs, "elbo": elbo,
+             "mig_exact": 0.1, "mig_histogram": 0.2,
+             "milestones": [{"epochs": e, "elbo": v, "train_steps": int(e * 100)} for e, v in milestones]}, [])
+
+  def change(runs, model_label, beta):
+    text = "\n".join(reproduction_tables.figure3_section(runs))
+    line = next(line for line in text.splitlines() if line.startswith(f"| {model_label} | {beta} |"))
+    return line.rsplit("|", 2)[-2].strip()
+
+  # β = 1 at 10.1 epochs only; β = 8 at 10.1 pairs with it, β = 4 at 31.0 does not.
+  runs = [row("beta_tcdlgm", 1.0, 0, 10.14, -73.5), row("beta_tcdlgm", 4.0, 0, 31.0, -50.0),
+          row("beta_tcdlgm", 8.0, 0, 10.13, -83.5)]
+  assert change(runs, "β-TC DLGM, L = 2", 8) == "-10.00 (n = 1)"
+  assert change(runs, "β-TC DLGM, L = 2", 4) == "— (β = 1 evaluated at 10.1 ep only)"
+  # β = 1 trained on to 31 epochs, its 10-epoch evaluation kept as a milestone: both cells pair at their own budget.
+  runs[0] = row("beta_tcdlgm", 1.0, 0, 31.0, -45.0, milestones=[(10.14, -73.5)])
+  assert change(runs, "β-TC DLGM, L = 2", 8) == "-10.00 (n = 1)"
+  assert change(runs, "β-TC DLGM, L = 2", 4) == "-5.00 (n = 1)"
+  # Seeds pair with their own seed's β = 1 only; a seed with no β = 1 run at all is left out of the change.
+  runs += [row("beta_tcdlgm", 4.0, 1, 31.0, -52.0), row("beta_tcdlgm", 1.0, 1, 31.0, -46.0),
+           row("beta_tcdlgm", 4.0, 2, 31.0, -60.0)]
+  assert change(runs, "β-TC DLGM, L = 2", 4) == "-5.50 ± 0.71 (n = 2)"
+
+
 def test_tables_show_every_layer_s_mig_once_the_campaign_scored_it(tmp_path):
   """tables.md's "where the factors went" section: absent while layer_mig/ holds no file, then one row per run
   and layer, in layer order, with each factor's gap, best unit and that unit's MI."""
