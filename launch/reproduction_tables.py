@@ -2,15 +2,16 @@
 
 * Table J.2: MIG of z^L (L = 2) per family and beta, mean ± sd over seeds, by Chen et al.'s exact protocol (the
   paper's) and the histogram one, and the issue's bar judged on the exact protocol's seed means (MIG <= 0.10 at
-  beta = 1, >= 0.25 at beta = 4 and 8, three seeds): met, not met, or pending while a cell has fewer seeds;
+  beta = 1, >= 0.25 at beta = 4 and 8, three seeds): met, not met, or pending while a cell has fewer seeds or its
+  seeds were trained for different budgets;
 * Figure 3: held-out ELBO without beta against beta per family, mean ± sd, and the change from beta = 1 paired by
-  seed;
+  seed and budget;
 * Section 5: per robustness cell and attack (the paper's latent attack for the family, output), the median Delta
   and the median -log p(x^t|z~) over seeds x pairs x lambdas with a 95% hierarchical-bootstrap interval
   (`seatbelt_tf.evaluation.seeds`), and each cell's -log p(x^t|z~) against the vanilla VAE's: harder to attack
-  (intervals apart, higher), easier (apart, lower) or not separated; and the same for the excess of
-  -log p(x^t|z~) over its floor, the target's own (`scores.excess_over_floor`), which takes each
-  model's reconstruction quality out of the comparison; and, problem by problem where the curves rise, each cell's
+  (intervals apart, higher), easier (apart, lower) or not separated, once both have three seeds at one budget;
+  and the same for the excess of -log p(x^t|z~) over its floor, the target's own (`scores.excess_over_floor`),
+  which takes each model's reconstruction quality out of the comparison; and, problem by problem where the curves rise, each cell's
   excess against the cells the paper's claims compare it with (`paired_references`: the VAE; for a hierarchy the
   beta-TCVAE of its beta; for a Seatbelt-VAE the beta-TC DLGM of its L and beta).
 
@@ -70,11 +71,15 @@ def cell_label(model, layers):
   return NAMES[model] + (f", L = {layers}" if model in J2_FAMILIES else "")
 
 
-def bar_status(values, rule):
-  """'met', 'not met' or 'pending (n of 3 seeds)' for one J.2 cell's per-seed values under (op, threshold)."""
+def bar_status(values, rule, budgets=()):
+  """'met', 'not met' or 'pending (n of 3 seeds)' for one J.2 cell's per-seed values under (op, threshold);
+  pending too while its seeds were trained for different `budgets` (epochs, one per seed): a mean over a 10-epoch
+  seed and a 31-epoch one is no verdict on either budget."""
   mean, _, _, _, n = seed_stats.mean_sd(values)
   if n < SEEDS_NEEDED:
     return f"pending ({n} of {SEEDS_NEEDED} seeds)"
+  if len(set(budgets)) > 1:
+    return f"pending (seeds at different budgets: {'/'.join(_ep(e) for e in sorted(set(budgets)))} ep)"
   op, threshold = rule
   ok = mean <= threshold if op == "<=" else mean >= threshold
   return "met" if ok else "not met"
@@ -151,7 +156,8 @@ def j2_section(runs):
       cell = [r for r in rows if r["model"] == model and r["beta"] == beta]
       values = [r["mig_exact"] for r in cell]
       verdicts.append(f"| {cell_label(model, 2)} | {beta:g} | MIG {rule[0]} {rule[1]:.2f} | "
-                      f"{_at_budget(seed_stats.format_mean_sd(values), cell, mixed)} | {bar_status(values, rule)} |")
+                      f"{_at_budget(seed_stats.format_mean_sd(values), cell, mixed)} | "
+                      f"{bar_status(values, rule, [_budget(r) for r in cell])} |")
   lines += ["", "| model | β | bar | exact MIG | status |", "|---|---|---|---|---|", *verdicts, ""]
   return lines
 
@@ -327,6 +333,10 @@ def separation(cell, vae):
 def robustness_section(runs, rng):
   """(Section 5's lines, stats per cell and attack, the `attack_cells` they were computed from)."""
   cells = attack_cells(runs)
+  budgets = {}  # (model, layers, beta) -> the budgets of its attacked runs: a verdict pools one budget only
+  for row, records in runs:
+    if records:
+      budgets.setdefault((row["model"], row["layers"], row["beta"]), set()).add(_budget(row))
   lines = ["## Section 5: attacks", "",
            "Medians over seeds × pairs × λ with a 95% interval from a hierarchical bootstrap (seeds, then pairs "
            "within each). Δ is the attack's final objective; −log p(x^t|z̃), z̃ ~ q(z|x*), is how badly the "
@@ -338,7 +348,7 @@ def robustness_section(runs, rng):
            "docs/REPRODUCTION.md), and sweeps by an older attack driver than the current "
            f"({collect_reproduction.DRIVER_VERSION}), are shown as out of date and compared with nothing. Against "
            "the VAE: the cell's −log p(x^t|z̃) interval entirely above the VAE's (harder to attack), entirely below "
-           "(easier), or overlapping; judged once both cells have three seeds.", "",
+           "(easier), or overlapping; judged once both cells have three seeds, all trained for one budget.", "",
            "−log p(x^t|z̃) has a floor that is each model's own: the target's own −log p(x^t|z̃), z̃ ~ q(z|x^t), which "
            "it reaches where the attack succeeds exactly (the latent attack at the smallest λ). A model that "
            "reconstructs its targets badly scores high however easily it is attacked. The excess over the floor "
@@ -373,6 +383,9 @@ def robustness_section(runs, rng):
       against = "—"
     elif min(s["seeds"], vae["seeds"]) < SEEDS_NEEDED:
       against = f"pending ({min(s['seeds'], vae['seeds'])} of {SEEDS_NEEDED} seeds)"
+    elif len(budgets.get((model, layers, beta), set()) | budgets.get(("vae", 1, 1.0), set())) > 1:
+      both = budgets.get((model, layers, beta), set()) | budgets.get(("vae", 1, 1.0), set())
+      against = f"pending (runs at different budgets: {'/'.join(_ep(e) for e in sorted(both))} ep)"
     else:
       against = "; ".join(separation(s[k], vae[k]) if s[k] and vae[k] else "—" for k in ("target_nll", "excess"))
     excess = (("≈ " if s["approximate_floor"] else "") + "{:.4g} [{:.4g}, {:.4g}]".format(*s["excess"])

@@ -760,6 +760,42 @@ def test_tables_say_each_cell_s_budget_when_the_cells_were_trained_for_different
   assert "different budgets" in figure3 and "-50.00 (n = 1) at 30.4 ep" in figure3
 
 
+def test_the_j2_bar_waits_until_a_cell_s_three_seeds_share_one_budget():
+  """Three seeds judge a J.2 cell only when they were trained for one budget: their mean over a 10-epoch seed and
+  two 31-epoch ones is no verdict on either budget."""
+  sys.path.insert(0, os.path.join(REPO, "launch"))
+  import reproduction_tables  # pylint: disable=import-outside-toplevel
+
+  def runs(epochs):
+    return [({"model": "seatbelt", "layers": 2, "beta": 4.0, "seed": seed, "epochs": e, "mig_exact": 0.3,
+              "mig_histogram": 0.2, "elbo": -50.0}, []) for seed, e in enumerate(epochs)]
+
+  def status(epochs):
+    text = "\n".join(reproduction_tables.j2_section(runs(epochs)))
+    return next(line for line in text.splitlines() if line.startswith("| Seatbelt-VAE, L = 2 | 4 | MIG >= 0.25"))
+
+  assert status([31.0, 31.0, 30.98]).endswith("| met |")
+  assert status([31.0, 31.0, 10.1]).endswith("| pending (seeds at different budgets: 10.1/31.0 ep) |")
+  assert status([31.0, 31.0]).endswith("| pending (2 of 3 seeds) |")
+
+
+def test_the_attack_verdict_waits_until_the_cell_and_the_vae_share_one_budget(tmp_path):
+  """Section 5 judges a cell against the VAE over three seeds each, and only when all their attacked runs were
+  trained for one budget; otherwise it says which budgets it found."""
+  root, out = str(tmp_path / "runs"), str(tmp_path / "docs")
+  for seed in range(3):
+    _run(root, "vae", 1, 1.0, seed, 0.02, -75.0, target_nll=100.0, own_nll=20.0, steps=11000)
+    _run(root, "seatbelt", 2, 4.0, seed, 0.1, -85.0, target_nll=500.0, own_nll=480.0,
+         steps=3600 if seed == 2 else 11000)
+  for args in (["launch/collect_reproduction.py", root, os.path.join(out, "summary.json")],
+               ["launch/reproduction_tables.py", out]):
+    proc = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+  latent = [line for line in open(os.path.join(out, "tables.md")).read().splitlines()
+            if line.startswith("| Seatbelt-VAE, L = 2 | 4 | latent | 3 |")]
+  assert len(latent) == 1 and latent[0].endswith("| pending (runs at different budgets: 10.0/30.6 ep) |"), latent
+
+
 def test_figure3_pairs_a_cell_with_beta_1_at_the_same_budget_only():
   """Figure 3's change from β = 1 subtracts the same seed's β = 1 ELBO at the same budget (its latest evaluation or
   a milestone), never one of another budget: β = 4 at 31 epochs against β = 1 at 10 would read training as a β
