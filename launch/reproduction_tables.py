@@ -11,9 +11,9 @@
   (`seatbelt_tf.evaluation.seeds`), and each cell's -log p(x^t|z~) against the vanilla VAE's: harder to attack
   (intervals apart, higher), easier (apart, lower) or not separated, once both have three seeds at one budget;
   and the same for the excess of -log p(x^t|z~) over its floor, the target's own (`scores.excess_over_floor`),
-  which takes each model's reconstruction quality out of the comparison; and, problem by problem where the curves rise, each cell's
-  excess against the cells the paper's claims compare it with (`paired_references`: the VAE; for a hierarchy the
-  beta-TCVAE of its beta; for a Seatbelt-VAE the beta-TC DLGM of its L and beta).
+  which takes each model's reconstruction quality out of the comparison; and, problem by problem where the curves
+  rise, each cell's excess against the cells the paper's claims compare it with (`paired_references`: the VAE;
+  for a hierarchy the beta-TCVAE of its beta; for a Seatbelt-VAE the beta-TC DLGM of its L and beta).
 
 * where the factors went: each hierarchy's MIG of every layer, with the unit that holds each factor best
   (OUT/layer_mig/, launch/layer_mig.py; J.2 scores z^L alone);
@@ -227,9 +227,9 @@ def plot_training(runs, path):
 
 def figure3_section(runs):
   lines = ["## Figure 3: held-out ELBO without β against β", "",
-           "Mean ± sample sd over seeds; the change from β = 1 is paired by seed and budget (a cell's seeds against "
-           "the same seeds' β = 1 runs evaluated at the same number of epochs, a milestone included; none where β = 1 "
-           "has no evaluation at that budget, which the cell then says).", "",
+           "Mean ± sample sd over seeds; the change from β = 1 is paired by seed and budget (a cell's seeds "
+           "against the same seeds' β = 1 runs evaluated at the same number of epochs, a milestone included; none "
+           "where β = 1 has no evaluation at that budget, which the cell then says).", "",
            "| model | β | ELBO | change from β = 1 |", "|---|---|---|---|"]
   note = mixed_budget_note(_figure3_rows(runs))
   if note:
@@ -383,9 +383,8 @@ def robustness_section(runs, rng):
       against = "—"
     elif min(s["seeds"], vae["seeds"]) < SEEDS_NEEDED:
       against = f"pending ({min(s['seeds'], vae['seeds'])} of {SEEDS_NEEDED} seeds)"
-    elif len(budgets.get((model, layers, beta), set()) | budgets.get(("vae", 1, 1.0), set())) > 1:
-      both = budgets.get((model, layers, beta), set()) | budgets.get(("vae", 1, 1.0), set())
-      against = f"pending (runs at different budgets: {'/'.join(_ep(e) for e in sorted(both))} ep)"
+    elif len(pooled := budgets.get((model, layers, beta), set()) | budgets.get(("vae", 1, 1.0), set())) > 1:
+      against = f"pending (runs at different budgets: {'/'.join(_ep(e) for e in sorted(pooled))} ep)"
     else:
       against = "; ".join(separation(s[k], vae[k]) if s[k] and vae[k] else "—" for k in ("target_nll", "excess"))
     excess = (("≈ " if s["approximate_floor"] else "") + "{:.4g} [{:.4g}, {:.4g}]".format(*s["excess"])
