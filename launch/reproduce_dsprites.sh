@@ -19,7 +19,9 @@
 #   full grid: LAYER_MIG/<name>_step<step>.json, launch/layer_mig.py; in phase 0 at the last of PROBE_STEPS only)
 #   3. the rest of J.2 and Figure 3: beta_tcvae at every beta of BETAS, the hierarchies at the betas phase 1 left;
 #   0. (only when PHASES names it) the budget probe: phase 1's cells for the first seed alone, one cell at a time
-#      trained on through every budget of PROBE_STEPS and evaluated (and summarised) at each; a run trained on
+#      trained on through every budget of PROBE_STEPS and evaluated (and summarised) at each (a cell the summary
+#      holds at a budget, but whose workdir is gone and which a later budget must train again from step 0, is
+#      trained and evaluated at that budget again on the way); a run trained on
 #      keeps its evaluation at every earlier budget (<workdir>/milestones/, launch/milestone.py), so the tables
 #      show whether more training changes J.2's answer before the other seeds are spent on a budget, e.g.
 #        PHASES=0 PROBE_STEPS="3600 7200 10800 18000" BAR_BETAS="4 8 1" launch/reproduce_dsprites.sh
@@ -106,9 +108,18 @@ for phase in $PHASES; do
          for steps in $PROBE_STEPS; do
            echo "== phase 0: budget probe, $run, seed ${SEEDS%% *}, $steps steps"
            done_runs=$(recorded "$steps" 0)  # (its own line: set -e stops the campaign if the summary is unreadable)
+           done_last=$(recorded "${PROBE_STEPS##* }" 0)
+           skip=""  # a run the summary holds at this budget is skipped whole only where it holds it at the probe's
+           # last budget too. Otherwise paper.sh takes it stage by stage: a workdir at or past this budget is left as
+           # it is, and a run whose workdir went with an earlier machine trains again from step 0 and is evaluated
+           # at every budget on the way, so its curve is one training's (the summary keeps the earlier training's
+           # evaluation of the same budget among the row's earlier_runs, not as a milestone of this one).
+           for name in $done_runs; do
+             case " $done_last " in *" $name "*) skip+=" $name" ;; esac
+           done
            layers_at=""  # every layer's MIG at the probe's last budget only (one more pass over the full grid)
            if [ "$steps" = "${PROBE_STEPS##* }" ]; then layers_at=$LAYER_MIG; fi
-           RECORDED=$done_runs RUNS="$run" ATTACK=0 SEEDS="${SEEDS%% *}" STEPS="$steps" LAYER_MIG=$layers_at \
+           RECORDED=$skip RUNS="$run" ATTACK=0 SEEDS="${SEEDS%% *}" STEPS="$steps" LAYER_MIG=$layers_at \
              "$here/launch/paper.sh"  # (summarised after the cell: AFTER_CELL)
          done
        done ;;

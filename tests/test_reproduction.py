@@ -658,6 +658,35 @@ def test_paper_sh_leaves_a_run_whose_checkpoint_is_past_steps_alone(tmp_path):
   assert any("--mode=evaluate" in c for c in made)
 
 
+def test_the_budget_probe_trains_a_cell_whose_workdir_is_gone_through_every_budget(tmp_path):
+  """Phase 0 on a new machine: a cell the summary holds at the probe's first budget, whose workdir went with an
+  earlier machine, must train again from step 0, so it is trained and evaluated at the first budget on the way to
+  the next (its curve one training's, the earlier training's record at that budget among earlier_runs) instead of
+  being skipped there and trained to the next budget in one go; a cell the summary holds at the probe's last
+  budget is skipped at every budget."""
+  calls = tmp_path / "calls.log"
+  fake = tmp_path / "python"
+  fake.write_text(f'#!/usr/bin/env bash\ncase "$1" in *collect_reproduction.py) if [ "$2" = --recorded ]; then '
+                  f'exec {sys.executable} "$@"; fi; exit 0;; *reproduction_tables.py) exit 0;; esac\n'
+                  f'echo "$*" >> {calls}\n')
+  fake.chmod(0o755)
+  summary = tmp_path / "docs" / "summary.json"
+  os.makedirs(summary.parent)
+  summary.write_text(json.dumps([{"run": "beta_tcdlgm_L2_beta1_seed0", "train_steps": 3600},
+                                 {"run": "seatbelt_L2_beta1_seed0", "train_steps": 7200}]))
+  proc = subprocess.run(["bash", os.path.join(REPO, "launch", "reproduce_dsprites.sh")], capture_output=True,
+                        text=True, env=dict(os.environ, ROOT=str(tmp_path / "campaign"), PHASES="0", SEEDS="0",
+                                            BAR_BETAS="1", PROBE_STEPS="3600 7200", PYTHON=str(fake),
+                                            SUMMARY=str(summary), LAYER_MIG=""))
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  made = calls.read_text().splitlines()
+  trained = [(c.split("--workdir=")[1].split()[0].rsplit("/", 1)[1], c.split("--train_steps=")[1].split()[0])
+             for c in made if "--train_steps=" in c]
+  assert trained == [("beta_tcdlgm_L2_beta1_seed0", "3600"), ("beta_tcdlgm_L2_beta1_seed0", "7200")]
+  assert len([c for c in made if "--mode=evaluate" in c]) == 2
+  assert proc.stdout.count("== seatbelt_L2_beta1_seed0: already in the campaign's summary") == 2
+
+
 def test_robust_runs_picks_phase_2_s_cells_in_its_order_with_the_full_attack_protocol(tmp_path):
   """ROBUST_RUNS replaces phase 2's cell list: reproduce_dsprites.sh trains, evaluates and attacks exactly those cells,
   in that order, at the recipe's settings and the full protocol (10 pairs x 50 lambdas, latent on all layers and
