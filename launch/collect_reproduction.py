@@ -14,11 +14,13 @@ The summary is the campaign's record, and it outlives the workdirs (a session ma
 ROOT empty): a run already in the summary is kept as it is when its workdir is gone, or when its workdir is
 behind it (fewer training steps, e.g. the cell restarted from scratch on a new machine), and so are its compact
 files (a record without an excess over the floor gets one from its compact records where they now give it); a
-workdir at the same or a larger budget replaces it, the replaced budget becoming one of its milestones. A workdir
-at the same budget with another held-out ELBO is the cell trained again (its checkpoint went with an earlier
-machine): the record it replaces, milestones and all, moves to the row's `earlier_runs`, so the budgets that run
-was evaluated at stay in the summary (and in the tables), apart from the new run's. No run is ever dropped: to
-take one out, delete its object from the summary.
+workdir at the same or a larger budget replaces it. A workdir at a larger budget that kept the record's budget
+among its milestones (launch/paper.sh keeps a run's evaluation before it trains it on: launch/milestone.py) is
+the same training, trained on: the record's earlier milestones join its own. A workdir at the same budget with
+another held-out ELBO, or at a larger budget without a milestone at the record's, is the cell trained again from
+step 0 (its checkpoint went with an earlier machine): the record it replaces, milestones and all, moves to the
+row's `earlier_runs`, so the budgets that run was evaluated at stay in the summary (and in the tables), apart from
+the new run's. No run is ever dropped: to take one out, delete its object from the summary.
 
   python launch/collect_reproduction.py runs/reproduce docs/reproduction/summary.json
   python launch/collect_reproduction.py --recorded docs/reproduction/summary.json STEPS ATTACK
@@ -326,9 +328,16 @@ def recorded_runs(summary, steps, attacked):
 MILESTONE_KEYS = ("train_steps", "images_seen", "epochs", "elbo", "mig_exact", "mig_histogram", "kl_layers")
 
 
+def trained_on(old, row):
+  """Whether `row` (a workdir's, at a larger budget than the summary's `old` row of the same run) is `old`'s training
+  trained on: its workdir kept an evaluation at `old`'s budget (launch/milestone.py, which launch/paper.sh runs
+  before training a finished run on). Without one it was trained from step 0 past that budget: another training."""
+  return any(m["train_steps"] == old["train_steps"] for m in row["milestones"])
+
+
 def supersede(old, row):
-  """`row` (a workdir's, at a larger budget than the summary's `old` row of the same run) with `old`'s budget and
-  milestones among its milestones, where the workdir's own milestones lack those steps."""
+  """`row` (a workdir's, at a larger budget than the summary's `old` row of the same run, and `trained_on` from it)
+  with `old`'s budget and milestones among its milestones, where the workdir's own milestones lack those steps."""
   have = {m["train_steps"] for m in row["milestones"]}
   extra = [m for m in (old.get("milestones") or []) if m["train_steps"] not in have]
   if old["train_steps"] not in have:
@@ -342,9 +351,10 @@ def keep_earlier_runs(old, row):
   """`row` (a workdir's, replacing the summary's `old` row of the same run at the same or a larger budget) with
   `old`'s `earlier_runs`, and `old` itself among them when it is another training of the cell: the same budget
   and another held-out ELBO (a cell trained again from step 0 on a new machine; re-collecting the same workdir
-  gives the same ELBO)."""
+  gives the same ELBO), or a larger budget not `trained_on` from it."""
   earlier = list(old.get("earlier_runs") or [])
-  if old["train_steps"] == row["train_steps"] and old.get("elbo") != row.get("elbo"):
+  if (old["train_steps"] == row["train_steps"] and old.get("elbo") != row.get("elbo")
+      or old["train_steps"] < row["train_steps"] and not trained_on(old, row)):
     earlier.append({**{key: old.get(key) for key in MILESTONE_KEYS}, "milestones": old.get("milestones") or []})
   if earlier:
     row["earlier_runs"] = earlier
@@ -369,7 +379,7 @@ def main(root, out):
     old = previous.get(name)
     if old is not None and old["train_steps"] > row["train_steps"]:
       continue  # the workdir is behind the record (restarted on a new machine?): the record stands
-    if old is not None and old["train_steps"] < row["train_steps"]:
+    if old is not None and old["train_steps"] < row["train_steps"] and trained_on(old, row):
       row = supersede(old, row)
     if old is not None:
       row = keep_earlier_runs(old, row)

@@ -213,7 +213,8 @@ def test_summary_and_tables_of_a_fabricated_campaign(tmp_path):
 def test_the_summary_outlives_the_workdirs_and_the_campaign_skips_the_cells_it_records(tmp_path):
   """A session may start on a new machine with ROOT empty (checkpoints are never committed). The summary is the
   record: collect_reproduction.py keeps a run whose workdir is gone or behind it (restarted from scratch), files
-  and all, and lets a workdir past it replace it (the old budget becoming a milestone); reproduce_dsprites.sh skips
+  and all, and lets a workdir past it replace it (the old budget becoming a milestone where the workdir was trained
+  on from it, an earlier run where it was trained again from step 0); reproduce_dsprites.sh skips
   the cells the summary holds at the phase's budget (attacked, in phase 2) instead of training them again."""
   root, out = str(tmp_path / "runs"), str(tmp_path / "docs")
   summary = os.path.join(out, "summary.json")
@@ -268,21 +269,40 @@ def test_the_summary_outlives_the_workdirs_and_the_campaign_skips_the_cells_it_r
   assert trained == ["beta_tcdlgm_L2_beta4_seed0"]
   assert "== seatbelt_L2_beta4_seed0: already in the campaign's summary at this budget" in proc.stdout
   assert "== vae_L1_beta1_seed0: already in the campaign's summary" in proc.stdout
-  # A workdir past its record replaces it; the record's budget becomes a milestone.
+  # A workdir past its record that kept the record's budget as a milestone (launch/paper.sh keeps a run's
+  # evaluation before training it on) is the same training, trained on: it replaces the record, whose earlier
+  # milestones join its own.
   shutil.rmtree(os.path.join(root, "vae_L1_beta1_seed0"))
   _run(root, "vae", 1, 1, 0, 0.03, -38.0, target_nll=90.0, steps=18000)
+  _milestone(os.path.join(root, "vae_L1_beta1_seed0"), 11000, mig_exact=0.02, elbo=-40.0, kl_top=None)
+  vae_record = json.load(open(summary))
+  for row in vae_record:
+    if row["run"] == "vae_L1_beta1_seed0":
+      row["milestones"] = [{"train_steps": 3600, "images_seen": 3600 * 2048, "epochs": 10.0, "elbo": -60.0,
+                            "mig_exact": 0.01, "mig_histogram": None, "kl_layers": [None]}]
+  json.dump(vae_record, open(summary, "w"))
   third, _ = collect()
   vae = third["vae_L1_beta1_seed0"]
   assert vae["train_steps"] == 18000 and vae["elbo"] == -38.0
-  assert vae["milestones"] == [{"train_steps": 11000, "images_seen": 11000 * 2048, "epochs": 11000 / 360.0,
-                                "elbo": -40.0, "mig_exact": 0.02, "mig_histogram": 0.03, "kl_layers": [None]}]
+  assert [(m["train_steps"], m["elbo"]) for m in vae["milestones"]] == [(3600, -60.0), (11000, -40.0)]
   assert "training" not in files("vae_L1_beta1_seed0")  # the record's curves were not this workdir's
   assert files("vae_L1_beta1_seed0")["attack_records"] != kept["vae_L1_beta1_seed0"]["attack_records"]
   assert "earlier_runs" not in vae  # trained on, not trained again
+  # A workdir past its record without a milestone at the record's budget was trained from step 0 past it (its
+  # checkpoint went with an earlier machine): another training, so the record moves to earlier_runs and is not
+  # taken for one of its milestones.
+  dlgm_record = third["beta_tcdlgm_L2_beta1_seed0"]
+  shutil.rmtree(os.path.join(root, "beta_tcdlgm_L2_beta1_seed0"))
+  _run(root, "beta_tcdlgm", 2, 1, 0, 0.04, -41.0, steps=7200)
+  dlgm = collect()[0]["beta_tcdlgm_L2_beta1_seed0"]
+  assert dlgm["train_steps"] == 7200 and dlgm["elbo"] == -41.0 and dlgm["milestones"] == []
+  assert dlgm["earlier_runs"] == [{**{k: dlgm_record[k] for k in ("train_steps", "images_seen", "epochs", "elbo",
+                                                                  "mig_exact", "mig_histogram", "kl_layers")},
+                                   "milestones": []}]
   # A cell trained again from step 0 (its checkpoint gone with a machine) reaches its record's budget: the new run
   # replaces the record, and the record, milestones and all, becomes an earlier run, once however often the
   # campaign collects; the tables' budget section shows both runs' rows, the earlier one marked.
-  milestone = dict(vae["milestones"][0], train_steps=3600, images_seen=3600 * 2048, epochs=10.0)
+  milestone = dict(vae["milestones"][1], train_steps=3600, images_seen=3600 * 2048, epochs=10.0)  # (ELBO -40)
   earlier = dict(third["seatbelt_L2_beta4_seed0"], milestones=[milestone])
   json.dump([earlier if r["run"] == earlier["run"] else r for r in third.values()], open(summary, "w"))
   _run(root, "seatbelt", 2, 4, 0, 0.06, -51.2, target_nll=130.0, steps=11000)
