@@ -836,12 +836,12 @@ def test_the_attack_verdict_waits_until_the_cell_and_the_vae_share_one_budget(tm
     _run(root, "vae", 1, 1.0, seed, 0.02, -75.0, target_nll=100.0, own_nll=20.0, steps=11000)
     _run(root, "seatbelt", 2, 4.0, seed, 0.1, -85.0, target_nll=500.0, own_nll=480.0,
          steps=3600 if seed == 2 else 11000)
-  for args in (["launch/collect_reproduction.py", root, os.path.join(out, "summary.json")],
-               ["launch/reproduction_tables.py", out]):
-    proc = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-  latent = [line for line in open(os.path.join(out, "tables.md")).read().splitlines()
-            if line.startswith("| Seatbelt-VAE, L = 2 | 4 | latent | 3 |")]
+  sys.path.insert(0, os.path.join(REPO, "launch"))
+  import collect_reproduction  # pylint: disable=import-outside-toplevel
+  import reproduction_tables  # pylint: disable=import-outside-toplevel
+  collect_reproduction.main(root, os.path.join(out, "summary.json"))
+  lines, _, _ = reproduction_tables.robustness_section(reproduction_tables.load(out), np.random.default_rng(0))
+  latent = [line for line in lines if line.startswith("| Seatbelt-VAE, L = 2 | 4 | latent | 3 |")]
   assert len(latent) == 1 and latent[0].endswith("| pending (runs at different budgets: 10.0/30.6 ep) |"), latent
 
 
