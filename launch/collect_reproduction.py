@@ -1,5 +1,6 @@
 """Writes the machine-readable summary of a reproduction campaign (launch/reproduce_dsprites.sh): one object per
-trained run under ROOT, with its settings, held-out ELBO, MIG of z^L by both protocols, and, where attacked, the
+trained run under ROOT, with its settings, held-out ELBO, MIG of z^L by both protocols (and, factor by factor, the
+exact protocol's gap, the unit holding the factor and that unit's mutual information), and, where attacked, the
 median -log p(x^t|z~) and Delta of the latent attack (the paper's for the run's family: z^1 alone for the beta-TC
 DLGM, eq. 14, every layer otherwise, eq. 15; `latent_layers` names the set) and the output attack over all pairs x
 lambdas, with the median excess of -log p(x^t|z~) over its floor, the target's own -log p(x^t|z~)
@@ -87,6 +88,25 @@ def mig_by_method(evaluation):
     out[method] = result["mig"]
   if "mig" in evaluation and out.get(evaluation["mig"].get("method")) is None:
     out[evaluation["mig"]["method"]] = evaluation["mig"]["mig"]
+  return out
+
+
+def factor_gaps(evaluation, method="exact"):
+  """What z^L holds, factor by factor, under `method` from an evaluation.json: {factor: {"gap": its normalised gap
+  (as MIG averages it), "unit": the unit most informative about it, "mi": that unit's mutual information with it,
+  nats}}, rounded to 4 decimals; None where the evaluation has no such protocol result. Kept in the summary so that
+  which unit carries which factor at every budget outlives the run's workdir (a new machine takes it)."""
+  result = ((evaluation or {}).get("mig_methods") or {}).get(method)
+  if not result or "per_factor" not in result or "best_unit" not in result or "mutual_info" not in result:
+    return None
+  names = list(result.get("factor_entropy") or result["per_factor"])
+  out = {}
+  for name in names:
+    if name not in result["per_factor"]:
+      continue  # a factor constant over the points: not in MIG
+    unit = int(result["best_unit"][name])
+    out[name] = {"gap": round(float(result["per_factor"][name]), 4), "unit": unit,
+                 "mi": round(float(result["mutual_info"][unit][names.index(name)]), 4)}
   return out
 
 
@@ -249,7 +269,8 @@ def milestone_rows(workdir, layers, current_step):
     mig = mig_by_method(files.get("evaluation.json"))
     out.append({"train_steps": step, "images_seen": results.get("num_examples_seen"),
                 "epochs": results.get("epochs"), "elbo": results.get("elbo"), "mig_exact": mig["exact"],
-                "mig_histogram": mig["histogram"], "kl_layers": _layer_kls(results, layers)})
+                "mig_histogram": mig["histogram"], "kl_layers": _layer_kls(results, layers),
+                "mig_factors_exact": factor_gaps(files.get("evaluation.json"))})
   return out
 
 
@@ -269,7 +290,8 @@ def summarise(workdir, records=None):
   config, results = read_json(os.path.join(workdir, "config.json")), read_json(os.path.join(workdir, "results.json"))
   if not config or not results:
     return None
-  mig = mig_by_method(read_json(os.path.join(workdir, "evaluation", "evaluation.json")))
+  evaluation = read_json(os.path.join(workdir, "evaluation", "evaluation.json"))
+  mig = mig_by_method(evaluation)
   layers = int(config["layers"]) if config["model"] in HIERARCHICAL else 1
   row = {"run": os.path.basename(workdir), "model": config["model"], "layers": layers,
          "beta": float(config["beta"]), "seed": int(config["seed"]), "network": config["network"],
@@ -277,7 +299,8 @@ def summarise(workdir, records=None):
          "free_bits": float(config["free_bits"]), "train_steps": int(results["step"]),
          "images_seen": int(results["num_examples_seen"]), "epochs": results.get("epochs"),
          "elbo": float(results["elbo"]), "mig_exact": mig["exact"], "mig_histogram": mig["histogram"],
-         "kl_layers": _layer_kls(results, layers), "milestones": milestone_rows(workdir, layers, int(results["step"]))}
+         "kl_layers": _layer_kls(results, layers), "mig_factors_exact": factor_gaps(evaluation),
+         "milestones": milestone_rows(workdir, layers, int(results["step"]))}
   records = attack_records(workdir) if records is None else records
   chosen, row["latent_layers"] = chosen_records(records, row["model"])
   for mode in ATTACKS:
@@ -325,7 +348,8 @@ def recorded_runs(summary, steps, attacked):
   return [row["run"] for row in read_json(summary) or [] if is_recorded(row, steps, attacked)]
 
 
-MILESTONE_KEYS = ("train_steps", "images_seen", "epochs", "elbo", "mig_exact", "mig_histogram", "kl_layers")
+MILESTONE_KEYS = ("train_steps", "images_seen", "epochs", "elbo", "mig_exact", "mig_histogram", "kl_layers",
+                  "mig_factors_exact")
 
 
 def trained_on(old, row):

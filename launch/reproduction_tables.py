@@ -180,13 +180,46 @@ def budget_section(runs):
     return lines + ["No L = 2 hierarchy has been evaluated yet.", ""]
   lines += ["| run | epochs | ELBO | MIG exact | MIG histogram | KL of z^L |", "|---|---|---|---|---|---|"]
   for row in rows:
-    trainings = [(f"{row['run']} (earlier run {i + 1}, trained again since)", earlier)
-                 for i, earlier in enumerate(row.get("earlier_runs") or [])] + [(row["run"], row)]
-    for name, budget in ((name, b) for name, run in trainings for b in [*(run.get("milestones") or []), run]):
+    for name, budget in _trainings(row):
       kl_top = (budget.get("kl_layers") or [None])[-1]
       lines.append(f"| {name} | {_ep(budget.get('epochs'))} | {_number(budget.get('elbo'), '.2f')} "
                    f"| {_number(budget.get('mig_exact'), '.3f')} | {_number(budget.get('mig_histogram'), '.3f')} "
                    f"| {_number(kl_top, '.2f')} |")
+  return lines + ["", *factor_budget_lines(rows)]
+
+
+def _trainings(row):
+  """(label, budget) for every budget of every training of a summary row: its earlier runs' (marked), then its own;
+  each training's milestones before its latest evaluation."""
+  trainings = [(f"{row['run']} (earlier run {i + 1}, trained again since)", earlier)
+               for i, earlier in enumerate(row.get("earlier_runs") or [])] + [(row["run"], row)]
+  return [(name, b) for name, run in trainings for b in [*(run.get("milestones") or []), run]]
+
+
+def factor_budget_lines(rows):
+  """What z^L holds at each budget, factor by factor (`collect_reproduction.factor_gaps`: the exact protocol's gap,
+  the unit most informative about the factor and that unit's mutual information): one line per budget that kept
+  it; the evaluations recorded before the summary kept it are counted, not listed."""
+  kept = [(name, b) for row in rows for name, b in _trainings(row) if b.get("mig_factors_exact")]
+  missing = sum(1 for row in rows for _, b in _trainings(row) if not b.get("mig_factors_exact"))
+  lines = ["What z^L holds at each budget, factor by factor (the evaluation's exact protocol; each cell: the "
+           "factor's gap, normalised as MIG averages it, then the unit most informative about it and that unit's "
+           "mutual information with it, nats). MIG is the mean of the gaps: a factor held by one unit alone has a "
+           "gap near its MI over its entropy; one split over two units, or absent, a gap near 0.", ""]
+  if not kept:
+    return lines + [f"No evaluation in the summary keeps it yet ({missing} recorded before it was kept; "
+                    "`layer_mig/` has every layer at the last budget of the runs it scored).", ""]
+  names = list(kept[0][1]["mig_factors_exact"])
+  lines += ["| run | epochs | " + " | ".join(f"{n}: gap (unit, MI nats)" for n in names) + " |",
+            "|---" * (2 + len(names)) + "|"]
+  for name, budget in kept:
+    factors = budget["mig_factors_exact"]
+    cells = [f"{factors[n]['gap']:.3f} (u{factors[n]['unit']}, {factors[n]['mi']:.2f})" if n in factors else "—"
+             for n in names]
+    lines.append(f"| {name} | {_ep(budget.get('epochs'))} | " + " | ".join(cells) + " |")
+  if missing:
+    lines += ["", f"({missing} evaluation{'s' if missing != 1 else ''} recorded before the summary kept this: "
+              "not listed.)"]
   return lines + [""]
 
 

@@ -146,7 +146,7 @@ def test_summary_and_tables_of_a_fabricated_campaign(tmp_path):
   extended = [r for r in rows if r["run"] == "seatbelt_L2_beta1.0_seed0"][0]
   assert extended["kl_layers"] == [10.0, 2.1] and extended["milestones"] == [
       {"train_steps": 1800, "images_seen": 1800 * 2048, "epochs": 5.0, "elbo": -95.0, "mig_exact": 0.01,
-       "mig_histogram": None, "kl_layers": [9.0, 0.5]}]
+       "mig_histogram": None, "kl_layers": [9.0, 0.5], "mig_factors_exact": None}]
   assert "| seatbelt_L2_beta1.0_seed0 | 5.0 | -95.00 | 0.010 | — | 0.50 |" in tables
   assert "| seatbelt_L2_beta1.0_seed0 | 10.0 | -80.00 | 0.050 | 0.060 | 2.10 |" in tables
   assert [r for r in rows if r["run"] == "beta_tcdlgm_L2_beta8.0_seed1"][0]["milestones"] == []
@@ -279,7 +279,7 @@ def test_the_summary_outlives_the_workdirs_and_the_campaign_skips_the_cells_it_r
   for row in vae_record:
     if row["run"] == "vae_L1_beta1_seed0":
       row["milestones"] = [{"train_steps": 3600, "images_seen": 3600 * 2048, "epochs": 10.0, "elbo": -60.0,
-                            "mig_exact": 0.01, "mig_histogram": None, "kl_layers": [None]}]
+                            "mig_exact": 0.01, "mig_histogram": None, "kl_layers": [None], "mig_factors_exact": None}]
   json.dump(vae_record, open(summary, "w"))
   third, _ = collect()
   vae = third["vae_L1_beta1_seed0"]
@@ -298,7 +298,7 @@ def test_the_summary_outlives_the_workdirs_and_the_campaign_skips_the_cells_it_r
   assert dlgm["train_steps"] == 7200 and dlgm["elbo"] == -41.0 and dlgm["milestones"] == []
   assert dlgm["earlier_runs"] == [{**{k: dlgm_record[k] for k in ("train_steps", "images_seen", "epochs", "elbo",
                                                                   "mig_exact", "mig_histogram", "kl_layers")},
-                                   "milestones": []}]
+                                   "mig_factors_exact": None, "milestones": []}]  # (a record from before it)
   # A cell trained again from step 0 (its checkpoint gone with a machine) reaches its record's budget: the new run
   # replaces the record, and the record, milestones and all, becomes an earlier run, once however often the
   # campaign collects; the tables' budget section shows both runs' rows, the earlier one marked.
@@ -311,7 +311,8 @@ def test_the_summary_outlives_the_workdirs_and_the_campaign_skips_the_cells_it_r
   seatbelt = fourth["seatbelt_L2_beta4_seed0"]
   assert seatbelt["elbo"] == -51.2 and seatbelt["mig_exact"] == 0.06 and seatbelt["milestones"] == []
   assert seatbelt["earlier_runs"] == [{**{k: earlier[k] for k in ("train_steps", "images_seen", "epochs", "elbo",
-                                                                  "mig_exact", "mig_histogram", "kl_layers")},
+                                                                  "mig_exact", "mig_histogram", "kl_layers",
+                                                                  "mig_factors_exact")},
                                        "milestones": earlier["milestones"]}]
   sys.path.insert(0, os.path.join(REPO, "launch"))
   import reproduction_tables  # pylint: disable=import-outside-toplevel
@@ -1420,3 +1421,56 @@ def test_the_paired_comparisons_match_numpy_on_the_shared_problems():
     assert expected in rows and low < median < high, (expected, rows)
   assert reproduction_tables.paired_references(("beta_tcdlgm", 4, 8.0)) == [("vae", 1, 1.0), ("beta_tcvae", 1, 8.0)]
   assert reproduction_tables.paired_references(("vae", 1, 1.0)) == []
+
+
+def test_the_summary_keeps_which_unit_holds_each_factor_at_every_budget(tmp_path):
+  """collect_reproduction keeps the exact protocol's per-factor gap, best unit and that unit's MI of z^L (from the
+  evaluation's own `metrics.mig` result) for a run and its milestones, the record outlives the workdir, and the
+  tables list it per budget. Codes: unit 2 copies factor `b` (its MI the factor's entropy, so gap = MI/H with a
+  second unit near 0); factor `c` is constant (not in MIG), factor `a` is noise."""
+  from seatbelt_tf.metrics import mutual_info_gap  # pylint: disable=import-outside-toplevel
+  sys.path.insert(0, os.path.join(REPO, "launch"))
+  import collect_reproduction  # pylint: disable=import-outside-toplevel
+  import reproduction_tables  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(0)
+  factors = np.stack([rng.integers(0, 3, 300), rng.integers(0, 4, 300), np.zeros(300, int)], axis=1)
+  codes = rng.normal(size=(300, 3))
+  codes[:, 2] = 3.0 * factors[:, 1] + 0.01 * rng.normal(size=300)
+  result = mutual_info_gap.mig(codes, factors, method="exact", scales=np.full((300, 3), 0.05), num_samples=500,
+                               factor_names=["a", "b", "c"])
+  root, out = str(tmp_path / "runs"), str(tmp_path / "docs")
+  _run(root, "beta_tcdlgm", 2, 8.0, 0, result["mig"], -60.0, steps=7200)
+  workdir = os.path.join(root, "beta_tcdlgm_L2_beta8.0_seed0")
+  with open(os.path.join(workdir, "evaluation", "evaluation.json"), "w") as f:
+    json.dump({"mig_methods": {"exact": result, "histogram": {"mig": 0.0}}}, f)
+  _milestone(workdir, 3600, mig_exact=0.01, elbo=-80.0, kl_top=2.0)
+  with open(os.path.join(workdir, "milestones", "step3600", "evaluation.json"), "w") as f:
+    json.dump({"mig_methods": {"exact": {**result, "per_factor": {"a": 0.5, "b": 0.25},
+                                         "best_unit": {"a": 1, "b": 0}}}}, f)
+  summary = os.path.join(out, "summary.json")
+  collect_reproduction.main(root, summary)
+  row, = json.load(open(summary))
+  mi = np.array(result["mutual_info"])
+  assert set(row["mig_factors_exact"]) == {"a", "b"}  # the constant factor is not in MIG
+  b = row["mig_factors_exact"]["b"]
+  assert b["unit"] == 2 and b["gap"] == pytest.approx(result["per_factor"]["b"], abs=1e-4)
+  assert b["mi"] == pytest.approx(mi[2, 1], abs=1e-4) and b["mi"] == pytest.approx(np.log(4), abs=0.05)
+  assert b["gap"] > 0.8 and row["mig_factors_exact"]["a"]["gap"] < 0.1
+  early = row["milestones"][0]["mig_factors_exact"]
+  assert early == {"a": {"gap": 0.5, "unit": 1, "mi": round(float(mi[1, 0]), 4)},
+                   "b": {"gap": 0.25, "unit": 0, "mi": round(float(mi[0, 1]), 4)}}
+  shutil.rmtree(root)  # a new machine: the record stands
+  os.makedirs(root)
+  collect_reproduction.main(root, summary)
+  assert json.load(open(summary))[0]["mig_factors_exact"] == row["mig_factors_exact"]
+  lines = reproduction_tables.budget_section(reproduction_tables.load(out))
+  assert "| run | epochs | a: gap (unit, MI nats) | b: gap (unit, MI nats) |" in lines
+  assert f"| beta_tcdlgm_L2_beta8.0_seed0 | 10.0 | 0.500 (u1, {mi[1, 0]:.2f}) | 0.250 (u0, {mi[0, 1]:.2f}) |" in lines
+  a = row["mig_factors_exact"]["a"]
+  assert (f"| beta_tcdlgm_L2_beta8.0_seed0 | 20.0 | {a['gap']:.3f} (u{a['unit']}, {a['mi']:.2f}) "
+          f"| {b['gap']:.3f} (u2, {b['mi']:.2f}) |") in lines
+  # An evaluation without the per-factor result (recorded before it was kept) is counted, not listed.
+  assert collect_reproduction.factor_gaps({"mig_methods": {"exact": {"mig": 0.1}}}) is None
+  old = {**row, "milestones": [], "mig_factors_exact": None}
+  lines = reproduction_tables.budget_section([(old, [])])
+  assert any("No evaluation in the summary keeps it yet (1 recorded" in line for line in lines)
