@@ -8,7 +8,8 @@ lambdas, with the median excess of -log p(x^t|z~) over its floor, the target's o
 and, beside the summary, each attacked run's records in compact form (`attack_records/<run>.json`: per attack,
 one column per field, float32 precision), so that the tables' intervals (launch/reproduction_tables.py) can be
 recomputed from the repository alone, without the runs' workdirs; and each run's per-epoch training metrics
-(`training/<run>.json`, from its TensorBoard events: ELBO, the KL of every layer, ...). A run trained on to a
+(`training/<run>.json`, from its TensorBoard events: ELBO, the KL of every layer, ...; an earlier training's, once
+the cell is trained again from step 0, `training/<run>.earlier<i>.json`). A run trained on to a
 larger budget keeps its earlier evaluations (launch/milestone.py): `milestones` in its summary object.
 
 The summary is the campaign's record, and it outlives the workdirs (a session may start on a new machine, with
@@ -240,6 +241,12 @@ def training_path(summary_dir, run):
   return os.path.join(summary_dir, TRAINING_DIR, f"{run}.json")
 
 
+def earlier_training_path(summary_dir, run, index):
+  """Where the per-epoch training curves of a run's earlier training live: `index` 1-based, as in its
+  `earlier_runs` (the file its record had before the cell was trained again from step 0)."""
+  return os.path.join(summary_dir, TRAINING_DIR, f"{run}.earlier{index}.json")
+
+
 def read_training(summary_dir, run):
   """A run's per-epoch training curves from beside the summary, {} when it has none."""
   return read_json(training_path(summary_dir, run)) or {}
@@ -407,6 +414,10 @@ def main(root, out):
       row = supersede(old, row)
     if old is not None:
       row = keep_earlier_runs(old, row)
+      index = len(row.get("earlier_runs") or [])
+      if index > len(old.get("earlier_runs") or []) and os.path.isfile(training_path(summary_dir, name)):
+        # the record became an earlier run: its curves (the file is always its record's) go with it
+        os.replace(training_path(summary_dir, name), earlier_training_path(summary_dir, name, index))
     rows[name] = row
     trajectory = training_history(workdir, read_json(os.path.join(workdir, "config.json")))
     if trajectory:

@@ -64,6 +64,9 @@ def load(out):
   rows = collect_reproduction.read_json(path)
   for row in rows:
     row["training"] = collect_reproduction.read_training(out, row["run"])
+    for i, earlier in enumerate(row.get("earlier_runs") or []):
+      earlier["training"] = collect_reproduction.read_json(
+          collect_reproduction.earlier_training_path(out, row["run"], i + 1)) or {}
   return [(row, collect_reproduction.read_compact_records(out, row["run"])) for row in rows]
 
 
@@ -224,8 +227,10 @@ def factor_budget_lines(rows):
 
 
 def plot_training(runs, path):
-  """The per-epoch training KL of z^L and ELBO of the L = 2 runs, one column per family, colour by beta."""
-  rows = [r for r in _j2_rows(runs) if r.get("training")]
+  """The per-epoch training KL of z^L and ELBO of the L = 2 runs, one column per family, colour by beta; a cell's
+  earlier trainings (trained again from step 0 since) in the same colour, faint."""
+  rows = [r for r in _j2_rows(runs)
+          if r.get("training") or any(e.get("training") for e in r.get("earlier_runs") or [])]
   if not rows:
     return False
   plt = plotting.pyplot()
@@ -236,17 +241,21 @@ def plot_training(runs, path):
   elbo_floor = []  # the lowest training ELBO after the first 1.5 epochs: the first epoch's would flatten the rest
   for column, model in enumerate(J2_FAMILIES):
     for row in (r for r in rows if r["model"] == model):
-      h = row["training"]
-      epochs = np.asarray(h["images"], np.float64) * row["epochs"] / row["images_seen"]  # the run's own epoch
       colour = colours[betas.index(row["beta"])]
-      label = f"β = {row['beta']:g}, seed {row['seed']}"
-      for axis_row, key in enumerate((f"kl_{row['layers']}", "elbo")):
-        values = np.asarray([np.nan if v is None else v for v in h.get(key, [])], np.float64)
-        if len(values) == len(epochs):
-          axes[axis_row, column].plot(epochs, values, styles[row["seed"] % len(styles)], color=colour,
-                                      label=label)
-          if key == "elbo" and np.any(np.isfinite(values[epochs >= 1.5])):
-            elbo_floor.append(np.nanmin(values[epochs >= 1.5]))
+      curves = [(e, 0.3, " (earlier training)") for e in row.get("earlier_runs") or []] + [(row, 1.0, "")]
+      for run, alpha, suffix in curves:
+        h = run.get("training")
+        if not h or not run.get("images_seen"):
+          continue
+        epochs = np.asarray(h["images"], np.float64) * run["epochs"] / run["images_seen"]  # the run's own epoch
+        label = f"β = {row['beta']:g}, seed {row['seed']}{suffix}"
+        for axis_row, key in enumerate((f"kl_{row['layers']}", "elbo")):
+          values = np.asarray([np.nan if v is None else v for v in h.get(key, [])], np.float64)
+          if len(values) == len(epochs):
+            axes[axis_row, column].plot(epochs, values, styles[row["seed"] % len(styles)], color=colour,
+                                        alpha=alpha, label=label)
+            if key == "elbo" and np.any(np.isfinite(values[epochs >= 1.5])):
+              elbo_floor.append(np.nanmin(values[epochs >= 1.5]))
     axes[0, column].set_title(f"{cell_label(model, 2)}: KL of z^L (training batches, nats)")
     axes[1, column].set_title(f"{cell_label(model, 2)}: training ELBO")
     axes[1, column].set_xlabel("epochs")

@@ -1474,3 +1474,43 @@ def test_the_summary_keeps_which_unit_holds_each_factor_at_every_budget(tmp_path
   old = {**row, "milestones": [], "mig_factors_exact": None}
   lines = reproduction_tables.budget_section([(old, [])])
   assert any("No evaluation in the summary keeps it yet (1 recorded" in line for line in lines)
+
+
+def test_an_earlier_training_keeps_its_curves_when_the_cell_is_trained_again(tmp_path):
+  """A cell trained again from step 0 (its record moved to `earlier_runs`) keeps the earlier training's per-epoch
+  curves beside the new one's (`training/<run>.earlier1.json`), once however often the campaign collects, and the
+  training figure draws both."""
+  sys.path.insert(0, os.path.join(REPO, "launch"))
+  import collect_reproduction  # pylint: disable=import-outside-toplevel
+  import reproduction_tables  # pylint: disable=import-outside-toplevel
+  root, out = str(tmp_path / "runs"), str(tmp_path / "docs")
+  summary, run = os.path.join(out, "summary.json"), "seatbelt_L2_beta8.0_seed0"
+  _run(root, "seatbelt", 2, 8.0, 0, 0.05, -60.0)
+  _event_file(os.path.join(root, run), {"kl_2": [0.9, 1.1], "elbo": [-300.0, -90.0]})
+  collect_reproduction.main(root, summary)
+  first = collect_reproduction.read_training(out, run)
+  assert first["kl_2"] == pytest.approx([0.9, 1.1])
+  shutil.rmtree(root)  # a new machine: trained again from step 0 to the same budget, another ELBO and curve
+  _run(root, "seatbelt", 2, 8.0, 0, 0.07, -58.0)
+  _event_file(os.path.join(root, run), {"kl_2": [0.5, 2.5], "elbo": [-280.0, -80.0]})
+  for _ in range(2):  # collected twice: the earlier curves are moved once, never overwritten by the new ones
+    collect_reproduction.main(root, summary)
+    row, = json.load(open(summary))
+    assert [e["elbo"] for e in row["earlier_runs"]] == [-60.0]
+    assert collect_reproduction.read_training(out, run)["kl_2"] == pytest.approx([0.5, 2.5])
+    earlier = collect_reproduction.read_json(collect_reproduction.earlier_training_path(out, run, 1))
+    assert earlier["kl_2"] == pytest.approx([0.9, 1.1]) and earlier["elbo"] == pytest.approx([-300.0, -90.0])
+  assert sorted(os.listdir(os.path.join(out, "training"))) == [f"{run}.earlier1.json", f"{run}.json"]
+  runs = reproduction_tables.load(out)
+  assert runs[0][0]["earlier_runs"][0]["training"]["kl_2"] == pytest.approx([0.9, 1.1])
+  drawn = []
+  plotting = reproduction_tables.plotting
+  original = plotting.save
+  plotting.save = lambda fig, path: drawn.extend(
+      (line.get_label(), list(line.get_ydata())) for ax in fig.axes for line in ax.get_lines())
+  try:
+    assert reproduction_tables.plot_training(runs, str(tmp_path / "training.png"))
+  finally:
+    plotting.save = original
+  assert ("β = 8, seed 0 (earlier training)", pytest.approx([0.9, 1.1])) in drawn
+  assert ("β = 8, seed 0", pytest.approx([0.5, 2.5])) in drawn
