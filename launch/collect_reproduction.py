@@ -98,17 +98,39 @@ def factor_gaps(evaluation, method="exact"):
   nats}}, rounded to 4 decimals; None where the evaluation has no such protocol result. Kept in the summary so that
   which unit carries which factor at every budget outlives the run's workdir (a new machine takes it)."""
   result = ((evaluation or {}).get("mig_methods") or {}).get(method)
-  if not result or "per_factor" not in result or "best_unit" not in result or "mutual_info" not in result:
+  if not result or not all(key in result for key in ("per_factor", "best_unit", "mutual_info")):
     return None
-  names = list(result.get("factor_entropy") or result["per_factor"])
-  out = {}
-  for name in names:
-    if name not in result["per_factor"]:
-      continue  # a factor constant over the points: not in MIG
-    unit = int(result["best_unit"][name])
-    out[name] = {"gap": round(float(result["per_factor"][name]), 4), "unit": unit,
-                 "mi": round(float(result["mutual_info"][unit][names.index(name)]), 4)}
-  return out
+  columns = factor_columns(result)
+  if columns is None:
+    return None
+  info = result["mutual_info"]
+  return {name: {"gap": round(float(gap), 4), "unit": int(result["best_unit"][name]),
+                 "mi": round(float(info[int(result["best_unit"][name])][columns[name]]), 4)}
+          for name, gap in result["per_factor"].items()}
+
+
+def factor_columns(result):
+  """{factor: its column in a `metrics.mig` result's `mutual_info`}, or None where it cannot be told. The result
+  names its columns (`factor_names`) since 2026-12-05; an evaluation.json written before holds only dicts, whose
+  keys JSON sorts, so a factor's column is found from the numbers themselves: the one column whose best unit is
+  the factor's `best_unit` and whose normalised gap, computed as `metrics.mig` computes it, equals its
+  `per_factor` (JSON keeps floats exactly)."""
+  if result.get("factor_names"):
+    return {name: j for j, name in enumerate(result["factor_names"])}
+  info = np.asarray(result["mutual_info"], np.float64)
+  entropy = result.get("factor_entropy") or {}
+  columns = {}
+  for name, gap in result["per_factor"].items():
+    if not entropy.get(name):
+      return None
+    order = np.argsort(info, axis=0)[::-1]
+    found = [k for k in range(info.shape[1])
+             if order[0, k] == result["best_unit"][name] and info.shape[0] > 1
+             and abs((info[order[0, k], k] - info[order[1, k], k]) / entropy[name] - gap) <= 1e-9 * max(1.0, gap)]
+    if len(found) != 1:
+      return None
+    columns[name] = found[0]
+  return columns
 
 
 def attack_records(workdir):

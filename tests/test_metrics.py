@@ -149,7 +149,7 @@ def test_bad_inputs_are_named():
     metrics.mig(np.full((12, 2), np.nan), factors)
   result = metrics.mig(np.stack([factors[:, 0], factors[:, 0]], 1).astype(float),
                        np.stack([factors[:, 0], np.zeros(12, int)], 1))
-  assert result["constant_factors"] == ["factor_1"]
+  assert result["constant_factors"] == ["factor_1"] and result["factor_names"] == ["factor_0", "factor_1"]
 
 
 

@@ -1425,51 +1425,63 @@ def test_the_paired_comparisons_match_numpy_on_the_shared_problems():
 
 def test_the_summary_keeps_which_unit_holds_each_factor_at_every_budget(tmp_path):
   """collect_reproduction keeps the exact protocol's per-factor gap, best unit and that unit's MI of z^L (from the
-  evaluation's own `metrics.mig` result) for a run and its milestones, the record outlives the workdir, and the
-  tables list it per budget. Codes: unit 2 copies factor `b` (its MI the factor's entropy, so gap = MI/H with a
-  second unit near 0); factor `c` is constant (not in MIG), factor `a` is noise."""
+  evaluation's own `metrics.mig` result, written as evaluation.json is: keys sorted) for a run and its milestones,
+  the record outlives the workdir, and the tables list it per budget. The factors' column order is not their
+  sorted order, so reading a factor's MI from the wrong column shows. Codes: unit 2 copies `posX` at the last
+  budget (unit 0 at the milestone, whose evaluation predates `factor_names`: its columns are found from the
+  numbers); `const` is constant (not in MIG); `shape` is noise."""
   from seatbelt_tf.metrics import mutual_info_gap  # pylint: disable=import-outside-toplevel
   sys.path.insert(0, os.path.join(REPO, "launch"))
   import collect_reproduction  # pylint: disable=import-outside-toplevel
   import reproduction_tables  # pylint: disable=import-outside-toplevel
   rng = np.random.default_rng(0)
   factors = np.stack([rng.integers(0, 3, 300), rng.integers(0, 4, 300), np.zeros(300, int)], axis=1)
-  codes = rng.normal(size=(300, 3))
-  codes[:, 2] = 3.0 * factors[:, 1] + 0.01 * rng.normal(size=300)
-  result = mutual_info_gap.mig(codes, factors, method="exact", scales=np.full((300, 3), 0.05), num_samples=500,
-                               factor_names=["a", "b", "c"])
+
+  def mig_of(unit):
+    codes = rng.normal(size=(300, 3))
+    codes[:, unit] = 3.0 * factors[:, 1] + 0.01 * rng.normal(size=300)
+    return mutual_info_gap.mig(codes, factors, method="exact", scales=np.full((300, 3), 0.05), num_samples=500,
+                               factor_names=["shape", "posX", "const"])
+
+  def evaluation_json(path, result):
+    with open(path, "w") as f:
+      f.write(json.dumps({"mig_methods": {"exact": result, "histogram": {"mig": 0.0}}}, sort_keys=True))
+
+  result, early_result = mig_of(2), mig_of(0)
+  assert result["factor_names"] == ["shape", "posX", "const"]
+  early_result.pop("factor_names")  # an evaluation.json written before the names were kept
   root, out = str(tmp_path / "runs"), str(tmp_path / "docs")
   _run(root, "beta_tcdlgm", 2, 8.0, 0, result["mig"], -60.0, steps=7200)
   workdir = os.path.join(root, "beta_tcdlgm_L2_beta8.0_seed0")
-  with open(os.path.join(workdir, "evaluation", "evaluation.json"), "w") as f:
-    json.dump({"mig_methods": {"exact": result, "histogram": {"mig": 0.0}}}, f)
-  _milestone(workdir, 3600, mig_exact=0.01, elbo=-80.0, kl_top=2.0)
-  with open(os.path.join(workdir, "milestones", "step3600", "evaluation.json"), "w") as f:
-    json.dump({"mig_methods": {"exact": {**result, "per_factor": {"a": 0.5, "b": 0.25},
-                                         "best_unit": {"a": 1, "b": 0}}}}, f)
+  evaluation_json(os.path.join(workdir, "evaluation", "evaluation.json"), result)
+  _milestone(workdir, 3600, mig_exact=early_result["mig"], elbo=-80.0, kl_top=2.0)
+  evaluation_json(os.path.join(workdir, "milestones", "step3600", "evaluation.json"), early_result)
   summary = os.path.join(out, "summary.json")
   collect_reproduction.main(root, summary)
   row, = json.load(open(summary))
-  mi = np.array(result["mutual_info"])
-  assert set(row["mig_factors_exact"]) == {"a", "b"}  # the constant factor is not in MIG
-  b = row["mig_factors_exact"]["b"]
-  assert b["unit"] == 2 and b["gap"] == pytest.approx(result["per_factor"]["b"], abs=1e-4)
-  assert b["mi"] == pytest.approx(mi[2, 1], abs=1e-4) and b["mi"] == pytest.approx(np.log(4), abs=0.05)
-  assert b["gap"] > 0.8 and row["mig_factors_exact"]["a"]["gap"] < 0.1
-  early = row["milestones"][0]["mig_factors_exact"]
-  assert early == {"a": {"gap": 0.5, "unit": 1, "mi": round(float(mi[1, 0]), 4)},
-                   "b": {"gap": 0.25, "unit": 0, "mi": round(float(mi[0, 1]), 4)}}
+  assert set(row["mig_factors_exact"]) == {"shape", "posX"}  # the constant factor is not in MIG
+  for record, res, unit in ((row["mig_factors_exact"], result, 2),
+                            (row["milestones"][0]["mig_factors_exact"], early_result, 0)):
+    mi = np.array(res["mutual_info"])
+    pos = record["posX"]
+    assert pos["unit"] == unit and pos["gap"] == pytest.approx(res["per_factor"]["posX"], abs=1e-4)
+    assert pos["mi"] == pytest.approx(mi[unit, 1], abs=1e-4) and pos["mi"] == pytest.approx(np.log(4), abs=0.05)
+    assert pos["gap"] > 0.8 and record["shape"]["gap"] < 0.1
+    assert record["shape"]["mi"] == pytest.approx(mi[record["shape"]["unit"], 0], abs=1e-4)
   shutil.rmtree(root)  # a new machine: the record stands
   os.makedirs(root)
   collect_reproduction.main(root, summary)
   assert json.load(open(summary))[0]["mig_factors_exact"] == row["mig_factors_exact"]
   lines = reproduction_tables.budget_section(reproduction_tables.load(out))
-  assert "| run | epochs | a: gap (unit, MI nats) | b: gap (unit, MI nats) |" in lines
-  assert f"| beta_tcdlgm_L2_beta8.0_seed0 | 10.0 | 0.500 (u1, {mi[1, 0]:.2f}) | 0.250 (u0, {mi[0, 1]:.2f}) |" in lines
-  a = row["mig_factors_exact"]["a"]
-  assert (f"| beta_tcdlgm_L2_beta8.0_seed0 | 20.0 | {a['gap']:.3f} (u{a['unit']}, {a['mi']:.2f}) "
-          f"| {b['gap']:.3f} (u2, {b['mi']:.2f}) |") in lines
-  # An evaluation without the per-factor result (recorded before it was kept) is counted, not listed.
+  assert "| run | epochs | posX: gap (unit, MI nats) | shape: gap (unit, MI nats) |" in lines
+  for epochs, record in (("10.0", row["milestones"][0]["mig_factors_exact"]), ("20.0", row["mig_factors_exact"])):
+    pos, shape = record["posX"], record["shape"]
+    assert (f"| beta_tcdlgm_L2_beta8.0_seed0 | {epochs} | {pos['gap']:.3f} (u{pos['unit']}, {pos['mi']:.2f}) "
+            f"| {shape['gap']:.3f} (u{shape['unit']}, {shape['mi']:.2f}) |") in lines
+  # Where the columns cannot be told (a gap that matches no column), or the evaluation kept no per-factor result
+  # (recorded before it was kept): no record, counted in the tables, not listed.
+  assert collect_reproduction.factor_gaps({"mig_methods": {"exact": {**early_result, "per_factor": {
+      "posX": 0.5, "shape": early_result["per_factor"]["shape"]}}}}) is None
   assert collect_reproduction.factor_gaps({"mig_methods": {"exact": {"mig": 0.1}}}) is None
   old = {**row, "milestones": [], "mig_factors_exact": None}
   lines = reproduction_tables.budget_section([(old, [])])

@@ -255,7 +255,8 @@ def mig(codes, factors, method="histogram", num_bins=20, scales=None, num_sample
   Returns:
     dict: `mig` (mean normalised gap over the factors that vary), `per_factor` {name: gap / H(v_k)},
     `mutual_info` (`[D][K]` nats), `factor_entropy` ({name: H(v_k)}), `best_unit` ({name: j*}),
-    `constant_factors` (names left out), `method`, `num_points`.
+    `constant_factors` (names left out), `factor_names` (the K names in the order of `mutual_info`'s columns:
+    the dicts' keys are sorted when written as JSON), `method`, `num_points`.
   """
   codes, factors = _check_inputs(codes, factors)
   check_method(method)
@@ -283,4 +284,5 @@ def mig(codes, factors, method="histogram", num_bins=20, scales=None, num_sample
     raise ValueError("No factor varies over the given points, so MIG is undefined: evaluate on more points.")
   return {"mig": float(np.mean(list(per_factor.values()))), "per_factor": per_factor,
           "mutual_info": info.tolist(), "factor_entropy": {n: float(h) for n, h in zip(names, entropy)},
-          "best_unit": best, "constant_factors": constant, "method": method, "num_points": int(codes.shape[0])}
+          "best_unit": best, "constant_factors": constant, "factor_names": names, "method": method,
+          "num_points": int(codes.shape[0])}
