@@ -119,13 +119,14 @@ def factor_columns(result):
     return {name: j for j, name in enumerate(result["factor_names"])}
   info = np.asarray(result["mutual_info"], np.float64)
   entropy = result.get("factor_entropy") or {}
+  if info.ndim != 2 or info.shape[0] < 2:
+    return None
+  order = np.argsort(info, axis=0)[::-1]  # per column, units by decreasing MI, as metrics.mig orders them
   columns = {}
   for name, gap in result["per_factor"].items():
     if not entropy.get(name):
       return None
-    order = np.argsort(info, axis=0)[::-1]
-    found = [k for k in range(info.shape[1])
-             if order[0, k] == result["best_unit"][name] and info.shape[0] > 1
+    found = [k for k in range(info.shape[1]) if order[0, k] == result["best_unit"][name]
              and abs((info[order[0, k], k] - info[order[1, k], k]) / entropy[name] - gap) <= 1e-9 * max(1.0, gap)]
     if len(found) != 1:
       return None
