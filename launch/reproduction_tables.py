@@ -259,7 +259,8 @@ def plot_training(runs, path):
     axes[0, column].set_title(f"{cell_label(model, 2)}: KL of z^L (training batches, nats)")
     axes[1, column].set_title(f"{cell_label(model, 2)}: training ELBO")
     axes[1, column].set_xlabel("epochs")
-    axes[0, column].legend(fontsize=7)
+    if axes[0, column].get_lines():  # a family with no L = 2 run yet has nothing to name
+      axes[0, column].legend(fontsize=7)
   if elbo_floor:
     axes[1, 0].set_ylim(bottom=min(elbo_floor) - 5.0)
   plotting.save(fig, path)
