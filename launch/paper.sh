@@ -59,11 +59,14 @@ fi
 
 mkdir -p "$ROOT/logs"
 started=$(date +%s)
-logged() {  # logged NAME LOG COMMAND...: runs one command, its output in LOG, and stops the script on failure
+logged() {  # logged NAME LOG COMMAND...: runs one command, its output appended to LOG, and stops the script on failure
+  # Appended under a dated header: a run trained on (the next budget), resumed after a kill, or attacked again keeps
+  # its earlier calls' output (training-health warnings, epoch lines) in the same log.
   local name=$1 log=$2
   shift 2
   echo "  $name, log $(basename "$log") ($(( $(date +%s) - started )) s elapsed)"
-  "$@" > "$log" 2>&1 || { echo "failed: see $log" >&2; tail -5 "$log" >&2; exit 1; }
+  { echo "== $(date -u '+%Y-%m-%d %H:%M:%S') UTC: $name"; "$@"; } >> "$log" 2>&1 ||
+    { echo "failed: see $log" >&2; tail -5 "$log" >&2; exit 1; }
 }
 stage() {  # stage NAME LOG ARGS...: one launcher call (logged), EXTRA's flags last
   local name=$1 log=$2

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -400,6 +401,24 @@ def test_every_launcher_call_of_paper_sh_s_grid_entries_is_a_valid_command_line(
     for c in (dlgm, tcvae):
       assert (c["network"], c["train_steps"], c["attack_pairs"], c["attack_lambdas"]) == ("conv", 40, 10, 50)
     assert by_stage[(names[2 * seed], "evaluate")]["mig_method"] == "both"
+
+
+def test_paper_sh_s_logs_keep_every_call_of_a_run_trained_on_to_the_next_budget(tmp_path):
+  """A campaign cell trained on to its next budget (or resumed after a kill) runs the same stages again: each call's
+  output goes under its own dated header in the run's logs, the earlier calls' output (training-health warnings,
+  epoch lines) kept."""
+  root = tmp_path / "paper"
+  for steps in ("40", "80"):
+    _, records = _dry_run(tmp_path, "launch/paper.sh", ROOT=str(root), RUNS="seatbelt:2:4", SEEDS="0", STEPS=steps,
+                          ATTACK="0")
+  # (the dry run's call record accumulates over the two runs)
+  assert [r["config"]["train_steps"] for r in records if r["config"]["mode"] == "train"] == [40, 80]
+  logs = root / "logs"
+  for stage in ("train", "evaluate"):
+    text = (logs / f"seatbelt_L2_beta4_seed0.{stage}.log").read_text()
+    headers = re.findall(r"^== (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC: (\w+)$", text, flags=re.M)
+    assert [name for _, name in headers] == [stage, stage], text
+    assert headers[0][0] <= headers[1][0]
 
 
 def test_every_launcher_call_of_the_other_scripts_is_a_valid_command_line(tmp_path):
