@@ -11,7 +11,9 @@ A workdir holds
                      adversarial_inputs.npz, and per mode and layer set grid_*.png and distortion_*.png
   results.json       held-out metrics under the tracker names, `kl_units` (mean per-unit KL of each layer),
                      `num_examples_seen`, `step`, `wall_time_s`, and after training `train_images_per_s` (the
-                     training loop's speed in this process, first epoch left out; null under two epochs)
+                     training loop's speed in this process, first epoch left out; null under two epochs) and
+                     `health_spikes` (how many times the training-health guard flagged a quantity over the whole
+                     run, resumptions included: `seatbelt_tf.health`)
 A re-run with the same workdir restores the latest checkpoint and continues from its step; since every training
 batch is a pure function of (seed, step), the resumed run sees the batches an uninterrupted run would have.
 """

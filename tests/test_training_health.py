@@ -196,3 +196,34 @@ def test_running_median_matches_numpy_with_ties():
     expected = np.sort(valid, axis=1)[:, (valid.shape[1] - 1) // 2]
     np.testing.assert_array_equal(health.running_median(tf.constant(history), count).numpy(), expected)
   assert not health.running_median(tf.constant(history), 0).numpy().any()
+
+
+def test_results_count_the_guard_s_spikes_over_the_whole_run_resumptions_included(tiny, monkeypatch):
+  """results.json's `health_spikes` is the guard's checkpointed count: a loss scaled by 1e4 at step 11 (a gradient
+  norm 1e4 times its median) is counted, and the count stays in the results when a later process resumes the run
+  and trains on without a spike, and when a re-run finds it already trained."""
+  original = models.BetaTCVAE.loss_terms
+
+  def scaled(self, x, training):
+    terms = original(self, x, training)
+    if training:
+      hit = tf.equal(self.optimizer.iterations, tf.constant(10, self.optimizer.iterations.dtype))
+      terms = {**terms, "loss": terms["loss"] * tf.where(hit, 1e4, 1.0)}
+    return terms
+
+  monkeypatch.setattr(models.BetaTCVAE, "loss_terms", scaled)
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    first = train_mode.train(tiny(train_steps=12))
+  spike_warnings = [str(w.message) for w in caught if "Training health" in str(w.message)]
+  assert any("at step 11 grad_norm" in m for m in spike_warnings), spike_warnings
+  assert first["step"] == 12 and first["health_spikes"] >= 1
+  monkeypatch.setattr(models.BetaTCVAE, "loss_terms", original)
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    resumed = train_mode.train(tiny(train_steps=18))
+  assert not [w for w in caught if "Training health" in str(w.message)]  # the resumed steps were healthy
+  assert resumed["step"] == 18 and resumed["health_spikes"] == first["health_spikes"]
+  again = train_mode.train(tiny(train_steps=18))  # already trained: nothing runs, the count is read back
+  assert again["health_spikes"] == first["health_spikes"]
+  assert runs.read_results(tiny().workdir)["health_spikes"] == first["health_spikes"]
