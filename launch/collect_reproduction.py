@@ -330,6 +330,7 @@ def summarise(workdir, records=None):
          "images_seen": int(results["num_examples_seen"]), "epochs": results.get("epochs"),
          "elbo": float(results["elbo"]), "mig_exact": mig["exact"], "mig_histogram": mig["histogram"],
          "kl_layers": _layer_kls(results, layers), "mig_factors_exact": factor_gaps(evaluation),
+         "health_spikes": results.get("health_spikes"),  # None for runs trained before the count was recorded
          "milestones": milestone_rows(workdir, layers, int(results["step"]))}
   records = attack_records(workdir) if records is None else records
   chosen, row["latent_layers"] = chosen_records(records, row["model"])

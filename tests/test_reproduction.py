@@ -117,6 +117,11 @@ def test_summary_and_tables_of_a_fabricated_campaign(tmp_path):
     _run(root, "beta_tcdlgm", 2, 8.0, seed, [0.30, 0.40, 0.35][seed], -90.0)  # mean 0.35
     _run(root, "vae", 1, 1.0, seed, 0.02, -75.0, target_nll=100.0, own_nll=20.0)
   _run(root, "beta_tcdlgm", 2, 4.0, 0, 0.3, -88.0)  # one seed only
+  spiky = os.path.join(root, "beta_tcdlgm_L2_beta4.0_seed0", "results.json")  # trained since the count is kept
+  with open(spiky) as f:
+    results = json.load(f)
+  with open(spiky, "w") as f:
+    json.dump({**results, "health_spikes": 2}, f)
   # One run trained on from 1800 steps: its earlier evaluation kept (launch/milestone.py), its training curves in
   # TensorBoard.
   workdir = os.path.join(root, "seatbelt_L2_beta1.0_seed0")
@@ -137,6 +142,8 @@ def test_summary_and_tables_of_a_fabricated_campaign(tmp_path):
   keys = {"model", "layers", "beta", "seed", "train_steps", "images_seen", "elbo", "mig_exact", "mig_histogram",
           "latent_target_nll_median", "output_target_nll_median", "latent_delta_median", "output_delta_median"}
   assert all(keys <= set(r) for r in rows)
+  assert {r["run"]: r["health_spikes"] for r in rows if r["health_spikes"] is not None} == {
+      "beta_tcdlgm_L2_beta4.0_seed0": 2}  # the rest were trained before results.json counted spikes
   attacked = [r for r in rows if r["model"] == "seatbelt" and r["beta"] == 4.0]
   assert all(abs(r["latent_target_nll_median"] - 500.0) < 2.0 and r["latent_delta_median"] == 2.0
              for r in attacked)
