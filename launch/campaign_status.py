@@ -11,7 +11,9 @@ include whatever else the machine ran meanwhile), the training time left at both
 attacks are newer than its checkpoint (done), older (stale: the run was trained on since) or absent (attacks done
 but with the output objective over fewer noise draws than the protocol's, or made by an older attack driver
 than `config.ATTACK_DRIVER_VERSION`, are out of date), and how long ago
-its training log was last written (a campaign that is running writes it every epoch). Runs the summary records but
+its training log was last written (a campaign that is running writes it every epoch), and how many training-health
+warnings (`seatbelt_tf.health`: a gradient norm or a layer's KL at 100× its running median) the log holds, with
+the latest. Runs the summary records but
 ROOT lacks (a new machine) are listed too. Reads files only; no TensorFlow.
 """
 
@@ -25,6 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import collect_reproduction  # noqa: E402
 
 EPOCH_LINE = re.compile(r"^\s*(\d+)/(\d+) - (\d+)s - ", re.M)  # Keras verbose=2: "200/200 - 544s - 3s/step - ..."
+# seatbelt_tf.health.spike_message: "Training health: at step 244 grad_norm_q_z2_given_z1 jumped to 1234, 103 times ..."
+HEALTH_LINE = re.compile(r"Training health: at step (\d+) (\S+) jumped to \S+, (\S+) times its running median")
 
 
 def _flag(path, name):
@@ -51,6 +55,19 @@ def epoch_seconds(log_path):
     return None, None
   times = [int(s) for done, total, s in EPOCH_LINE.findall(open(log_path, errors="replace").read()) if done == total]
   return (statistics.median(times[-3:]), min(times[-10:])) if times else (None, None)
+
+
+def health_warnings(log_path):
+  """(how many training-health warnings a training log holds, the latest as "step S: QUANTITY at R× its running
+  median"); (None, None) without a log. The log keeps every call's output (launch/paper.sh appends), so a run
+  trained on through several budgets or resumed after a cut-off shows all of its warnings."""
+  if not os.path.isfile(log_path):
+    return None, None
+  found = HEALTH_LINE.findall(open(log_path, errors="replace").read())
+  if not found:
+    return 0, None
+  step, quantity, ratio = found[-1]
+  return len(found), f"step {step}: {quantity} at {ratio}× its running median"
 
 
 def _stage(path, checkpoint_path):
@@ -94,13 +111,15 @@ def run_status(root, name, row=None, now=None):
   if not os.path.isdir(workdir):
     return {"run": name, "recorded": _recorded(row), "step": None, "target": None, "epoch_s": None,
             "fastest_s": None, "left_s": None, "fastest_left_s": None, "evaluated": "—", "attacked": "—",
-            "log_age_s": None, "note": "no workdir: the summary's record only"}
+            "log_age_s": None, "health_warnings": None, "latest_warning": None,
+            "note": "no workdir: the summary's record only"}
   flags = os.path.join(workdir, "flags.cfg")
   target = _flag(flags, "train_steps")
   per_epoch = _flag(flags, "steps_per_epoch")
   step = checkpoint_step(workdir)
   log = os.path.join(root, "logs", f"{name}.train.log")
   epoch_s, fastest_s = epoch_seconds(log)
+  warnings_found, latest_warning = health_warnings(log)
   left = fastest_left = None
   if target is not None and per_epoch and epoch_s is not None:
     epochs_left = max(int(target) - (step or 0), 0) / int(per_epoch)
@@ -117,7 +136,8 @@ def run_status(root, name, row=None, now=None):
           "epoch_s": epoch_s, "fastest_s": fastest_s, "left_s": left, "fastest_left_s": fastest_left,
           "evaluated": _stage(os.path.join(workdir, "evaluation", "evaluation.json"), checkpoint),
           "attacked": attacked,
-          "log_age_s": now - os.path.getmtime(log) if os.path.isfile(log) else None, "note": ""}
+          "log_age_s": now - os.path.getmtime(log) if os.path.isfile(log) else None,
+          "health_warnings": warnings_found, "latest_warning": latest_warning, "note": ""}
 
 
 def status(root, summary=None, now=None):
@@ -134,15 +154,18 @@ def status(root, summary=None, now=None):
 
 def markdown(statuses):
   lines = ["| run | in the summary | checkpoint / budget | s per epoch: median of the last 3 (fastest of the last "
-           "10) | training left at that pace (at the fastest) | evaluated | attacked | training log written |",
-           "|---" * 8 + "|"]
+           "10) | training left at that pace (at the fastest) | evaluated | attacked | training log written | "
+           "training-health warnings in the log (the latest) |",
+           "|---" * 9 + "|"]
   for s in statuses:
     at = "—" if s["target"] is None else f"{s['step'] if s['step'] is not None else 0} / {s['target']}"
     epoch = "—" if s["epoch_s"] is None else f"{s['epoch_s']:.0f} ({s['fastest_s']:.0f})"
     left = "—" if s["left_s"] is None else f"{_hours(s['left_s'])} ({_hours(s['fastest_left_s'])})"
     age = _age(s["log_age_s"]) + (" ago" if s["log_age_s"] is not None else "")
+    health = "—" if s["health_warnings"] is None else str(s["health_warnings"]) + (
+        f" ({s['latest_warning']})" if s["latest_warning"] else "")
     lines.append(f"| {s['run']} | {s['recorded']} | {at if not s['note'] else s['note']} | {epoch} | "
-                 f"{left} | {s['evaluated']} | {s['attacked']} | {age} |")
+                 f"{left} | {s['evaluated']} | {s['attacked']} | {age} | {health} |")
   return "\n".join(lines)
 
 

@@ -974,7 +974,12 @@ def test_campaign_status_tells_each_run_s_stage_and_training_left_without_tensor
   os.makedirs(root / "logs")
   epochs = "".join(f"Epoch {i + 1}/5\n200/200 - {s}s - 3s/step - loss: 1.0\n"
                    for i, s in enumerate((100, 300, 200, 250)))
-  (root / "logs" / "seatbelt_L2_beta4_seed0.train.log").write_text("Resuming\n" + epochs + "Epoch 5/5\n 17/200 - 9s")
+  from seatbelt_tf import health  # pylint: disable=import-outside-toplevel
+  spike = lambda step, quantity, ratio: "/x/train.py:121: RuntimeWarning: " + health.spike_message(  # noqa: E731
+      {"step": step, "quantity": quantity, "value": 12345.6, "median": 95.1, "ratio": ratio}) + "\n"
+  (root / "logs" / "seatbelt_L2_beta4_seed0.train.log").write_text(
+      "== 2026-12-06 00:32:25 UTC: train\nResuming\n" + spike(44, "kl_1", 612.0) + epochs
+      + spike(244, "grad_norm_q_z2_given_z1", 103.4) + "Epoch 5/5\n 17/200 - 9s")
   summary = tmp_path / "summary.json"
   summary.write_text(json.dumps([
       {"run": "vae_L1_beta1_seed0", "model": "vae", "train_steps": 1000, "latent_delta_median": 1.0,
@@ -990,7 +995,9 @@ def test_campaign_status_tells_each_run_s_stage_and_training_left_without_tensor
   rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in proc.stdout.splitlines()
           if line.startswith("| ") and not line.startswith("| run ")}
   assert rows["seatbelt_L2_beta4_seed0"][:6] == ["—", "400 / 1000", "250 (100)", "0.2 h (0.1 h)", "stale", "—"]
+  assert rows["seatbelt_L2_beta4_seed0"][7] == "2 (step 244: grad_norm_q_z2_given_z1 at 103× its running median) |"
   assert rows["vae_L1_beta1_seed0"][:6] == ["1000 steps, attacked", "1000 / 1000", "—", "—", "stale", "done"]
+  assert rows["vae_L1_beta1_seed0"][7] == "— |"  # no training log
   assert rows["beta_tcdlgm_L2_beta4_seed0"][:2] == [  # a row from before the draws were kept: one draw
       "11000 steps, attacked, not the paper's latent attack, output objective on 1 noise draw(s) (the protocol's: 4), "
       f"by attack driver 1 (current: {config.ATTACK_DRIVER_VERSION}; attacked again)",
