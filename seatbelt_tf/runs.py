@@ -274,6 +274,9 @@ def evaluate_and_record(config, model, source, start, record=True, extra=None):
   `extra` entries added)."""
   model.skip_nonfinite = False  # (evaluation logs only the trackers)
   metrics = {**evaluate_model(config, model, source), **(extra or {})}
+  # The training-health guard's spike count lives in the checkpoint, so it covers the whole run across resumptions
+  # and a later --mode=evaluate keeps it (the warnings themselves go to the log of the process that saw them).
+  metrics["health_spikes"] = int(model.health.spikes.numpy())
   step = int(model.optimizer.iterations.numpy())
   results = {**metrics, "step": step, "num_examples_seen": step * config.train.batch_size,
              "epochs": epochs_seen(config, source, step),

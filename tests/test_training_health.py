@@ -201,7 +201,7 @@ def test_running_median_matches_numpy_with_ties():
 def test_results_count_the_guard_s_spikes_over_the_whole_run_resumptions_included(tiny, monkeypatch):
   """results.json's `health_spikes` is the guard's checkpointed count: a loss scaled by 1e4 at step 11 (a gradient
   norm 1e4 times its median) is counted, and the count stays in the results when a later process resumes the run
-  and trains on without a spike, and when a re-run finds it already trained."""
+  and trains on without a spike, when a re-run finds it already trained, and when --mode=evaluate rewrites it."""
   original = models.BetaTCVAE.loss_terms
 
   def scaled(self, x, training):
@@ -226,4 +226,6 @@ def test_results_count_the_guard_s_spikes_over_the_whole_run_resumptions_include
   assert resumed["step"] == 18 and resumed["health_spikes"] == first["health_spikes"]
   again = train_mode.train(tiny(train_steps=18))  # already trained: nothing runs, the count is read back
   assert again["health_spikes"] == first["health_spikes"]
+  from seatbelt_tf.modes import evaluate as evaluate_mode  # pylint: disable=import-outside-toplevel
+  evaluate_mode.evaluate(tiny(mode="evaluate", train_steps=18))  # rewrites results.json: the count stays
   assert runs.read_results(tiny().workdir)["health_spikes"] == first["health_spikes"]

@@ -141,9 +141,6 @@ def train(config):
     # Not trained again: the training's own records (its loop speed, skipped batches) stay as they were.
     previous = runs.read_results(config.workdir) if chief else {}
     extra = {k: previous[k] for k in ("train_images_per_s", "skipped_batches") if k in previous}
-  # The guard's spike count lives in the checkpoint, so it covers the whole run across resumptions (the warnings
-  # themselves, each naming its step, go to the log of the process that saw them).
-  extra["health_spikes"] = int(model.health.spikes.numpy())
   results = runs.evaluate_and_record(config, model, source, start, record=chief, extra=extra)
   if output_dir:  # a non-chief worker's checkpoints only served the collective saves
     shutil.rmtree(output_dir, ignore_errors=True)
