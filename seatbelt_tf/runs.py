@@ -11,7 +11,8 @@ A workdir holds
                      adversarial_inputs.npz, and per mode and layer set grid_*.png and distortion_*.png
   results.json       held-out metrics under the tracker names, `kl_units` (mean per-unit KL of each layer),
                      `num_examples_seen`, `step`, `wall_time_s`, and after training `train_images_per_s` (the
-                     training loop's speed in this process, first epoch left out; null under two epochs) and
+                     training loop's speed in this process, first epoch left out; null under two epochs; a later
+                     --mode=evaluate of the same step keeps it) and
                      `health_spikes` (how many times the training-health guard flagged a quantity over the whole
                      run, resumptions included: `seatbelt_tf.health`)
 A re-run with the same workdir restores the latest checkpoint and continues from its step; since every training
@@ -263,6 +264,19 @@ def read_results(workdir):
     return {}
 
 
+# What only the training loop knows (its speed, the batches it skipped): a later evaluation of the same step keeps them.
+TRAINING_RECORDS = ("train_images_per_s", "skipped_batches")
+
+
+def training_records(workdir, step):
+  """The training's own entries of the workdir's results.json (`TRAINING_RECORDS`), when it was written at `step`
+  (records of an earlier step describe a training that has since gone on); else {}."""
+  previous = read_results(workdir)
+  if previous.get("step") != step:
+    return {}
+  return {k: previous[k] for k in TRAINING_RECORDS if k in previous}
+
+
 def epochs_seen(config, source, step):
   """Epochs of the training split (the source less the held-out images) that `step` steps of the run's batch
   have seen."""
@@ -271,13 +285,16 @@ def epochs_seen(config, source, step):
 
 def evaluate_and_record(config, model, source, start, record=True, extra=None):
   """Evaluates on the held-out split and (if `record`) writes `results.json` (wall time counted from `start`;
-  `extra` entries added)."""
+  `extra` entries added). Without `extra` (--mode=evaluate) the training's own records of this step are kept
+  (`training_records`)."""
   model.skip_nonfinite = False  # (evaluation logs only the trackers)
-  metrics = {**evaluate_model(config, model, source), **(extra or {})}
+  step = int(model.optimizer.iterations.numpy())
+  if extra is None:
+    extra = training_records(config.workdir, step)
+  metrics = {**evaluate_model(config, model, source), **extra}
   # The training-health guard's spike count lives in the checkpoint, so it covers the whole run across resumptions
   # and a later --mode=evaluate keeps it (the warnings themselves go to the log of the process that saw them).
   metrics["health_spikes"] = int(model.health.spikes.numpy())
-  step = int(model.optimizer.iterations.numpy())
   results = {**metrics, "step": step, "num_examples_seen": step * config.train.batch_size,
              "epochs": epochs_seen(config, source, step),
              "wall_time_s": time.time() - start, "mode": config.mode, "eval_examples": config.data.eval_examples}

@@ -38,6 +38,9 @@ def test_tiny_train_then_evaluate(tiny, model, network):
   evaluated = evaluate_mode.evaluate(config_lib.RunConfig.from_flat({**config.flat(), "mode": "evaluate"}))
   for name in ("elbo", "loss", "kl", "tc"):  # same checkpoint, same evaluation seed: same numbers
     assert evaluated[name] == pytest.approx(results[name], rel=1e-5)
+  # --mode=evaluate rewrites results.json and keeps what only the training loop knew (its speed).
+  assert evaluated["train_images_per_s"] == results["train_images_per_s"]
+  assert json.load(open(os.path.join(workdir, "results.json")))["train_images_per_s"] == results["train_images_per_s"]
 
 
 def _weights(workdir):

@@ -139,8 +139,7 @@ def train(config):
   else:
     print(f"{config.workdir} is already trained to step {start_step} >= train_steps={t.train_steps}.")
     # Not trained again: the training's own records (its loop speed, skipped batches) stay as they were.
-    previous = runs.read_results(config.workdir) if chief else {}
-    extra = {k: previous[k] for k in ("train_images_per_s", "skipped_batches") if k in previous}
+    extra = runs.training_records(config.workdir, start_step) if chief else {}
   results = runs.evaluate_and_record(config, model, source, start, record=chief, extra=extra)
   if output_dir:  # a non-chief worker's checkpoints only served the collective saves
     shutil.rmtree(output_dir, ignore_errors=True)
