@@ -289,7 +289,7 @@ def _layer_kls(results, layers):
 
 def milestone_rows(workdir, layers, current_step):
   """The run's earlier budgets (launch/milestone.py): [{train_steps, images_seen, epochs, elbo, mig_exact,
-  mig_histogram, kl_layers}], by step; those before `current_step` only (while training extends a run, its
+  mig_histogram, kl_layers, mig_factors_exact, health_spikes}], by step; those before `current_step` only (while training extends a run, its
   results are still the kept budget's)."""
   out = []
   for step, files in milestone.milestones(workdir):
@@ -300,7 +300,8 @@ def milestone_rows(workdir, layers, current_step):
     out.append({"train_steps": step, "images_seen": results.get("num_examples_seen"),
                 "epochs": results.get("epochs"), "elbo": results.get("elbo"), "mig_exact": mig["exact"],
                 "mig_histogram": mig["histogram"], "kl_layers": _layer_kls(results, layers),
-                "mig_factors_exact": factor_gaps(files.get("evaluation.json"))})
+                "mig_factors_exact": factor_gaps(files.get("evaluation.json")),
+                "health_spikes": results.get("health_spikes")})
   return out
 
 

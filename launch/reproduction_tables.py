@@ -177,17 +177,20 @@ def budget_section(runs):
            "Every budget each L = 2 run was evaluated at (a run trained on keeps its earlier evaluation: "
            "launch/milestone.py; a cell trained again from step 0 keeps its earlier run's rows, marked). "
            "KL of z^L: held-out, nats, before β; MIG of z^L cannot be large while z^L holds "
-           "little information (a factor's entropy is 1.1 nats for shape, 3.5 for a position). The per-epoch "
+           "little information (a factor's entropy is 1.1 nats for shape, 3.5 for a position). Health warnings: "
+           "how many times the training-health guard flagged a quantity from step 0 to that budget (results.json's "
+           "`health_spikes`; — for evaluations made before it was counted). The per-epoch "
            "training curves are in `training/` and the figure below.", ""]
   if not rows:
     return lines + ["No L = 2 hierarchy has been evaluated yet.", ""]
-  lines += ["| run | epochs | ELBO | MIG exact | MIG histogram | KL of z^L |", "|---|---|---|---|---|---|"]
+  lines += ["| run | epochs | ELBO | MIG exact | MIG histogram | KL of z^L | health warnings |",
+            "|---|---|---|---|---|---|---|"]
   for row in rows:
     for name, budget in _trainings(row):
       kl_top = (budget.get("kl_layers") or [None])[-1]
       lines.append(f"| {name} | {_ep(budget.get('epochs'))} | {_number(budget.get('elbo'), '.2f')} "
                    f"| {_number(budget.get('mig_exact'), '.3f')} | {_number(budget.get('mig_histogram'), '.3f')} "
-                   f"| {_number(kl_top, '.2f')} |")
+                   f"| {_number(kl_top, '.2f')} | {_number(budget.get('health_spikes'), 'd')} |")
   return lines + ["", *factor_budget_lines(rows)]
 
 

@@ -86,11 +86,12 @@ def _run(root, model, layers, beta, seed, mig_exact, elbo, target_nll=None, step
       json.dump(records, f)
 
 
-def _milestone(workdir, step, mig_exact, elbo, kl_top):
+def _milestone(workdir, step, mig_exact, elbo, kl_top, health_spikes=None):
   folder = os.path.join(workdir, "milestones", f"step{step}")
   os.makedirs(folder)
+  counted = {} if health_spikes is None else {"health_spikes": health_spikes}
   for name, obj in (("results.json", {"step": step, "num_examples_seen": step * 2048, "epochs": step / 360.0,
-                                      "elbo": elbo, "kl_1": 9.0, "kl_2": kl_top}),
+                                      "elbo": elbo, "kl_1": 9.0, "kl_2": kl_top, **counted}),
                     ("evaluation.json", {"mig_methods": {"exact": {"mig": mig_exact}}})):
     with open(os.path.join(folder, name), "w") as f:
       json.dump(obj, f)
@@ -122,6 +123,7 @@ def test_summary_and_tables_of_a_fabricated_campaign(tmp_path):
     results = json.load(f)
   with open(spiky, "w") as f:
     json.dump({**results, "health_spikes": 2}, f)
+  _milestone(os.path.dirname(spiky), 1800, mig_exact=0.2, elbo=-99.0, kl_top=1.5, health_spikes=1)
   # One run trained on from 1800 steps: its earlier evaluation kept (launch/milestone.py), its training curves in
   # TensorBoard.
   workdir = os.path.join(root, "seatbelt_L2_beta1.0_seed0")
@@ -153,9 +155,12 @@ def test_summary_and_tables_of_a_fabricated_campaign(tmp_path):
   extended = [r for r in rows if r["run"] == "seatbelt_L2_beta1.0_seed0"][0]
   assert extended["kl_layers"] == [10.0, 2.1] and extended["milestones"] == [
       {"train_steps": 1800, "images_seen": 1800 * 2048, "epochs": 5.0, "elbo": -95.0, "mig_exact": 0.01,
-       "mig_histogram": None, "kl_layers": [9.0, 0.5], "mig_factors_exact": None}]
-  assert "| seatbelt_L2_beta1.0_seed0 | 5.0 | -95.00 | 0.010 | — | 0.50 |" in tables
-  assert "| seatbelt_L2_beta1.0_seed0 | 10.0 | -80.00 | 0.050 | 0.060 | 2.10 |" in tables
+       "mig_histogram": None, "kl_layers": [9.0, 0.5], "mig_factors_exact": None, "health_spikes": None}]
+  assert "| seatbelt_L2_beta1.0_seed0 | 5.0 | -95.00 | 0.010 | — | 0.50 | — |" in tables
+  assert "| seatbelt_L2_beta1.0_seed0 | 10.0 | -80.00 | 0.050 | 0.060 | 2.10 | — |" in tables
+  # The guard's count at each budget of a run trained since it is counted: from step 0 to that budget.
+  assert "| beta_tcdlgm_L2_beta4.0_seed0 | 5.0 | -99.00 | 0.200 | — | 1.50 | 1 |" in tables
+  assert "| beta_tcdlgm_L2_beta4.0_seed0 | 10.0 | -88.00 | 0.300 | 0.310 | 2.40 | 2 |" in tables
   assert [r for r in rows if r["run"] == "beta_tcdlgm_L2_beta8.0_seed1"][0]["milestones"] == []
   assert tables.count("| beta_tcdlgm_L2_beta8.0_seed1 |") == 1
   training = json.load(open(os.path.join(out, "training", "seatbelt_L2_beta1.0_seed0.json")))
