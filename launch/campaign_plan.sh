@@ -101,9 +101,18 @@ case "${1:-}" in
       echo "note: the checkout has uncommitted changes; the campaign runs HEAD ($(git -C "$here" rev-parse --short HEAD))" >&2
     fi
     worktree=${CAMPAIGN_WORKTREE:-$(dirname "$here")/campaign}
+    case "$worktree" in /*) ;; *) worktree=$PWD/$worktree ;; esac
     git -C "$here" worktree remove --force "$worktree" 2> /dev/null || rm -rf "$worktree"
     git -C "$here" worktree prune
     git -C "$here" worktree add --detach --quiet "$worktree" HEAD
+    # The plan runs with the worktree as its working directory: `python -m seatbelt_tf.launch` imports the package
+    # of its working directory first (sys.path[0], ahead of the editable install), so a plan started in the
+    # checkout would run the checkout's live code, not the worktree's (it did, until 2026-12-06). Paths given
+    # relative to the checkout are made absolute first.
+    case "$ROOT" in /*) ;; *) ROOT=$PWD/$ROOT; pid_file=$ROOT/logs/campaign.pid ;; esac
+    case "$SUMMARY" in /*) ;; *) SUMMARY=$PWD/$SUMMARY ;; esac
+    case "$PYTHON" in /*) ;; */*) PYTHON=$PWD/$PYTHON ;; esac  # (a bare name stays a PATH lookup)
+    cd "$worktree"
     # setsid: the plan leads its own process group, so `kill -- -PID` stops it and every run it started.
     ROOT=$ROOT PYTHON=$PYTHON SUMMARY=$SUMMARY REPRODUCE=${REPRODUCE/#$here/$worktree} \
       setsid nohup "$worktree/launch/campaign_plan.sh" >> "$ROOT.log" 2>&1 < /dev/null &

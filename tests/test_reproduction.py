@@ -1256,15 +1256,18 @@ def test_learning_curves_plot_every_point_once_and_skip_a_cut_line(tmp_path):
   assert os.path.getsize(tmp_path / "learning_curves.png") > 10_000
 
 
-def _fake_reproduce(tmp_path, fail_at=None, sleep=0):
+def _fake_reproduce(tmp_path, fail_at=None, sleep=0, imports=None):
   """A stand-in for launch/reproduce_dsprites.sh that appends the settings it was run with (one line per call) to
-  calls.log, sleeps `sleep` seconds, and fails on the call whose PHASES equal `fail_at`: (path, calls.log)."""
+  calls.log, sleeps `sleep` seconds, and fails on the call whose PHASES equal `fail_at`: (path, calls.log). With
+  `imports` (a file), it also appends there where `$PYTHON -m seatbelt_tf.where` (the launcher's way of importing
+  the package) finds the package from its working directory."""
   calls = tmp_path / "calls.log"
   fake = tmp_path / "reproduce.sh"
   fail = f'if [ "$PHASES" = "{fail_at}" ]; then exit 3; fi\n' if fail_at else ""
+  where = f'"$PYTHON" -m seatbelt_tf.where >> {imports}\n' if imports else ""
   fake.write_text("#!/usr/bin/env bash\n"
                   f'echo "$PHASES|$SEEDS|${{STEPS:-}}|${{ROBUST_RUNS:-}}|${{BAR_BETAS:-}}|${{PROBE_STEPS:-}}|$ROOT" >> {calls}\n'
-                  f"sleep {sleep}\n{fail}")
+                  f"{where}sleep {sleep}\n{fail}")
   fake.chmod(0o755)
   return str(fake), calls
 
@@ -1302,15 +1305,19 @@ def test_the_campaign_plan_runs_its_steps_in_order_and_resumes_at_the_first_unfi
 
 
 def _plan_checkout(tmp_path):
-  """A git repository holding launch/campaign_plan.sh and a README (all that --start needs of a checkout):
-  (checkout, worktree, root, plan, env), env with ROOT, PYTHON and CAMPAIGN_WORKTREE set (REPRODUCE is the
-  caller's)."""
+  """A git repository holding launch/campaign_plan.sh, a README (all that --start needs of a checkout) and a
+  package seatbelt_tf with a module `where` that prints the folder it was imported from: (checkout, worktree,
+  root, plan, env), env with ROOT, PYTHON and CAMPAIGN_WORKTREE set (REPRODUCE is the caller's)."""
   checkout, worktree, root = tmp_path / "checkout", tmp_path / "campaign", tmp_path / "checkout" / "runs" / "r"
   os.makedirs(checkout / "launch")
+  os.makedirs(checkout / "seatbelt_tf")
   shutil.copy(os.path.join(REPO, "launch", "campaign_plan.sh"), checkout / "launch" / "campaign_plan.sh")
   (checkout / "README.md").write_text("a checkout\n")
+  (checkout / "seatbelt_tf" / "__init__.py").write_text("")
+  (checkout / "seatbelt_tf" / "where.py").write_text("import os\nprint(os.path.dirname(os.path.dirname(__file__)))\n")
   git = ["git", "-C", str(checkout), "-c", "user.name=test", "-c", "user.email=test@example.com"]
-  for args in (["init", "-q"], ["add", "launch", "README.md"], ["commit", "-q", "-m", "the plan under test"]):
+  for args in (["init", "-q"], ["add", "launch", "README.md", "seatbelt_tf"],
+               ["commit", "-q", "-m", "the plan under test"]):
     subprocess.run(git + args, check=True)
   env = dict(os.environ, ROOT=str(root), PYTHON=sys.executable, CAMPAIGN_WORKTREE=str(worktree))
   env.pop("SUMMARY", None)
@@ -1363,13 +1370,15 @@ def test_pause_runs_a_command_with_the_campaign_stopped_and_resumes_it_however_t
 def test_the_campaign_starts_from_a_frozen_worktree_and_refuses_a_second_start(tmp_path):
   """--start puts a worktree at the checkout's HEAD and runs the plan from it in the background (its own process
   group, pid in ROOT/logs/campaign.pid), with ROOT, PYTHON and SUMMARY in the checkout; a second --start while it
-  runs is refused with the way to stop it; once it has ended, --start replaces the worktree with HEAD's again."""
+  runs is refused with the way to stop it; once it has ended, --start replaces the worktree with HEAD's again.
+  Started from the checkout, the plan's `python -m` calls import the worktree's package, not the checkout's."""
   checkout, worktree, root, plan, env = _plan_checkout(tmp_path)
   head = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                         check=True).stdout.strip()
-  fake, calls = _fake_reproduce(tmp_path, sleep=3)
+  imports = tmp_path / "imports.log"
+  fake, calls = _fake_reproduce(tmp_path, sleep=3, imports=imports)
   env["REPRODUCE"] = fake
-  start = subprocess.run(["bash", plan, "--start"], env=env, capture_output=True, text=True)
+  start = subprocess.run(["bash", plan, "--start"], env=env, capture_output=True, text=True, cwd=checkout)
   assert start.returncode == 0, start.stderr
   assert f"campaign started at {head} in {worktree}" in start.stdout
   assert (worktree / "launch" / "campaign_plan.sh").exists()
@@ -1383,12 +1392,23 @@ def test_the_campaign_starts_from_a_frozen_worktree_and_refuses_a_second_start(t
   else:
     pytest.fail("the plan did not end: " + log.read_text()[-2000:])
   assert len(calls.read_text().splitlines()) == 5 and log.read_text().count("== plan step") == 5
+  assert imports.exists() and imports.read_text().splitlines() == [str(worktree)] * 5, log.read_text()[-2000:]
   (root / "logs" / "campaign.pid").write_text(f"{os.getpid()}\n")  # a stale pid, now another process's: no campaign
   (worktree / "stale").write_text("")
   (checkout / "README.md").write_text("edited\n")
-  restart = subprocess.run(["bash", plan, "--start"], env=env, capture_output=True, text=True)
+  # (ROOT relative to the checkout, where --start is run: the plan, run in the worktree, gets it made absolute.)
+  restart = subprocess.run(["bash", plan, "--start"], env=dict(env, ROOT="runs/r"), capture_output=True, text=True,
+                           cwd=checkout)
   assert restart.returncode == 0 and "uncommitted changes; the campaign runs HEAD" in restart.stderr
+  assert f"log {root}.log" in restart.stdout, restart.stdout
+  assert (root / "logs" / "campaign.pid").read_text().strip() != str(os.getpid())
   assert not (worktree / "stale").exists()
+  for _ in range(100):  # every step is done: the restarted plan says so in ROOT's log and ends
+    if log.read_text().count("every step done") == 2:
+      break
+    time.sleep(0.1)
+  else:
+    pytest.fail("the restarted plan did not write to ROOT's log: " + log.read_text()[-2000:])
 
 
 def test_the_paired_comparisons_match_numpy_on_the_shared_problems():
