@@ -289,8 +289,8 @@ def _layer_kls(results, layers):
 
 def milestone_rows(workdir, layers, current_step):
   """The run's earlier budgets (launch/milestone.py): [{train_steps, images_seen, epochs, elbo, mig_exact,
-  mig_histogram, kl_layers, mig_factors_exact, health_spikes}], by step; those before `current_step` only (while training extends a run, its
-  results are still the kept budget's)."""
+  mig_histogram, kl_layers, mig_factors_exact, health_spikes}], by step; those before `current_step` only (while
+  training extends a run, its results are still the kept budget's)."""
   out = []
   for step, files in milestone.milestones(workdir):
     if step >= current_step:
