@@ -283,14 +283,12 @@ def epochs_seen(config, source, step):
   return step * config.train.batch_size / (source.num_examples - config.data.eval_examples)
 
 
-def evaluate_and_record(config, model, source, start, record=True, extra=None):
+def evaluate_and_record(config, model, source, start, extra, record=True):
   """Evaluates on the held-out split and (if `record`) writes `results.json` (wall time counted from `start`;
-  `extra` entries added). Without `extra` (--mode=evaluate) the training's own records of this step are kept
-  (`training_records`)."""
+  `extra`, the training's own records, added: the loop's just measured, or `training_records` of this step when
+  nothing was trained, as in --mode=evaluate)."""
   model.skip_nonfinite = False  # (evaluation logs only the trackers)
   step = int(model.optimizer.iterations.numpy())
-  if extra is None:
-    extra = training_records(config.workdir, step)
   metrics = {**evaluate_model(config, model, source), **extra}
   # The training-health guard's spike count lives in the checkpoint, so it covers the whole run across resumptions
   # and a later --mode=evaluate keeps it (the warnings themselves go to the log of the process that saw them).

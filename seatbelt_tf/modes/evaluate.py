@@ -23,7 +23,9 @@ def evaluate(config):
   else:
     config, source, model = runs.open_trained_run(config)
     fns, run, title = attacks_lib.ModelFns(model), {}, runs.run_title(config)
-    results = runs.evaluate_and_record(config, model, source, start)
+    # Nothing is trained here: the training's own records of this step (its loop speed) stay in results.json.
+    records = runs.training_records(config.workdir, int(model.optimizer.iterations.numpy()))
+    results = runs.evaluate_and_record(config, model, source, start, records)
   suite = evaluation.run_suite(
       fns, source, runs.heldout_indices(config, source, run), config.evaluation,
       os.path.join(config.workdir, "evaluation"), title, model=model, kl_units=results.get("kl_units"),

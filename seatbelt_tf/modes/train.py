@@ -140,7 +140,7 @@ def train(config):
     print(f"{config.workdir} is already trained to step {start_step} >= train_steps={t.train_steps}.")
     # Not trained again: the training's own records (its loop speed, skipped batches) stay as they were.
     extra = runs.training_records(config.workdir, start_step) if chief else {}
-  results = runs.evaluate_and_record(config, model, source, start, record=chief, extra=extra)
+  results = runs.evaluate_and_record(config, model, source, start, extra, record=chief)
   if output_dir:  # a non-chief worker's checkpoints only served the collective saves
     shutil.rmtree(output_dir, ignore_errors=True)
   return results
