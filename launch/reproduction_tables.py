@@ -48,6 +48,7 @@ import layer_mig  # noqa: E402
 NAMES = {"vae": "VAE", "beta_tcvae": "β-TCVAE", "beta_tcdlgm": "β-TC DLGM", "seatbelt": "Seatbelt-VAE"}
 J2_FAMILIES = ("beta_tcdlgm", "seatbelt")
 J2_BAR = {1.0: ("<=", 0.10), 4.0: (">=", 0.25), 8.0: (">=", 0.25)}  # issue 26's bar, on seed means
+J2_PAPER_BETA1 = {"beta_tcdlgm": 0.041, "seatbelt": 0.048}  # Table J.2's dSprites column at β = 1
 SEEDS_NEEDED = 3
 ATTACKS = ("latent", "output")
 LAYER_SETS = {"all": "all layers (eq. 15)", "first": "z¹ (eq. 14)", "top": "z^L only"}
@@ -632,11 +633,17 @@ def plot_mig(runs, path):
       line, = ax.plot(betas, means, "o-", label=cell_label(model, 2))
       ax.scatter([r["beta"] for r in rows], [r[f"mig_{protocol}"] for r in rows], s=12, alpha=0.5,
                  color=line.get_color())
+      ax.plot([1.0], [J2_PAPER_BETA1[model]], "*", ms=11, mfc="none", color=line.get_color(),
+              label=f"paper, {cell_label(model, 2)}, β = 1")
     ax.axhspan(0.28, 0.36, color="0.85", zorder=0, label="paper, β = 2..10")
+    for i, (beta, (rule, bar)) in enumerate(sorted(J2_BAR.items())):  # ▼: at most; ▲: at least
+      ax.plot([beta], [bar], "v" if rule == "<=" else "^", color="k", ms=7, mfc="none",
+              label="issue 26's bar (▼ at most, ▲ at least)" if i == 0 else None)
     ax.set_title(f"MIG of z^L ({protocol} protocol)" + (MIXED_TITLE if mixed else ""))
     ax.set_xlabel("β")
   axes[0].set_ylabel("MIG (line: seed mean; dots: seeds)")
-  axes[0].legend(fontsize=8)
+  handles, labels = axes[0].get_legend_handles_labels()  # below the panels: inside, it hides the bar's markers
+  fig.legend(handles, labels, fontsize=8, ncol=3, loc="upper center", bbox_to_anchor=(0.5, 0.0))
   plotting.save(fig, path)
   plt.close(fig)
 
