@@ -53,6 +53,9 @@ SEEDS_NEEDED = 3
 ATTACKS = ("latent", "output")
 LAYER_SETS = {"all": "all layers (eq. 15)", "first": "z¹ (eq. 14)", "top": "z^L only"}
 FIGURE3 = (("beta_tcvae", 1), ("beta_tcdlgm", 2), ("seatbelt", 2))
+# The vanilla VAE's loss is the beta-TCVAE's at beta = 1 (seatbelt_tf/models/beta_tcvae.py: analytic KL, the TC
+# weighted by beta - 1), so a VAE run without free bits is that family's beta = 1 cell in Figure 3.
+FIGURE3_BETA1 = {"beta_tcvae": "vae"}
 
 
 def load(out):
@@ -128,9 +131,16 @@ def _j2_rows(runs):
   return [r for r, _ in runs if r["model"] in J2_FAMILIES and r["layers"] == 2]
 
 
+def _figure3_family(runs, model, layers):
+  """The summary rows of one Figure 3 family; the beta-TCVAE's include the vanilla VAE's runs without free bits as
+  its beta = 1 (FIGURE3_BETA1)."""
+  return [r for r, _ in runs if (r["model"], r["layers"]) == (model, layers)
+          or (r["model"] == FIGURE3_BETA1.get(model) and r["beta"] == 1.0 and not r.get("free_bits"))]
+
+
 def _figure3_rows(runs):
-  """The summary rows of Figure 3's families (FIGURE3)."""
-  return [r for r, _ in runs if (r["model"], r["layers"]) in FIGURE3]
+  """The summary rows of Figure 3's families (FIGURE3, the beta-TCVAE's beta = 1 stand-in included)."""
+  return [r for model, layers in FIGURE3 for r in _figure3_family(runs, model, layers)]
 
 
 def j2_section(runs):
@@ -276,14 +286,15 @@ def figure3_section(runs):
   lines = ["## Figure 3: held-out ELBO without β against β", "",
            "Mean ± sample sd over seeds; the change from β = 1 is paired by seed and budget (a cell's seeds "
            "against the same seeds' β = 1 runs evaluated at the same number of epochs, a milestone included; none "
-           "where β = 1 has no evaluation at that budget, which the cell then says).", "",
+           "where β = 1 has no evaluation at that budget, which the cell then says). The β-TCVAE's β = 1 is the "
+           "vanilla VAE: its loss is the β-TCVAE's at β = 1 (analytic KL, no free bits).", "",
            "| model | β | ELBO | change from β = 1 |", "|---|---|---|---|"]
   note = mixed_budget_note(_figure3_rows(runs))
   if note:
     lines[2:2] = [note, ""]
   found = False
   for model, layers in FIGURE3:
-    rows = [r for r, _ in runs if r["model"] == model and r["layers"] == layers]
+    rows = _figure3_family(runs, model, layers)
     reference = {(r["seed"], _budget(b)): b["elbo"] for r in rows if r["beta"] == 1.0
                  for b in [*(r.get("milestones") or []), r] if b.get("elbo") is not None}
     for beta in sorted({r["beta"] for r in rows}):
@@ -297,7 +308,8 @@ def figure3_section(runs):
         change_text = seed_stats.format_mean_sd(change, ".2f")
       else:
         change_text = f"— (β = 1 evaluated at {'/'.join(_ep(e) for e in elsewhere)} ep only)"
-      lines.append(f"| {cell_label(model, layers)} | {beta:g} | "
+      stand_in = " (the vanilla VAE)" if all(r["model"] != model for r in cell) else ""
+      lines.append(f"| {cell_label(model, layers)}{stand_in} | {beta:g} | "
                    f"{_at_budget(seed_stats.format_mean_sd([r['elbo'] for r in cell], '.2f'), cell, bool(note))} | "
                    f"{change_text} |")
       found = True
@@ -652,12 +664,13 @@ def plot_elbo(runs, path):
   plt = plotting.pyplot()
   fig, ax = plt.subplots(figsize=(5.5, 3.6))
   for model, layers in FIGURE3:
-    rows = [r for r, _ in runs if r["model"] == model and r["layers"] == layers]
+    rows = _figure3_family(runs, model, layers)
     if not rows:
       continue
     betas = sorted({r["beta"] for r in rows})
     means = [np.mean([r["elbo"] for r in rows if r["beta"] == b]) for b in betas]
-    line, = ax.plot(betas, means, "o-", label=cell_label(model, layers))
+    stand_in = " (β = 1: the vanilla VAE)" if any(r["model"] != model for r in rows) else ""
+    line, = ax.plot(betas, means, "o-", label=cell_label(model, layers) + stand_in)
     ax.scatter([r["beta"] for r in rows], [r["elbo"] for r in rows], s=12, alpha=0.5, color=line.get_color())
   ax.set_xlabel("β")
   ax.set_ylabel("held-out ELBO without β")

@@ -890,6 +890,31 @@ def test_figure3_pairs_a_cell_with_beta_1_at_the_same_budget_only():
   assert change(runs, "β-TC DLGM, L = 2", 4) == "-5.50 ± 0.71 (n = 2)"
 
 
+def test_figure3_takes_the_vanilla_vae_as_the_beta_tcvae_s_beta_1():
+  """The vanilla VAE's loss is the β-TCVAE's at β = 1 (analytic KL, TC weighted by β - 1), so Figure 3's β-TCVAE
+  line starts at the VAE's runs, named as such, and its β = 4 change pairs with the same seed's VAE; a VAE trained
+  with free bits is another loss and stays out, and the hierarchies never take the VAE."""
+  sys.path.insert(0, os.path.join(REPO, "launch"))
+  import reproduction_tables  # pylint: disable=import-outside-toplevel
+
+  def row(model, layers, beta, seed, elbo, free_bits=0.0):
+    return ({"model": model, "layers": layers, "beta": beta, "seed": seed, "epochs": 31.0, "elbo": elbo,
+             "free_bits": free_bits, "mig_exact": 0.1, "mig_histogram": 0.2, "milestones": []}, [])
+
+  def lines(runs):
+    return [line for line in reproduction_tables.figure3_section(runs) if line.startswith("| ") and "---" not in line]
+
+  runs = [row("vae", 1, 1.0, 0, -54.0), row("vae", 1, 1.0, 1, -56.0), row("beta_tcvae", 1, 4.0, 0, -98.0),
+          row("beta_tcvae", 1, 4.0, 1, -96.0), row("seatbelt", 2, 4.0, 0, -48.0)]
+  table = lines(runs)
+  assert "| β-TCVAE (the vanilla VAE) | 1 | -55.00 ± 1.41 (n = 2) | 0 |" in table
+  assert "| β-TCVAE | 4 | -97.00 ± 1.41 (n = 2) | -42.00 ± 2.83 (n = 2) |" in table
+  assert not any(line.startswith("| Seatbelt-VAE, L = 2 | 1 |") for line in table)
+  assert "| Seatbelt-VAE, L = 2 | 4 | -48.00 (n = 1) | — |" in table
+  with_free_bits = [row("vae", 1, 1.0, 0, -54.0, free_bits=0.05), row("beta_tcvae", 1, 4.0, 0, -98.0)]
+  assert lines(with_free_bits) == ["| model | β | ELBO | change from β = 1 |", "| β-TCVAE | 4 | -98.00 (n = 1) | — |"]
+
+
 def test_tables_show_every_layer_s_mig_once_the_campaign_scored_it(tmp_path):
   """tables.md's "where the factors went" section: absent while layer_mig/ holds no file, then one row per run
   and layer, in layer order, with each factor's gap, best unit and that unit's MI."""
