@@ -912,7 +912,8 @@ def test_figure3_takes_the_vanilla_vae_as_the_beta_tcvae_s_beta_1():
   assert not any(line.startswith("| Seatbelt-VAE, L = 2 | 1 |") for line in table)
   assert "| Seatbelt-VAE, L = 2 | 4 | -48.00 (n = 1) | — |" in table
   with_free_bits = [row("vae", 1, 1.0, 0, -54.0, free_bits=0.05), row("beta_tcvae", 1, 4.0, 0, -98.0)]
-  assert lines(with_free_bits) == ["| model | β | ELBO | change from β = 1 |", "| β-TCVAE | 4 | -98.00 (n = 1) | — |"]
+  assert lines(with_free_bits) == ["| model | β | ELBO | change from β = 1 |",
+                                   "| β-TCVAE | 4 | -98.00 (n = 1) | — |"]
 
 
 def test_tables_show_every_layer_s_mig_once_the_campaign_scored_it(tmp_path):
