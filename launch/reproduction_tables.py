@@ -691,9 +691,19 @@ def _tick_suffix(label):
   return what + ("\nnot the paper's" if notes else "")
 
 
+def attack_tick(key, stat):
+  """One cell's tick under the attack figure: the cell, β, what its label names beyond the attack
+  (`_tick_suffix`), how many seeds its intervals pool (cells gain seeds one at a time, so points side by side may
+  rest on different numbers) and "(≈ floor)" where its excess is over the approximate floor."""
+  model, layers, beta, label = key
+  seeds = stat["seeds"]
+  return (f"{cell_label(model, layers)}\nβ = {beta:g}" + _tick_suffix(label)
+          + f"\n{seeds} seed{'s' if seeds != 1 else ''}" + ("\n(≈ floor)" if stat["approximate_floor"] else ""))
+
+
 def plot_attacks(stats, path):
   """Per attack (columns), the median −log p(x^t|z̃) (top) and its excess over the floor (bottom) of every cell,
-  with their 95% intervals."""
+  with their 95% intervals over seeds and pairs; each tick says how many seeds (`attack_tick`)."""
   plt = plotting.pyplot()
   fig, axes = plt.subplots(2, 2, figsize=(11, 7.6), sharex="col")
   for column, mode in enumerate(ATTACKS):
@@ -712,9 +722,8 @@ def plot_attacks(stats, path):
         ax.set_yticks([])
       ax.set_title(f"{mode} attack: {title}", fontsize=9)
     axes[1, column].set_xticks(positions)
-    axes[1, column].set_xticklabels([f"{cell_label(m, l)}\nβ = {b:g}" + _tick_suffix(a)
-                                     + ("\n(≈ floor)" if stats[(m, l, b, a)]["approximate_floor"] else "")
-                                     for m, l, b, a in keys], rotation=60, fontsize=7, ha="right")
+    axes[1, column].set_xticklabels([attack_tick(k, stats[k]) for k in keys], rotation=60, fontsize=7,
+                                    ha="right")
   plotting.save(fig, path)
   plt.close(fig)
 

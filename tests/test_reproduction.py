@@ -448,6 +448,12 @@ def test_attack_labels_and_their_figure_ticks_name_the_layer_set_and_what_is_out
     assert tables._tick_suffix(label) == tick, args  # pylint: disable=protected-access
     assert tables.is_current(label) == ("out of date" not in label)
     assert tables.attack_mode(label) == args[1], args  # the figure's panel and the VAE row it is set against
+  # the tick also says how many seeds the cell's intervals pool, and whether its floor is approximate
+  assert tables.attack_tick(("beta_tcdlgm", 2, 4.0, "latent, z¹ (eq. 14)"),
+                            {"seeds": 1, "approximate_floor": False}) == (
+                                "β-TC DLGM, L = 2\nβ = 4\nz¹ (eq. 14)\n1 seed")
+  assert tables.attack_tick(("vae", 1, 1.0, "output"), {"seeds": 2, "approximate_floor": True}) == (
+      "VAE\nβ = 1\n2 seeds\n(≈ floor)")
 
 
 def test_the_summary_reports_each_family_s_latent_attack_as_the_paper_defines_it(tmp_path):
