@@ -180,9 +180,10 @@ def test_summary_and_tables_of_a_fabricated_campaign(tmp_path):
   # latent attack and for the output attack, which reads its floors from the latent attack's.
   for mode in ("latent", "output"):
     check = [line for line in tables.splitlines() if line.startswith(f"| Seatbelt-VAE, L = 2 | 4 | {mode} | ")
-             and line.count("|") == 7 and "%" not in line]  # (not the paired comparison's rows)
+             and line.count("|") == 8 and "%" not in line]  # (not the paired comparison's rows)
     assert len(check) == 1, mode
-    exact, approximate, difference = (float(c) for c in check[0].strip("| ").split(" | ")[3:])
+    assert check[0].split(" | ")[3] == "0, 1, 2"  # the seeds checked
+    exact, approximate, difference = (float(c) for c in check[0].strip("| ").split(" | ")[4:])
     assert abs(exact - 20.0) < 2.0 and abs(approximate) < 1.0
     assert difference == pytest.approx(approximate - exact, abs=0.1)
   grid = os.path.join(out, "grids", "seatbelt_L2_beta4.0_seed0_latent.png")
@@ -862,6 +863,31 @@ def test_the_attack_verdict_waits_until_the_cell_and_the_vae_share_one_budget(tm
   lines, _, _ = reproduction_tables.robustness_section(reproduction_tables.load(out), np.random.default_rng(0))
   latent = [line for line in lines if line.startswith("| Seatbelt-VAE, L = 2 | 4 | latent | 3 |")]
   assert len(latent) == 1 and latent[0].endswith("| pending (runs at different budgets: 10.0/30.6 ep) |"), latent
+
+
+def test_the_floor_check_takes_the_seeds_that_record_the_target_s_own_score(tmp_path):
+  """A cell whose seed 0 was attacked before the target's own -log p(x^t|z~) was kept pools an approximate excess;
+  its later seeds record the own score, and the floor check compares both floors on those seeds alone (the
+  campaign's one-layer cells: seed 0 approximate, seeds 1 and 2 exact), never on a seed without it."""
+  root, out = str(tmp_path / "runs"), str(tmp_path / "docs")
+  for seed in range(3):
+    _run(root, "vae", 1, 1.0, seed, 0.02, -75.0, target_nll=100.0, own_nll=None if seed == 0 else 20.0,
+         steps=11000)
+  _run(root, "beta_tcvae", 1, 4.0, 0, 0.2, -98.0, target_nll=130.0, steps=11000)  # no seed records it
+  sys.path.insert(0, os.path.join(REPO, "launch"))
+  import collect_reproduction  # pylint: disable=import-outside-toplevel
+  import reproduction_tables  # pylint: disable=import-outside-toplevel
+  collect_reproduction.main(root, os.path.join(out, "summary.json"))
+  cells = reproduction_tables.attack_cells(reproduction_tables.load(out))
+  rows = [line for line in reproduction_tables.floor_check(cells)  # the check's rows (not floor_bounds')
+          if line.startswith("| ") and not line.startswith("| model") and line.count("|") == 8]
+  assert [row.split(" | ")[:4] for row in rows] == [["| VAE", "1", "latent", "1, 2"], ["| VAE", "1", "output", "1, 2"]]
+  # Seeds 1 and 2 only: the exact excess is 100 - 20 = 80 (noise 0.5 each), the approximate ~0 (the latent attack's
+  # 4 lambdas all read as the floor), as numpy gives on those seeds' records.
+  records = [r for seed in cells[("vae", 1, 1.0)]["latent"][1:] for pair in seed for r in pair]
+  exact, approx = np.median([r["excess"] for r in records]), np.median([r["approximate"] for r in records])
+  assert abs(exact - 80.0) < 2.0 and abs(approx) < 1.0
+  assert rows[0].endswith(f"| {exact:.4g} | {approx:.4g} | {approx - exact:+.3g} |")
 
 
 def test_figure3_pairs_a_cell_with_beta_1_at_the_same_budget_only():
