@@ -209,6 +209,16 @@ def test_summary_and_tables_of_a_fabricated_campaign(tmp_path):
               for seed in groups for pair in seed for r in pair if r["lambda"] == lam]
     assert len(excess) == 9
     np.testing.assert_allclose(q, np.percentile(excess, [25, 50, 75]), rtol=1e-9)
+  # Seed by seed: each seed's medians over its own pairs x lambdas, as numpy gives on its records (the same excess
+  # as the curves above: -log p less the pair's median own score).
+  for seed, pairs in enumerate(groups):
+    line = [line for line in tables.splitlines() if line.startswith(f"| Seatbelt-VAE, L = 2 | 4 | latent | {seed} | ")]
+    assert len(line) == 1, seed
+    nll = np.median([r["target_nll"] for pair in pairs for r in pair])
+    excess = np.median([r["target_nll"] - np.median([o["target_own_nll"] for o in pair]) for pair in pairs
+                        for r in pair])
+    assert line[0].split(" | ")[4].startswith(f"{nll:.4g} [") and line[0].split(" | ")[5].startswith(f"{excess:.4g} [")
+    assert abs(excess - 20.0) < 2.0
   # The committed files alone rewrite the same tables: the runs' workdirs are not needed.
   assert sorted(os.listdir(os.path.join(out, "attack_records"))) == sorted(
       f"{m}_L{l}_beta{b}_seed{s}.json" for m, l, b in (("seatbelt", 2, 4.0), ("vae", 1, 1.0)) for s in range(3))
