@@ -631,8 +631,8 @@ def test_the_excess_over_the_floor_is_the_target_s_own_nll_else_each_pair_s_smal
   line = [x for x in open(out / "tables.md").read().splitlines() if x.startswith("| VAE | 1 | output | 1 |")][0]
   assert line.split(" | ")[6].startswith("≈ ")
   text = open(out / "tables.md").read()
-  assert "checked on the sweeps that record the target's own: the median excess both ways. No sweep records it " \
-         "yet." in text
+  assert "checked on the seeds whose sweeps record the target's own: the median excess both ways over those " \
+         "seeds. No sweep records it yet." in text
   # _run's latent objective is 1 + pair everywhere: the attack never matched the target's posterior.
   assert "| VAE | 1 | latent | 3 | not matched: ≈ may sit above the floor |" in text
 
