@@ -426,12 +426,8 @@ def robustness_section(runs, rng):
       stats[key + (mode,)] = {k: seed_stats.median_interval(groups, k, rng) for k in ("objective", "target_nll")}
       # (its own draws per cell: the other columns' intervals stay as they were before it was added, and a cell's
       # does not move when cells are added)
-      recorded = all(r["floor"] is not None for seed in groups for pair in seed for r in pair)
-      stats[key + (mode,)]["excess"] = (seed_stats.median_interval(
-          groups, "excess", seed_stats.keyed_rng("excess", *key, mode)) if recorded else None)
-      stats[key + (mode,)]["seeds"] = len(groups)
-      stats[key + (mode,)]["approximate_floor"] = any(r["floor"] == "smallest_lambda" for seed in groups
-                                                      for pair in seed for r in pair)
+      excess, approximate = excess_interval(groups, seed_stats.keyed_rng("excess", *key, mode))
+      stats[key + (mode,)].update(excess=excess, seeds=len(groups), approximate_floor=approximate)
   lines += ["| model | β | attack | seeds | median Δ [95%] | median −log p(x^t\\|z̃) [95%] | median excess over the "
             "floor [95%] | against the VAE (−log p; excess) |", "|---|---|---|---|---|---|---|---|"]
   for (model, layers, beta, mode), s in stats.items():
@@ -446,12 +442,29 @@ def robustness_section(runs, rng):
       against = f"pending (runs at different budgets: {'/'.join(_ep(e) for e in sorted(pooled))} ep)"
     else:
       against = "; ".join(separation(s[k], vae[k]) if s[k] and vae[k] else "—" for k in ("target_nll", "excess"))
-    excess = (("≈ " if s["approximate_floor"] else "") + "{:.4g} [{:.4g}, {:.4g}]".format(*s["excess"])
-              if s["excess"] else "— (not recorded)")
     lines.append(f"| {cell_label(model, layers)} | {beta:g} | {mode} | {s['seeds']} | "
-                 + " | ".join("{:.4g} [{:.4g}, {:.4g}]".format(*s[k]) for k in ("objective", "target_nll"))
-                 + f" | {excess} | {against} |")
+                 + " | ".join(interval_text(s[k]) for k in ("objective", "target_nll"))
+                 + f" | {excess_text(s['excess'], s['approximate_floor'])} | {against} |")
   return lines + [""] + per_seed_section(cells) + paired_section(cells) + floor_check(cells), stats, cells
+
+
+def excess_interval(groups, rng):
+  """(the median excess over the floor pooled over `groups` with its interval, `seed_stats.median_interval`'s
+  (median, low, high), or None where a record has no floor; whether any record's floor is approximate)."""
+  records = [r for seed in groups for pair in seed for r in pair]
+  recorded = all(r["floor"] is not None for r in records)
+  return (seed_stats.median_interval(groups, "excess", rng) if recorded else None,
+          any(r["floor"] == "smallest_lambda" for r in records))
+
+
+def interval_text(interval):
+  """A (median, low, high) as the tables show it."""
+  return "{:.4g} [{:.4g}, {:.4g}]".format(*interval)
+
+
+def excess_text(interval, approximate):
+  """An `excess_interval` as the tables show it: marked ≈ where a floor is approximate."""
+  return ("≈ " if approximate else "") + interval_text(interval) if interval else "— (not recorded)"
 
 
 def per_seed_section(cells):
@@ -467,14 +480,9 @@ def per_seed_section(cells):
         seed = groups_of_seed[0][0]["seed"]
         nll = seed_stats.median_interval([groups_of_seed], "target_nll",
                                          seed_stats.keyed_rng("per_seed", *key, label, seed, "target_nll"))
-        records = [r for pair in groups_of_seed for r in pair]
-        excess = "— (not recorded)"
-        if all(r["excess"] is not None for r in records):
-          excess = ("≈ " if any(r["floor"] == "smallest_lambda" for r in records) else "") + (
-              "{:.4g} [{:.4g}, {:.4g}]".format(*seed_stats.median_interval(
-                  [groups_of_seed], "excess", seed_stats.keyed_rng("per_seed", *key, label, seed, "excess"))))
-        rows.append(f"| {cell_label(key[0], key[1])} | {key[2]:g} | {label} | {seed} | "
-                    "{:.4g} [{:.4g}, {:.4g}]".format(*nll) + f" | {excess} |")
+        excess = excess_interval([groups_of_seed], seed_stats.keyed_rng("per_seed", *key, label, seed, "excess"))
+        rows.append(f"| {cell_label(key[0], key[1])} | {key[2]:g} | {label} | {seed} | {interval_text(nll)} | "
+                    f"{excess_text(*excess)} |")
   if not rows:
     return []
   return ["Seed by seed, for the cells with more than one: the medians over that seed's pairs × λ, with a 95% "
