@@ -1412,9 +1412,11 @@ def test_pause_runs_a_command_with_the_campaign_stopped_and_resumes_it_however_t
   group = int((root / "logs" / "campaign.pid").read_text())
   try:
     deadline = time.monotonic() + 60  # the plan and its step (the fake's sleep) are up; slow on a loaded machine
-    while len(_group_states(group)) < 3 and time.monotonic() < deadline:
+    states = _group_states(group)
+    while len(states) < 3 and time.monotonic() < deadline:
       time.sleep(0.1)
-    assert len(_group_states(group)) >= 3, f"the campaign's processes did not come up in 60 s: {_group_states(group)}"
+      states = _group_states(group)
+    assert len(states) >= 3, f"the campaign's processes did not come up in 60 s: {states}"
     seen = tmp_path / "seen"
     check = f"ps -e -o pgid=,stat= > {seen}; exit 7"
     paused = subprocess.run(["bash", plan, "--pause", "bash", "-c", check], env=env, capture_output=True, text=True)
