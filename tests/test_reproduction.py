@@ -1406,17 +1406,20 @@ def test_pause_runs_a_command_with_the_campaign_stopped_and_resumes_it_however_t
   passes CMD's exit status on, and lets the campaign go on afterwards, also when CMD fails; with no campaign
   running it runs CMD alone, and without CMD it says what is missing."""
   _, _, root, plan, env = _plan_checkout(tmp_path)
-  env["REPRODUCE"], _ = _fake_reproduce(tmp_path, sleep=60)
+  env["REPRODUCE"], calls = _fake_reproduce(tmp_path, sleep=60)
   start = subprocess.run(["bash", plan, "--start"], env=env, capture_output=True, text=True)
   assert start.returncode == 0, start.stderr
   group = int((root / "logs" / "campaign.pid").read_text())
   try:
-    deadline = time.monotonic() + 60  # the plan and its step (the fake's sleep) are up; slow on a loaded machine
+    # The plan and its step (the fake's sleep) are up: the fake has logged its call, which it does just before its
+    # sleep, and the group has its three processes. The count alone is not enough: the plan's own short-lived
+    # children (its greps and command substitutions) can make three before the step starts, on a loaded machine.
+    deadline = time.monotonic() + 60
     states = _group_states(group)
-    while len(states) < 3 and time.monotonic() < deadline:
+    while (not calls.exists() or len(states) < 3) and time.monotonic() < deadline:
       time.sleep(0.1)
       states = _group_states(group)
-    assert len(states) >= 3, f"the campaign's processes did not come up in 60 s: {states}"
+    assert calls.exists() and len(states) >= 3, f"the campaign's step did not come up in 60 s: {states}"
     seen = tmp_path / "seen"
     check = f"ps -e -o pgid=,stat= > {seen}; exit 7"
     paused = subprocess.run(["bash", plan, "--pause", "bash", "-c", check], env=env, capture_output=True, text=True)
