@@ -81,6 +81,12 @@ case "${1:-}" in
       trap 'kill -CONT -- "-$running" 2> /dev/null || true' EXIT
       trap 'exit 130' INT TERM
       kill -STOP -- "-$running"
+      # SIGSTOP takes effect asynchronously: wait until every process of the group shows it (ps state T; zombies
+      # aside), at most 5 s, so that CMD does not start while a busy campaign process is still on a core.
+      for _ in $(seq 50); do
+        ps -e -o pgid=,stat= | awk -v g="$running" '$1 == g && $2 !~ /^[TZ]/ {busy = 1} END {exit !busy}' || break
+        sleep 0.1
+      done
       echo "campaign paused (process group $running; should this shell be killed outright, resume it with" \
            "kill -CONT -- -$running) while: $*" >&2
     else
