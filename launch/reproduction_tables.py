@@ -18,15 +18,15 @@
 * where the factors went: each hierarchy's MIG of every layer, with the unit that holds each factor best
   (OUT/layer_mig/, launch/layer_mig.py; J.2 scores z^L alone);
 * the training budget: every budget each L = 2 run was evaluated at (ELBO, MIG, KL of z^L), and its per-epoch
-  KL of z^L and ELBO (OUT/training_top_layer.png).
+  KL of z^L and ELBO (OUT/training_top_layer.png);
+* seed by seed: the per-epoch training ELBO of every cell with more than one seed (OUT/training_by_seed.png).
 
 Reads only what launch/collect_reproduction.py wrote into OUT (summary.json, the compact attack records in
 OUT/attack_records/, the training curves in OUT/training/), so the tables can be rewritten from the repository
 alone. Writes OUT/tables.md, OUT/mig_vs_beta.png, OUT/elbo_vs_beta.png, OUT/training_top_layer.png,
-OUT/attack_medians.png and OUT/attack_curves.png (the excess over the floor against lambda) (atomically); with
-ROOT, the campaign's runs
-folder, it also copies each attacked cell's lowest seed's attack grids at the displayed lambda into OUT/grids/
-(without it, the grids already there are shown).
+OUT/training_by_seed.png, OUT/attack_medians.png and OUT/attack_curves.png (the excess over the floor against
+lambda) (atomically); with ROOT, the campaign's runs folder, it also copies each attacked cell's lowest seed's
+attack grids at the displayed lambda into OUT/grids/ (without it, the grids already there are shown).
 
   python launch/collect_reproduction.py runs/reproduce docs/reproduction/summary.json
   python launch/reproduction_tables.py docs/reproduction runs/reproduce
@@ -240,6 +240,27 @@ def factor_budget_lines(rows):
   return lines + [""]
 
 
+ELBO_FROM_EPOCH = 1.5  # the training figures' ELBO axes start from the lowest value after this many epochs: the
+# first epoch's (−400 and below) would flatten the rest
+
+
+def _training_curve(run, key):
+  """(epochs, values) of one per-epoch training curve of a summary row or earlier run (`run["training"]`), the
+  epochs the run's own (images over its images per epoch); None when the run has no such curve."""
+  h = run.get("training")
+  if not h or not run.get("images_seen") or not run.get("epochs"):
+    return None
+  epochs = np.asarray(h.get("images", []), np.float64) * run["epochs"] / run["images_seen"]
+  values = np.asarray([np.nan if v is None else v for v in h.get(key, [])], np.float64)
+  return (epochs, values) if len(values) == len(epochs) and len(epochs) else None
+
+
+def _elbo_range(epochs, values):
+  """(lowest, highest) finite ELBO from `ELBO_FROM_EPOCH` on, () when there is none."""
+  late = values[epochs >= ELBO_FROM_EPOCH]
+  return (np.nanmin(late), np.nanmax(late)) if np.any(np.isfinite(late)) else ()
+
+
 def plot_training(runs, path):
   """The per-epoch training KL of z^L and ELBO of the L = 2 runs, one column per family, colour by beta; a cell's
   earlier trainings (trained again from step 0 since) in the same colour, faint."""
@@ -252,24 +273,20 @@ def plot_training(runs, path):
   betas = sorted({r["beta"] for r in rows})
   colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, max(len(betas), 1)))
   styles = ("-", "--", ":", "-.")
-  elbo_floor = []  # the lowest training ELBO after the first 1.5 epochs: the first epoch's would flatten the rest
+  elbo_floor = []  # each curve's lowest training ELBO from ELBO_FROM_EPOCH on
   for column, model in enumerate(J2_FAMILIES):
     for row in (r for r in rows if r["model"] == model):
       colour = colours[betas.index(row["beta"])]
       curves = [(e, 0.3, " (earlier training)") for e in row.get("earlier_runs") or []] + [(row, 1.0, "")]
       for run, alpha, suffix in curves:
-        h = run.get("training")
-        if not h or not run.get("images_seen"):
-          continue
-        epochs = np.asarray(h["images"], np.float64) * run["epochs"] / run["images_seen"]  # the run's own epoch
         label = f"β = {row['beta']:g}, seed {row['seed']}{suffix}"
         for axis_row, key in enumerate((f"kl_{row['layers']}", "elbo")):
-          values = np.asarray([np.nan if v is None else v for v in h.get(key, [])], np.float64)
-          if len(values) == len(epochs):
-            axes[axis_row, column].plot(epochs, values, styles[row["seed"] % len(styles)], color=colour,
-                                        alpha=alpha, label=label)
-            if key == "elbo" and np.any(np.isfinite(values[epochs >= 1.5])):
-              elbo_floor.append(np.nanmin(values[epochs >= 1.5]))
+          curve = _training_curve(run, key)
+          if curve:
+            axes[axis_row, column].plot(*curve, styles[row["seed"] % len(styles)], color=colour, alpha=alpha,
+                                        label=label)
+            if key == "elbo":
+              elbo_floor.extend(_elbo_range(*curve)[:1])
     axes[0, column].set_title(f"{cell_label(model, 2)}: KL of z^L (training batches, nats)")
     axes[1, column].set_title(f"{cell_label(model, 2)}: training ELBO")
     axes[1, column].set_xlabel("epochs")
@@ -277,6 +294,51 @@ def plot_training(runs, path):
       axes[0, column].legend(fontsize=7)
   if elbo_floor:
     axes[1, 0].set_ylim(bottom=min(elbo_floor) - 5.0)
+  plotting.save(fig, path)
+  plt.close(fig)
+  return True
+
+
+def plot_seed_training(runs, path):
+  """The per-epoch training ELBO of every cell with more than one seed, a panel per cell and a line per seed (a
+  seed's earlier trainings, trained again from step 0 since, faint): whether a cell's seeds train alike, or one
+  sits on a plateau the others leave, which its held-out numbers alone do not show. False when no cell has two
+  seeds with curves."""
+  cells = {}
+  for row, _ in runs:
+    if _training_curve(row, "elbo"):
+      cells.setdefault((row["model"], row["layers"], row["beta"], _budget(row)), []).append(row)
+  cells = {k: sorted(v, key=lambda r: r["seed"]) for k, v in sorted(cells.items(), key=lambda kv: (
+      list(NAMES).index(kv[0][0]), kv[0][1:])) if len({r["seed"] for r in v}) > 1}
+  if not cells:
+    return False
+  plt = plotting.pyplot()
+  columns = min(4, len(cells))
+  rows = -(-len(cells) // columns)
+  fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.2 * rows), sharex=True, sharey=True,
+                           squeeze=False)
+  colours = plt.get_cmap("tab10")
+  low, high = [], []  # one ELBO axis for every panel, so that cells compare at a glance
+  for axis, ((model, layers, beta, epochs), cell_rows) in zip(axes.flat, cells.items()):
+    for row in cell_rows:
+      trainings = [(e, 0.3, " (earlier training)") for e in row.get("earlier_runs") or []] + [(row, 1.0, "")]
+      for run, alpha, suffix in trainings:
+        curve = _training_curve(run, "elbo")
+        if curve:
+          axis.plot(*curve, color=colours(row["seed"] % 10), alpha=alpha, label=f"seed {row['seed']}{suffix}")
+          bounds = _elbo_range(*curve)
+          if bounds:
+            low.append(bounds[0])
+            high.append(bounds[1])
+    axis.set_title(f"{cell_label(model, layers)}, β = {beta:g} ({_ep(epochs)} ep)", fontsize=9)
+    axis.set_xlabel("epochs")
+    axis.legend(fontsize=7)
+  if low:
+    axes[0, 0].set_ylim(min(low) - 5.0, max(high) + 5.0)
+  for axis in axes.flat[len(cells):]:
+    axis.set_visible(False)
+  for axis in axes[:, 0]:
+    axis.set_ylabel("training ELBO (nats)")
   plotting.save(fig, path)
   plt.close(fig)
   return True
@@ -835,6 +897,8 @@ def main(out, root=None):
   lines += ["![MIG against beta](mig_vs_beta.png)", "", "![ELBO against beta](elbo_vs_beta.png)", ""]
   if plot_training(runs, os.path.join(out, "training_top_layer.png")):
     lines += ["![KL of z^L and ELBO during training](training_top_layer.png)", ""]
+  if plot_seed_training(runs, os.path.join(out, "training_by_seed.png")):
+    lines += ["![training ELBO, seed by seed, of every cell with more than one](training_by_seed.png)", ""]
   if stats:
     plot_attacks(stats, os.path.join(out, "attack_medians.png"))
     lines += ["![attack medians](attack_medians.png)", ""]

@@ -1638,3 +1638,44 @@ def test_an_earlier_training_keeps_its_curves_when_the_cell_is_trained_again(tmp
     plotting.save = original
   assert ("β = 8, seed 0 (earlier training)", pytest.approx([0.9, 1.1])) in drawn
   assert ("β = 8, seed 0", pytest.approx([0.5, 2.5])) in drawn
+
+
+def test_seed_training_figure_draws_each_seed_of_every_cell_that_has_more_than_one(tmp_path):
+  """training_by_seed.png: a panel per cell with two or more seeds (cells of one seed, or of one seed at each of two
+  budgets, have none), a line per seed with its own epochs (images over images per epoch), a seed's earlier training
+  faint beside it; nothing drawn, and False, when no cell has two seeds."""
+  sys.path.insert(0, os.path.join(REPO, "launch"))
+  import reproduction_tables  # pylint: disable=import-outside-toplevel
+
+  def row(model, layers, beta, seed, elbo, epochs=31.0, earlier=None):
+    training = {"images": [1000.0, 2000.0, 3000.0, 4000.0], "elbo": elbo}
+    return ({"model": model, "layers": layers, "beta": beta, "seed": seed, "run": f"{model}_{seed}_{epochs}",
+             "epochs": epochs, "images_seen": 4000.0, "training": training,
+             "earlier_runs": [{"epochs": epochs, "images_seen": 4000.0,
+                               "training": {"images": training["images"], "elbo": earlier}}] if earlier else []}, [])
+
+  drawn = []
+  plotting = reproduction_tables.plotting
+  original = plotting.save
+  plotting.save = lambda fig, path: drawn.append(
+      [(ax.get_title(), [(line.get_label(), list(line.get_xdata()), list(line.get_ydata()), line.get_alpha())
+                         for line in ax.get_lines()]) for ax in fig.axes if ax.get_visible()])
+  try:
+    lone = [row("vae", 1, 1.0, 0, [-300.0, -100.0, -90.0, -80.0]),
+            row("vae", 1, 1.0, 1, [-300.0, -100.0, -90.0, -80.0], epochs=10.0)]  # one seed per budget
+    assert not reproduction_tables.plot_seed_training(lone, str(tmp_path / "none.png")) and not drawn
+    runs = lone + [row("vae", 1, 1.0, 2, [-310.0, -95.0, -85.0, -70.0]),
+                   row("beta_tcvae", 1, 4.0, 0, [-400.0, -103.0, -102.0, -101.0]),
+                   row("beta_tcvae", 1, 4.0, 1, [-420.0, -104.0, -90.0, -72.0], earlier=[-1.0, -2.0, -3.0, -4.0]),
+                   row("seatbelt", 2, 8.0, 0, [-300.0, -90.0, -60.0, -50.0])]
+    assert reproduction_tables.plot_seed_training(runs, str(tmp_path / "seeds.png"))
+  finally:
+    plotting.save = original
+  panels, = drawn
+  assert [title for title, _ in panels] == ["VAE, β = 1 (31.0 ep)", "β-TCVAE, β = 4 (31.0 ep)"]
+  vae, tcvae = (lines for _, lines in panels)
+  assert [(label, xs) for label, xs, _, _ in vae] == [("seed 0", [7.75, 15.5, 23.25, 31.0]),
+                                                       ("seed 2", [7.75, 15.5, 23.25, 31.0])]
+  assert vae[1][2] == [-310.0, -95.0, -85.0, -70.0]
+  assert [(label, ys[-1], alpha) for label, _, ys, alpha in tcvae] == [
+      ("seed 0", -101.0, 1.0), ("seed 1 (earlier training)", -4.0, 0.3), ("seed 1", -72.0, 1.0)]
