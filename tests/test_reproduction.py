@@ -194,6 +194,8 @@ def test_summary_and_tables_of_a_fabricated_campaign(tmp_path):
                "attack_curves.png"):
     assert os.path.getsize(os.path.join(out, name)) > 1000
   assert "](attack_curves.png)" in tables
+  # Only one run has training curves: no cell has two seeds to draw side by side, so no figure and no link.
+  assert not os.path.exists(os.path.join(out, "training_by_seed.png")) and "training_by_seed.png" not in tables
   # The excess against lambda: quartiles over seeds x pairs at each lambda, against numpy on the same records.
   sys.path.insert(0, os.path.join(REPO, "launch"))
   import reproduction_tables  # pylint: disable=import-outside-toplevel
