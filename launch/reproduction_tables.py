@@ -255,6 +255,12 @@ def _training_curve(run, key):
   return (epochs, values) if len(values) == len(epochs) and len(epochs) else None
 
 
+def _drawn_trainings(row):
+  """(run, alpha, label suffix) of every training of a summary row as the training figures draw them: its earlier
+  trainings (trained again from step 0 since) faint, then its own."""
+  return [(e, 0.3, " (earlier training)") for e in row.get("earlier_runs") or []] + [(row, 1.0, "")]
+
+
 def _elbo_range(epochs, values):
   """(lowest, highest) finite ELBO from `ELBO_FROM_EPOCH` on, () when there is none."""
   late = values[epochs >= ELBO_FROM_EPOCH]
@@ -277,8 +283,7 @@ def plot_training(runs, path):
   for column, model in enumerate(J2_FAMILIES):
     for row in (r for r in rows if r["model"] == model):
       colour = colours[betas.index(row["beta"])]
-      curves = [(e, 0.3, " (earlier training)") for e in row.get("earlier_runs") or []] + [(row, 1.0, "")]
-      for run, alpha, suffix in curves:
+      for run, alpha, suffix in _drawn_trainings(row):
         label = f"β = {row['beta']:g}, seed {row['seed']}{suffix}"
         for axis_row, key in enumerate((f"kl_{row['layers']}", "elbo")):
           curve = _training_curve(run, key)
@@ -321,8 +326,7 @@ def plot_seed_training(runs, path):
   low, high = [], []  # one ELBO axis for every panel, so that cells compare at a glance
   for axis, ((model, layers, beta, epochs), cell_rows) in zip(axes.flat, cells.items()):
     for row in cell_rows:
-      trainings = [(e, 0.3, " (earlier training)") for e in row.get("earlier_runs") or []] + [(row, 1.0, "")]
-      for run, alpha, suffix in trainings:
+      for run, alpha, suffix in _drawn_trainings(row):
         curve = _training_curve(run, "elbo")
         if curve:
           axis.plot(*curve, color=colours(row["seed"] % 10), alpha=alpha, label=f"seed {row['seed']}{suffix}")
