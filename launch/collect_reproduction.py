@@ -1,16 +1,17 @@
 """Writes the machine-readable summary of a reproduction campaign (launch/reproduce_dsprites.sh): one object per
-trained run under ROOT, with its settings, held-out ELBO, MIG of z^L by both protocols (and, factor by factor, the
-exact protocol's gap, the unit holding the factor and that unit's mutual information), and, where attacked, the
-median -log p(x^t|z~) and Delta of the latent attack (the paper's for the run's family: z^1 alone for the beta-TC
-DLGM, eq. 14, every layer otherwise, eq. 15; `latent_layers` names the set) and the output attack over all pairs x
-lambdas, with the median excess of -log p(x^t|z~) over its floor, the target's own -log p(x^t|z~)
-(`seatbelt_tf.scores.excess_over_floor`; an output attack without it reads its floors from the latent attack);
-and, beside the summary, each attacked run's records in compact form (`attack_records/<run>.json`: per attack,
-one column per field, float32 precision), so that the tables' intervals (launch/reproduction_tables.py) can be
-recomputed from the repository alone, without the runs' workdirs; and each run's per-epoch training metrics
-(`training/<run>.json`, from its TensorBoard events: ELBO, the KL of every layer, ...; an earlier training's, once
-the cell is trained again from step 0, `training/<run>.earlier<i>.json`). A run trained on to a
-larger budget keeps its earlier evaluations (launch/milestone.py): `milestones` in its summary object.
+trained run under ROOT, with its settings, held-out ELBO, the held-out KL of every layer and of every unit, with the
+count of active units per layer (`seatbelt_tf.evaluation.units`), MIG of z^L by both protocols (and, factor by
+factor, the exact protocol's gap, the unit holding the factor and that unit's mutual information), and, where
+attacked, the median -log p(x^t|z~) and Delta of the latent attack (the paper's for the run's family: z^1 alone for
+the beta-TC DLGM, eq. 14, every layer otherwise, eq. 15; `latent_layers` names the set) and the output attack over
+all pairs x lambdas, with the median excess of -log p(x^t|z~) over its floor, the target's own -log p(x^t|z~)
+(`seatbelt_tf.scores.excess_over_floor`; an output attack without it reads its floors from the latent attack); and,
+beside the summary, each attacked run's records in compact form (`attack_records/<run>.json`: per attack, one column
+per field, float32 precision), so that the tables' intervals (launch/reproduction_tables.py) can be recomputed from
+the repository alone, without the runs' workdirs; and each run's per-epoch training metrics (`training/<run>.json`,
+from its TensorBoard events: ELBO, the KL of every layer, ...; an earlier training's, once the cell is trained again
+from step 0, `training/<run>.earlier<i>.json`). A run trained on to a larger budget keeps its earlier evaluations
+(launch/milestone.py): `milestones` in its summary object.
 
 The summary is the campaign's record, and it outlives the workdirs (a session may start on a new machine, with
 ROOT empty): a run already in the summary is kept as it is when its workdir is gone, or when its workdir is
@@ -42,6 +43,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from seatbelt_tf import config as config_lib  # noqa: E402
 from seatbelt_tf import io_utils  # noqa: E402
+from seatbelt_tf.evaluation import units  # noqa: E402  (numpy alone)
 from seatbelt_tf.scores import median_excess  # noqa: E402  (numpy alone, like this script)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -287,10 +289,20 @@ def _layer_kls(results, layers):
   return [results.get(f"kl_{i}") for i in range(1, layers + 1)]
 
 
+def _unit_fields(results):
+  """{kl_units: [[mean KL of each unit of z^1], ..., [of z^L]] (held-out, nats, 4 decimals), active_units: [count
+  per layer] (`evaluation.units`)} from a results.json; both None for runs trained before `kl_units` was recorded."""
+  kls = results.get("kl_units")
+  if not kls:
+    return {"kl_units": None, "active_units": None}
+  return {"kl_units": [[round(float(v), 4) for v in kls[layer]] for layer in sorted(kls, key=int)],
+          "active_units": units.active_units(kls)}
+
+
 def milestone_rows(workdir, layers, current_step):
   """The run's earlier budgets (launch/milestone.py): [{train_steps, images_seen, epochs, elbo, mig_exact,
-  mig_histogram, kl_layers, mig_factors_exact, health_spikes}], by step; those before `current_step` only (while
-  training extends a run, its results are still the kept budget's)."""
+  mig_histogram, kl_layers, kl_units, active_units, mig_factors_exact, health_spikes}], by step; those before
+  `current_step` only (while training extends a run, its results are still the kept budget's)."""
   out = []
   for step, files in milestone.milestones(workdir):
     if step >= current_step:
@@ -300,7 +312,7 @@ def milestone_rows(workdir, layers, current_step):
     out.append({"train_steps": step, "images_seen": results.get("num_examples_seen"),
                 "epochs": results.get("epochs"), "elbo": results.get("elbo"), "mig_exact": mig["exact"],
                 "mig_histogram": mig["histogram"], "kl_layers": _layer_kls(results, layers),
-                "mig_factors_exact": factor_gaps(files.get("evaluation.json")),
+                **_unit_fields(results), "mig_factors_exact": factor_gaps(files.get("evaluation.json")),
                 "health_spikes": results.get("health_spikes")})
   return out
 
@@ -330,7 +342,8 @@ def summarise(workdir, records=None):
          "free_bits": float(config["free_bits"]), "train_steps": int(results["step"]),
          "images_seen": int(results["num_examples_seen"]), "epochs": results.get("epochs"),
          "elbo": float(results["elbo"]), "mig_exact": mig["exact"], "mig_histogram": mig["histogram"],
-         "kl_layers": _layer_kls(results, layers), "mig_factors_exact": factor_gaps(evaluation),
+         "kl_layers": _layer_kls(results, layers), **_unit_fields(results),
+         "mig_factors_exact": factor_gaps(evaluation),
          "health_spikes": results.get("health_spikes"),  # None for runs trained before the count was recorded
          "milestones": milestone_rows(workdir, layers, int(results["step"]))}
   records = attack_records(workdir) if records is None else records
@@ -381,7 +394,7 @@ def recorded_runs(summary, steps, attacked):
 
 
 MILESTONE_KEYS = ("train_steps", "images_seen", "epochs", "elbo", "mig_exact", "mig_histogram", "kl_layers",
-                  "mig_factors_exact")
+                  "kl_units", "active_units", "mig_factors_exact")
 
 
 def trained_on(old, row):

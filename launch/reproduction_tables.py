@@ -19,7 +19,8 @@
   (OUT/layer_mig/, launch/layer_mig.py; J.2 scores z^L alone);
 * the training budget: every budget each L = 2 run was evaluated at (ELBO, MIG, KL of z^L), and its per-epoch
   KL of z^L and ELBO (OUT/training_top_layer.png);
-* seed by seed: the per-epoch training ELBO of every cell with more than one seed (OUT/training_by_seed.png).
+* seed by seed: the per-epoch training ELBO of every cell with more than one seed (OUT/training_by_seed.png);
+* what each run holds: the held-out KL of every layer and its count of active units (`evaluation.units`).
 
 Reads only what launch/collect_reproduction.py wrote into OUT (summary.json, the compact attack records in
 OUT/attack_records/, the training curves in OUT/training/), so the tables can be rewritten from the repository
@@ -40,6 +41,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from seatbelt_tf import io_utils, plotting, scores  # noqa: E402
 from seatbelt_tf.evaluation import seeds as seed_stats  # noqa: E402
+from seatbelt_tf.evaluation import units  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import collect_reproduction  # noqa: E402
@@ -203,6 +205,26 @@ def budget_section(runs):
                    f"| {_number(budget.get('mig_exact'), '.3f')} | {_number(budget.get('mig_histogram'), '.3f')} "
                    f"| {_number(kl_top, '.2f')} | {_number(budget.get('health_spikes'), 'd')} |")
   return lines + ["", *factor_budget_lines(rows)]
+
+
+def units_section(runs):
+  """Per run at its latest budget: the held-out KL of each layer and how many of its units are active
+  (`seatbelt_tf.evaluation.units`: mean KL above `ACTIVE_UNIT_KL`), bottom layer first; — where the run was
+  trained before the per-unit KL was recorded in the summary."""
+  rows = sorted((r for r, _ in runs), key=lambda r: (list(NAMES).index(r["model"]), r["layers"], r["beta"], r["seed"]))
+  lines = ["## What each run holds: KL and active units per layer", "",
+           "Held-out KL of every layer (nats, before β; bottom layer first) and its active units: those whose "
+           f"mean KL is above {units.ACTIVE_UNIT_KL:g} nats, out of the layer's width (a collapsed unit's posterior "
+           "is its prior, about 10⁻³ nats). — for runs collected before the per-unit KL went into the summary "
+           "(2026-12-07): their `results.json` went with earlier machines.", "",
+           "| run | epochs | ELBO | KL per layer | active units per layer |", "|---|---|---|---|---|"]
+  for row in rows:
+    kls = " / ".join(_number(v, ".2f") for v in (row.get("kl_layers") or [None]))
+    widths = [len(layer) for layer in row.get("kl_units") or []]
+    active = row.get("active_units")
+    counts = " / ".join(f"{a} of {w}" for a, w in zip(active, widths)) if active else "—"
+    lines.append(f"| {row['run']} | {_ep(row.get('epochs'))} | {_number(row.get('elbo'), '.2f')} | {kls} | {counts} |")
+  return lines + [""]
 
 
 def _trainings(row):
@@ -894,7 +916,8 @@ def main(out, root=None):
            f"(seeds {', '.join(str(s) for s in seeds)}; training steps {', '.join(str(s) for s in steps)}; "
            f"epochs {', '.join(_ep(e) for e in epochs)}). Every run's numbers are in `summary.json`, its attack "
            "records in `attack_records/`.", "",
-           *j2_section(runs), *layer_mig_section(out), *budget_section(runs), *figure3_section(runs), *robustness]
+           *j2_section(runs), *layer_mig_section(out), *budget_section(runs), *units_section(runs),
+           *figure3_section(runs), *robustness]
   os.makedirs(out, exist_ok=True)
   plot_mig(runs, os.path.join(out, "mig_vs_beta.png"))
   plot_elbo(runs, os.path.join(out, "elbo_vs_beta.png"))

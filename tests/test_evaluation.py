@@ -16,6 +16,7 @@ from seatbelt_tf.modes import export as export_mode
 from seatbelt_tf.modes import report as report_mode
 from seatbelt_tf.modes import train as train_mode
 from seatbelt_tf.evaluation import report as report_lib
+from seatbelt_tf.evaluation import units
 
 
 def _model(name="seatbelt", layers=2):
@@ -63,6 +64,15 @@ def test_measures_against_direct_computations(name, layers):
   loc = model.posterior_layers(tf.constant(x[:1]))[-1][0]
   np.testing.assert_allclose(trav[0, 1], model.generate(tf.tensor_scatter_nd_update(loc, [[0, 0]], [0.0]))[0],
                              atol=1e-5)
+
+
+def test_active_units_count_each_layer_s_units_above_the_threshold_in_layer_order():
+  kls = {"10": [0.2, 0.0], "2": [0.1, 0.1000001, 5.0], "1": [0.0, 0.001, 0.05, 0.0999]}
+  assert units.ACTIVE_UNIT_KL == 0.1
+  assert units.active_units(kls) == [0, 2, 1]  # layers 1, 2, 10 in numeric order; exactly 0.1 is not above it
+  assert units.active_units(kls, threshold=0.0) == [3, 3, 1]
+  assert units.active_units({"1": np.zeros(10)}) == [0]  # every posterior the prior: a fully collapsed layer
+  assert units.active_units(None) is None and units.active_units({}) is None  # not recorded
 
 
 def _evaluated_workdir(tmp_path, name="w", **overrides):

@@ -54,12 +54,13 @@ def test_median_interval_equals_the_brute_force_bootstrap_and_collapses_on_const
 
 
 def _run(root, model, layers, beta, seed, mig_exact, elbo, target_nll=None, steps=3600, draws=4,
-         driver=config.ATTACK_DRIVER_VERSION, own_nll=None):
+         driver=config.ATTACK_DRIVER_VERSION, own_nll=None, kl_units=None):
   """One fabricated campaign workdir trained for `steps`: config, results, evaluation and (with target_nll) attack
   records, 3 pairs x 4 lambdas per attack with -log p(x^t|z~) = target_nll + small pair noise (and, with own_nll,
   the target's own -log p(x^t|z~) = own_nll + small noise; without, records from before it was kept), the output
   objective over `draws` noise draws (None: records written before the count was kept), made by attack driver
-  `driver` (None: records written before the version was kept)."""
+  `driver` (None: records written before the version was kept); with kl_units, the per-unit KLs of results.json
+  (without, a run trained before they were kept)."""
   name = f"{model}_L{layers}_beta{beta}_seed{seed}"
   workdir = os.path.join(root, name)
   os.makedirs(os.path.join(workdir, "evaluation"))
@@ -68,6 +69,8 @@ def _run(root, model, layers, beta, seed, mig_exact, elbo, target_nll=None, step
   results = {"step": steps, "num_examples_seen": steps * 2048, "epochs": steps / 360.0, "elbo": elbo}
   if layers > 1:
     results.update(kl_1=10.0, kl_2=2.0 + beta / 10)
+  if kl_units is not None:
+    results["kl_units"] = kl_units
   evaluation = {"mig_methods": {"exact": {"mig": mig_exact}, "histogram": {"mig": mig_exact + 0.01}}}
   for path, obj in (("config.json", config), ("results.json", results),
                     ("evaluation/evaluation.json", evaluation)):
@@ -117,7 +120,8 @@ def test_summary_and_tables_of_a_fabricated_campaign(tmp_path):
     _run(root, "seatbelt", 2, 4.0, seed, [0.20, 0.30, 0.10][seed], -85.0 - seed, target_nll=500.0, own_nll=480.0)
     _run(root, "beta_tcdlgm", 2, 8.0, seed, [0.30, 0.40, 0.35][seed], -90.0)  # mean 0.35
     _run(root, "vae", 1, 1.0, seed, 0.02, -75.0, target_nll=100.0, own_nll=20.0)
-  _run(root, "beta_tcdlgm", 2, 4.0, 0, 0.3, -88.0)  # one seed only
+  # One seed only; its results keep the per-unit KLs (units above 0.1 nats active: 2 of 3 in z^1, 1 of 2 in z^2).
+  _run(root, "beta_tcdlgm", 2, 4.0, 0, 0.3, -88.0, kl_units={"1": [0.5, 0.001, 0.25], "2": [0.099999, 1.23456]})
   spiky = os.path.join(root, "beta_tcdlgm_L2_beta4.0_seed0", "results.json")  # trained since the count is kept
   with open(spiky) as f:
     results = json.load(f)
@@ -155,14 +159,22 @@ def test_summary_and_tables_of_a_fabricated_campaign(tmp_path):
   extended = [r for r in rows if r["run"] == "seatbelt_L2_beta1.0_seed0"][0]
   assert extended["kl_layers"] == [10.0, 2.1] and extended["milestones"] == [
       {"train_steps": 1800, "images_seen": 1800 * 2048, "epochs": 5.0, "elbo": -95.0, "mig_exact": 0.01,
-       "mig_histogram": None, "kl_layers": [9.0, 0.5], "mig_factors_exact": None, "health_spikes": None}]
+       "mig_histogram": None, "kl_layers": [9.0, 0.5], "kl_units": None, "active_units": None,
+       "mig_factors_exact": None, "health_spikes": None}]
   assert "| seatbelt_L2_beta1.0_seed0 | 5.0 | -95.00 | 0.010 | — | 0.50 | — |" in tables
   assert "| seatbelt_L2_beta1.0_seed0 | 10.0 | -80.00 | 0.050 | 0.060 | 2.10 | — |" in tables
   # The guard's count at each budget of a run trained since it is counted: from step 0 to that budget.
   assert "| beta_tcdlgm_L2_beta4.0_seed0 | 5.0 | -99.00 | 0.200 | — | 1.50 | 1 |" in tables
   assert "| beta_tcdlgm_L2_beta4.0_seed0 | 10.0 | -88.00 | 0.300 | 0.310 | 2.40 | 2 |" in tables
+  dlgm = [r for r in rows if r["run"] == "beta_tcdlgm_L2_beta4.0_seed0"][0]
+  assert dlgm["kl_units"] == [[0.5, 0.001, 0.25], [0.1, 1.2346]] and dlgm["active_units"] == [2, 1]
+  assert all(r["active_units"] is None and r["kl_units"] is None for r in rows if r is not dlgm)
+  assert "| beta_tcdlgm_L2_beta4.0_seed0 | 10.0 | -88.00 | 10.00 / 2.40 | 2 of 3 / 1 of 2 |" in tables
+  assert "| vae_L1_beta1.0_seed0 | 10.0 | -75.00 | — | — |" in tables  # (no KL in its fabricated results)
   assert [r for r in rows if r["run"] == "beta_tcdlgm_L2_beta8.0_seed1"][0]["milestones"] == []
-  assert tables.count("| beta_tcdlgm_L2_beta8.0_seed1 |") == 1
+  budget_table, units_table = tables.split("## What each run holds")
+  assert budget_table.count("| beta_tcdlgm_L2_beta8.0_seed1 |") == 1  # listed once, at its kept budget
+  assert units_table.count("| beta_tcdlgm_L2_beta8.0_seed1 |") == 1
   training = json.load(open(os.path.join(out, "training", "seatbelt_L2_beta1.0_seed0.json")))
   assert training["epoch"] == [0, 1, 2] and training["images"] == [409600, 819200, 1228800]
   np.testing.assert_allclose(training["kl_2"], [0.9, 0.6, 1.4], rtol=1e-6)
@@ -323,7 +335,8 @@ def test_the_summary_outlives_the_workdirs_and_the_campaign_skips_the_cells_it_r
   assert dlgm["train_steps"] == 7200 and dlgm["elbo"] == -41.0 and dlgm["milestones"] == []
   assert dlgm["earlier_runs"] == [{**{k: dlgm_record[k] for k in ("train_steps", "images_seen", "epochs", "elbo",
                                                                   "mig_exact", "mig_histogram", "kl_layers")},
-                                   "mig_factors_exact": None, "milestones": []}]  # (a record from before it)
+                                   "kl_units": None, "active_units": None, "mig_factors_exact": None,
+                                   "milestones": []}]  # (a record from before them)
   # A cell trained again from step 0 (its checkpoint gone with a machine) reaches its record's budget: the new run
   # replaces the record, and the record, milestones and all, becomes an earlier run, once however often the
   # campaign collects; the tables' budget section shows both runs' rows, the earlier one marked.
@@ -337,7 +350,7 @@ def test_the_summary_outlives_the_workdirs_and_the_campaign_skips_the_cells_it_r
   assert seatbelt["elbo"] == -51.2 and seatbelt["mig_exact"] == 0.06 and seatbelt["milestones"] == []
   assert seatbelt["earlier_runs"] == [{**{k: earlier[k] for k in ("train_steps", "images_seen", "epochs", "elbo",
                                                                   "mig_exact", "mig_histogram", "kl_layers",
-                                                                  "mig_factors_exact")},
+                                                                  "kl_units", "active_units", "mig_factors_exact")},
                                        "milestones": earlier["milestones"]}]
   sys.path.insert(0, os.path.join(REPO, "launch"))
   import reproduction_tables  # pylint: disable=import-outside-toplevel

@@ -1,8 +1,10 @@
 """Evaluation beyond the losses: ELBO without beta, noise robustness, weight norms, samples, traversals, the
-per-model suite (`run_suite`) and multi-run reports (`write_report`); statistics over seeds (`seeds`, numpy only).
+per-model suite (`run_suite`) and multi-run reports (`write_report`); statistics over seeds (`seeds`, numpy only);
+which latent units are active (`units`, numpy only).
 
-Names are imported on first use, as in the top-level package: the numpy-only `seeds` and the campaign's file-only
-scripts that use it (launch/reproduction_tables.py, launch/collect_attacks.py) then load without TensorFlow.
+Names are imported on first use, as in the top-level package: the numpy-only `seeds` and `units`, and the
+campaign's file-only scripts that use them (launch/reproduction_tables.py, launch/collect_attacks.py,
+launch/collect_reproduction.py), then load without TensorFlow.
 """
 
 import importlib
@@ -11,7 +13,7 @@ import importlib
 _FUNCTIONS = {"fixed_noise_elbo": "measures", "noise_robustness": "measures", "samples": "measures",
               "traversals": "measures", "weight_norms": "measures", "run_suite": "suite", "find_runs": "report",
               "write_report": "report"}
-SUBMODULES = ("history", "measures", "plots", "report", "seeds", "suite")
+SUBMODULES = ("history", "measures", "plots", "report", "seeds", "suite", "units")
 
 __all__ = [*_FUNCTIONS, *SUBMODULES]
 

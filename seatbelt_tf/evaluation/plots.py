@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from seatbelt_tf.evaluation import measures
+from seatbelt_tf.evaluation import units
 from seatbelt_tf.plotting import pyplot
 from seatbelt_tf.plotting import save
 from seatbelt_tf.plotting import show_image
@@ -56,12 +57,14 @@ def kl_activation(path, kl_units, title):
   """Mean KL per unit, one panel per layer (Appendix F): which units and layers carry information."""
   plt = pyplot()
   layers = sorted(kl_units, key=int)
+  active = units.active_units(kl_units)
   fig, axes = plt.subplots(1, len(layers), figsize=(max(4.0, 2.6 * len(layers)), 3.0), squeeze=False)
-  for ax, layer in zip(axes[0], layers):
+  for ax, layer, count in zip(axes[0], layers, active):
     values = np.asarray(kl_units[layer])
     ax.bar(np.arange(len(values)), values, color="C0")
+    ax.axhline(units.ACTIVE_UNIT_KL, color="0.5", lw=0.8, ls=":")
     ax.set_xlabel(f"unit of z^{layer}")
-    ax.set_title(f"layer {layer}: {np.sum(values > 0.01)}/{len(values)} active", fontsize=9)
+    ax.set_title(f"layer {layer}: {count}/{len(values)} active (KL > {units.ACTIVE_UNIT_KL:g})", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
   axes[0, 0].set_ylabel("mean KL (nats)")
   fig.suptitle(title, fontsize=10)

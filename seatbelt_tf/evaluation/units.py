@@ -1,0 +1,21 @@
+"""Which latent units carry information (paper Appendix F, the KL-activation plots), in numpy alone.
+
+A unit is *active* when its mean KL over held-out images (`kl_units` in a run's results.json: the analytic
+KL(q(z^L_j|.) || N(0, 1)) for the top layer, -T of eq. A.5; the single-sample log q(z^i_j|z^{i-1}) -
+log p(z^i_j|z^{i+1}) for lower layers, -R_a, -R_b of eqs. A.7, A.10: `objectives.hierarchy_kl_terms`) exceeds
+`ACTIVE_UNIT_KL` nats. A collapsed unit's posterior is its prior: in the campaign's 31-epoch VAE and beta-TCVAE
+(seed 2, docs/reproduction/tables.md) those units hold 0.0004-0.0012 nats and the active ones 2.5-4.2, so there the
+count does not depend on where between them the threshold sits.
+"""
+
+import numpy as np
+
+ACTIVE_UNIT_KL = 0.1  # nats; docs/RESULTS.md's table of active units uses the same
+
+
+def active_units(kl_units, threshold=ACTIVE_UNIT_KL):
+  """[active units of z^1, ..., of z^L] from {"1": [d_1 mean KLs], ..., "L": [...]} (results.json's `kl_units`);
+  None when `kl_units` is missing or empty (runs trained before it was recorded)."""
+  if not kl_units:
+    return None
+  return [int(np.sum(np.asarray(kl_units[layer], np.float64) > threshold)) for layer in sorted(kl_units, key=int)]
