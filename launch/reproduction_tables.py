@@ -215,8 +215,10 @@ def units_section(runs):
   lines = ["## What each run holds: KL and active units per layer", "",
            "Held-out KL of every layer (nats, before β; bottom layer first) and its active units: those whose "
            f"mean KL is above {units.ACTIVE_UNIT_KL:g} nats, out of the layer's width (a collapsed unit's posterior "
-           "is its prior, about 10⁻³ nats). — for runs collected before the per-unit KL went into the summary "
-           "(2026-12-07): their `results.json` went with earlier machines.", "",
+           "is its prior: about 10⁻³ nats, or near the free-bits floor, 0.05 nats per unit, in the hierarchies, "
+           "where a unit just above the threshold can hold little; `summary.json`'s `kl_units` has every unit). "
+           "— for runs collected before the per-unit KL went into the summary (2026-12-07): their `results.json` "
+           "went with earlier machines.", "",
            "| run | epochs | ELBO | KL per layer | active units per layer |", "|---|---|---|---|---|"]
   for row in rows:
     kls = " / ".join(_number(v, ".2f") for v in (row.get("kl_layers") or [None]))
