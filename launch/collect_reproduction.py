@@ -295,7 +295,7 @@ def _unit_fields(results):
   kls = results.get("kl_units")
   if not kls:
     return {"kl_units": None, "active_units": None}
-  return {"kl_units": [[round(float(v), 4) for v in kls[layer]] for layer in sorted(kls, key=int)],
+  return {"kl_units": [[round(float(v), 4) for v in layer_kls] for _, layer_kls in units.by_layer(kls)],
           "active_units": units.active_units(kls)}
 
 

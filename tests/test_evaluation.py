@@ -69,6 +69,7 @@ def test_measures_against_direct_computations(name, layers):
 def test_active_units_count_each_layer_s_units_above_the_threshold_in_layer_order():
   kls = {"10": [0.2, 0.0], "2": [0.1, 0.1000001, 5.0], "1": [0.0, 0.001, 0.05, 0.0999]}
   assert units.ACTIVE_UNIT_KL == 0.1
+  assert [layer for layer, _ in units.by_layer(kls)] == ["1", "2", "10"] and units.by_layer(kls)[2][1] == [0.2, 0.0]
   assert units.active_units(kls) == [0, 2, 1]  # layers 1, 2, 10 in numeric order; exactly 0.1 is not above it
   assert units.active_units(kls, threshold=0.0) == [3, 3, 1]
   assert units.active_units({"1": np.zeros(10)}) == [0]  # every posterior the prior: a fully collapsed layer

@@ -56,11 +56,11 @@ def traversal_grid(path, traversal, values, data_range, title, unit_kls=None):
 def kl_activation(path, kl_units, title):
   """Mean KL per unit, one panel per layer (Appendix F): which units and layers carry information."""
   plt = pyplot()
-  layers = sorted(kl_units, key=int)
+  layers = units.by_layer(kl_units)
   active = units.active_units(kl_units)
   fig, axes = plt.subplots(1, len(layers), figsize=(max(4.0, 2.6 * len(layers)), 3.0), squeeze=False)
-  for ax, layer, count in zip(axes[0], layers, active):
-    values = np.asarray(kl_units[layer])
+  for ax, (layer, values), count in zip(axes[0], layers, active):
+    values = np.asarray(values)
     ax.bar(np.arange(len(values)), values, color="C0")
     ax.axhline(units.ACTIVE_UNIT_KL, color="0.5", lw=0.8, ls=":")
     ax.set_xlabel(f"unit of z^{layer}")

@@ -17,9 +17,15 @@ import numpy as np
 ACTIVE_UNIT_KL = 0.1  # nats; docs/RESULTS.md's table of active units uses the same
 
 
+def by_layer(kl_units):
+  """[(layer, [d_layer mean KLs]), ...] for z^1, ..., z^L from results.json's `kl_units`, {"1": [...], ..., "L":
+  [...]}: its keys are strings, so "10" would sort before "2" without the integer key."""
+  return [(layer, kl_units[layer]) for layer in sorted(kl_units, key=int)]
+
+
 def active_units(kl_units, threshold=ACTIVE_UNIT_KL):
   """[active units of z^1, ..., of z^L] from {"1": [d_1 mean KLs], ..., "L": [...]} (results.json's `kl_units`);
   None when `kl_units` is missing or empty (runs trained before it was recorded)."""
   if not kl_units:
     return None
-  return [int(np.sum(np.asarray(kl_units[layer], np.float64) > threshold)) for layer in sorted(kl_units, key=int)]
+  return [int(np.sum(np.asarray(kls, np.float64) > threshold)) for _, kls in by_layer(kl_units)]
