@@ -64,6 +64,7 @@ class ModelConfig:
   beta: float = 6.0
   estimator: str = "mws"
   free_bits: float = 0.0
+  beta_warmup_steps: int = 0  # linear warm-up of the loss's beta from 1 (objectives.warmup_beta); 0 = off
   layers: int = 1
   z_sizes: Optional[tuple] = None
   h_sizes: tuple = H_SIZES
@@ -191,7 +192,8 @@ class TuneConfig:
 
 # Settings that define what a workdir holds: resuming with any other value would mix incompatible checkpoints.
 IDENTITY_FIELDS = ("dataset", "data_dir", "grayscale", "eval_examples", "model", "network", "latent_dim", "beta",
-                   "estimator", "free_bits", "layers", "z_sizes", "h_sizes", "batch_size", "learning_rate", "seed")
+                   "estimator", "free_bits", "beta_warmup_steps", "layers", "z_sizes", "h_sizes", "batch_size",
+                   "learning_rate", "seed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -286,6 +288,11 @@ class RunConfig:
       problems.append(f"beta={m.beta} must be >= 0")
     if m.free_bits < 0:
       problems.append(f"free_bits={m.free_bits} must be >= 0 (nats per latent unit)")
+    if m.beta_warmup_steps < 0:
+      problems.append(f"beta_warmup_steps={m.beta_warmup_steps} must be >= 0 (0: no warm-up, the paper's setting)")
+    elif m.beta_warmup_steps > t.train_steps:
+      problems.append(f"beta_warmup_steps={m.beta_warmup_steps} is longer than train_steps={t.train_steps}: the run "
+                      f"would end before its loss reaches beta={m.beta}; shorten the warm-up or train longer")
     if m.layers < 1:
       problems.append(f"layers={m.layers} must be >= 1 (stochastic layers of a hierarchical model)")
     if m.z_sizes is not None:

@@ -45,6 +45,9 @@ flags.DEFINE_float("beta", _M.beta, "Penalty weight (beta = 1: plain ELBO).", lo
 flags.DEFINE_enum("estimator", _M.estimator, ["mws", "mss"], "Minibatch estimator of q(z).")
 flags.DEFINE_float("free_bits", _M.free_bits, "Free bits per latent unit in every layer, nats (0: off).",
                    lower_bound=0.0)
+flags.DEFINE_integer("beta_warmup_steps", _M.beta_warmup_steps, "Raise the loss's beta linearly from 1 (the plain "
+                     "ELBO) to --beta over this many training steps (0: off, the paper's setting). Part of a run's "
+                     "identity.", lower_bound=0)
 flags.DEFINE_integer("layers", _M.layers, "Stochastic layers L of the hierarchical models (beta_tcdlgm, seatbelt).",
                      lower_bound=1)
 flags.DEFINE_list("z_sizes", _M.z_sizes, "Layer widths, bottom first; a model of L layers takes the last L "
@@ -361,8 +364,8 @@ earlier ones. Modes: train (default), evaluate, attack, export, report, tune. RE
 HELP_GROUPS = (
     ("every mode", ("mode", "workdir", "flagfile", "verbose", "seed")),
     ("train: data", ("dataset", "data_dir", "manual_dir", "grayscale", "bad_images", "eval_examples")),
-    ("train: model", ("model", "network", "latent_dim", "beta", "estimator", "free_bits", "layers", "z_sizes",
-                      "h_sizes")),
+    ("train: model", ("model", "network", "latent_dim", "beta", "estimator", "free_bits", "beta_warmup_steps",
+                      "layers", "z_sizes", "h_sizes")),
     ("train: optimisation", ("batch_size", "learning_rate", "train_steps", "steps_per_epoch", "steps_per_execution",
                              "eval_batch_size", "jit_compile", "keep_checkpoints", "on_nonfinite",
                              "clip_grad_norm")),

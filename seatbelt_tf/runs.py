@@ -106,7 +106,7 @@ def build_model(config, source, strategy=None):
   model = models_lib.build_model(
       m.model, network=m.network, image_shape=source.image_shape, likelihood=source.likelihood, beta=m.beta,
       dataset_size=source.num_examples - config.data.eval_examples, estimator=m.estimator, free_bits=m.free_bits,
-      seed=t.seed, **_shape_kwargs(config, source))
+      beta_warmup_steps=m.beta_warmup_steps, seed=t.seed, **_shape_kwargs(config, source))
   model.build((None,) + tuple(source.image_shape))
   jit = m.network in nn.XLA_BY_DEFAULT if t.jit_compile == "auto" else t.jit_compile == "true"
   optimizer = keras.optimizers.Adam(t.learning_rate, global_clipnorm=t.clip_grad_norm or None)

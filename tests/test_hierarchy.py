@@ -270,7 +270,7 @@ def test_paper_widths_and_mlp_structure():
 
 @pytest.mark.parametrize("name", HIERARCHICAL)
 def test_get_config_round_trip(name):
-  model = _model(name, layers=4, estimator="mss", free_bits=0.2, seed=4)
+  model = _model(name, layers=4, estimator="mss", free_bits=0.2, seed=4, beta_warmup_steps=9)
   config = model.get_config()
   clone = models.MODELS[name].from_config(config)
   clone.build()

@@ -128,9 +128,11 @@ def test_nested_flagfiles_resolve_against_the_including_file(tmp_path, monkeypat
 
 def test_invalid_settings_name_every_problem(tmp_path):
   with pytest.raises(ValueError) as e:
-    tiny_config(tmp_path, steps_per_execution=4, steps_per_epoch=6, beta=-1.0, free_bits=-2.0)
+    tiny_config(tmp_path, steps_per_execution=4, steps_per_epoch=6, beta=-1.0, free_bits=-2.0,
+                beta_warmup_steps=10 ** 6)
   message = str(e.value)
-  for fragment in ("steps_per_epoch=6 must be a multiple of steps_per_execution=4", "beta=-1.0", "free_bits"):
+  for fragment in ("steps_per_epoch=6 must be a multiple of steps_per_execution=4", "beta=-1.0", "free_bits",
+                   "beta_warmup_steps=1000000 is longer than train_steps"):
     assert fragment in message
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from seatbelt_tf import data, models, nn
+from seatbelt_tf import data, models, nn, objectives
 
 
 def _batch(n=8, seed=0):
@@ -27,7 +27,7 @@ def _model(name="beta_tcvae", **kw):
 @pytest.mark.parametrize("name", sorted(models.MODELS))
 @pytest.mark.parametrize("network", sorted(nn.NETWORKS))
 def test_get_config_round_trip_gives_the_same_model(name, network):
-  model = _model(name, network=network, estimator="mss", free_bits=0.1, seed=3)
+  model = _model(name, network=network, estimator="mss", free_bits=0.1, seed=3, beta_warmup_steps=7)
   config = model.get_config()
   clone = models.MODELS[name].from_config(config)
   clone.build()
@@ -92,6 +92,65 @@ def test_beta_tcvae_objective_is_elbo_minus_weighted_tc():
   beta_vae.set_weights(tc_model.get_weights())
   d = _terms(beta_vae, x)
   assert d["loss"] == pytest.approx(-d["reconstruction"] + 4.0 * d["kl"], rel=1e-5)
+
+
+def _penalised(terms, beta, vae):
+  """The loss of eqs. (4), (9)-(11) at `beta` from a model's own batch means (free bits off)."""
+  if vae:
+    return -terms["reconstruction"] + beta * terms["kl"]
+  return -terms["elbo"] + (beta - 1.0) * terms["tc_raw"]
+
+
+@pytest.mark.parametrize("name", sorted(models.MODELS))
+def test_beta_warmup_rises_from_the_plain_elbo_to_beta_with_the_optimizer_s_step(name):
+  x = _batch()
+  model = _model(name, beta=5.0, beta_warmup_steps=4)
+  terms = lambda training: {k: float(v) for k, v in model.loss_terms(x, training=training).items()}
+  assert float(model.loss_beta(True)) == 5.0  # no optimizer yet (a model used outside fit): beta itself
+  model.compile(optimizer=keras.optimizers.Adam(1e-3))
+  model.optimizer.build(model.trainable_variables)
+  for step, beta_t in [(0, 1.0), (1, 2.0), (3, 4.0), (4, 5.0), (40, 5.0)]:
+    model.optimizer.iterations.assign(step)
+    assert float(model.loss_beta(True)) == pytest.approx(beta_t)
+    t = terms(True)
+    assert t["loss"] == pytest.approx(_penalised(t, beta_t, name == "vae"), rel=1e-5, abs=1e-3)
+  model.optimizer.iterations.assign(1)
+  t = terms(False)  # evaluation scores the full objective whatever the step
+  assert t["loss"] == pytest.approx(_penalised(t, 5.0, name == "vae"), rel=1e-5, abs=1e-3)
+  assert abs(t["loss"] - _penalised(t, 2.0, name == "vae")) > 0.1  # (its tolerance above is ~0.03)
+  reference = np.array([1 + 4 * min(1, s / 4) for s in range(8)], np.float32)  # the schedule, brute force
+  np.testing.assert_allclose([float(objectives.warmup_beta(5.0, s, 4)) for s in range(8)], reference)
+  np.testing.assert_allclose(float(objectives.warmup_beta(0.5, 1, 2)), 0.75)  # beta < 1 falls from 1
+  with pytest.raises(ValueError, match="warmup_steps=0"):
+    objectives.warmup_beta(5.0, 0, 0)
+  with pytest.raises(ValueError, match="beta_warmup_steps >= 0"):
+    _model(name, beta_warmup_steps=-1)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_the_compiled_train_step_follows_the_warmup(jit):
+  """Inside fit (graph or XLA), a warm-up run's update at step s is a constant-beta run's at beta_t(s): the
+  first with beta = 1, one past the warm-up with beta itself."""
+  x = _batch(16)
+  data = tf.data.Dataset.from_tensor_slices(x).batch(16)
+
+  def one_step(start, **kw):
+    m = _model("beta_tcvae", network="tiny_mlp", seed=1, **kw)
+    m.set_weights(base.get_weights())
+    m.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=jit)
+    m.optimizer.build(m.trainable_variables)
+    m.optimizer.iterations.assign(start)
+    m.fit(data, epochs=1, verbose=0, shuffle=False)
+    return m.get_weights()
+
+  base = _model("beta_tcvae", network="tiny_mlp", seed=1)
+  warm_first, plain = one_step(0, beta=6.0, beta_warmup_steps=3), one_step(0, beta=1.0)
+  warm_past, full = one_step(3, beta=6.0, beta_warmup_steps=3), one_step(3, beta=6.0)
+  for a, b in zip(warm_first, plain):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  for a, b in zip(warm_past, full):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  assert not all(np.allclose(a, b) for a, b in zip(warm_first, full))  # beta matters at all on this batch
 
 
 def test_free_bits_floor_the_kl_term():

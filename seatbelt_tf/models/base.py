@@ -41,6 +41,9 @@ class BaseVAE(keras.Model):
     estimator: "mws" (paper eq. B.7) or "mss" (Chen et al. 2018).
     free_bits: nats per latent unit below which the KL is not penalised (Kingma et al. 2016); 0 disables.
     seed: int seed of the sampling noise (`keras.random.SeedGenerator`).
+    beta_warmup_steps: over this many training steps the loss's beta rises linearly from 1 (the plain ELBO) to
+      `beta` (`objectives.warmup_beta`, read from the optimizer's step counter, so a resumed run carries on where
+      it stopped); 0 (the paper's setting) trains at `beta` from the first step. Evaluation always uses `beta`.
   """
 
   # mi, tc, dim_kl: the top layer's decomposition (eq. 3 / A.16) without the estimator's offset (offset-free, the
@@ -48,15 +51,17 @@ class BaseVAE(keras.Model):
   tracker_names = ("loss", "elbo", "reconstruction", "kl", "mi", "tc", "dim_kl", "mi_raw", "tc_raw", "dim_kl_raw")
 
   def __init__(self, latent_dim, network="conv", image_shape=(64, 64, 1), likelihood="bernoulli", beta=1.0,
-               dataset_size=737280, estimator="mws", free_bits=0.0, seed=0, **kwargs):
+               dataset_size=737280, estimator="mws", free_bits=0.0, seed=0, beta_warmup_steps=0, **kwargs):
     super().__init__(**kwargs)
     if likelihood not in LIKELIHOODS:
       raise ValueError(f"Unknown likelihood {likelihood!r}: choose one of {', '.join(LIKELIHOODS)}.")
     if estimator not in objectives.ESTIMATORS:
       raise ValueError(f"Unknown estimator {estimator!r}: choose one of {', '.join(objectives.ESTIMATORS)}.")
-    if int(latent_dim) < 1 or float(beta) < 0 or float(free_bits) < 0 or int(dataset_size) < 2:
-      raise ValueError(f"Need latent_dim >= 1, beta >= 0, free_bits >= 0 and dataset_size >= 2; got "
-                       f"latent_dim={latent_dim}, beta={beta}, free_bits={free_bits}, dataset_size={dataset_size}.")
+    if (int(latent_dim) < 1 or float(beta) < 0 or float(free_bits) < 0 or int(dataset_size) < 2
+        or int(beta_warmup_steps) < 0):
+      raise ValueError(f"Need latent_dim >= 1, beta >= 0, free_bits >= 0, dataset_size >= 2 and "
+                       f"beta_warmup_steps >= 0; got latent_dim={latent_dim}, beta={beta}, free_bits={free_bits}, "
+                       f"dataset_size={dataset_size}, beta_warmup_steps={beta_warmup_steps}.")
     self.latent_dim = int(latent_dim)
     self.network = network
     self.image_shape = tuple(int(s) for s in image_shape)
@@ -66,6 +71,7 @@ class BaseVAE(keras.Model):
     self.estimator = estimator
     self.free_bits = float(free_bits)
     self.seed = int(seed)
+    self.beta_warmup_steps = int(beta_warmup_steps)
     self.encoder, self.decoder = build_networks(network, 2 * self.latent_dim, self.image_shape[-1])
     self.seed_generator = keras.random.SeedGenerator(self.seed, name="sampling_seed")
     self._trackers = {name: keras.metrics.Mean(name=name) for name in self.tracker_names}
@@ -249,8 +255,16 @@ class BaseVAE(keras.Model):
     return [self.single_layer_terms(x, training=False)["kl_units"]]
 
   def loss_terms(self, x, training):
-    """The hook subclasses implement: dict with the scalar `loss` and a scalar per tracker name."""
+    """The hook subclasses implement: dict with the scalar `loss` and a scalar per tracker name. Their loss
+    weighs its penalty by `loss_beta(training)`, not `beta` itself."""
     raise NotImplementedError
+
+  def loss_beta(self, training):
+    """The beta of this batch's loss: `beta`, or while training under a warm-up (`beta_warmup_steps`) the
+    schedule's value at the optimizer's step (`objectives.warmup_beta`; a float32 scalar tensor)."""
+    if not training or not self.beta_warmup_steps or getattr(self, "optimizer", None) is None:
+      return self.beta
+    return objectives.warmup_beta(self.beta, self.optimizer.iterations, self.beta_warmup_steps)
 
   # ---------------------------------------------------------------- the loop
   @property
@@ -338,7 +352,7 @@ class BaseVAE(keras.Model):
     return {**super().get_config(), "latent_dim": self.latent_dim, "network": self.network,
             "image_shape": list(self.image_shape), "likelihood": self.likelihood, "beta": self.beta,
             "dataset_size": self.dataset_size, "estimator": self.estimator, "free_bits": self.free_bits,
-            "seed": self.seed}
+            "seed": self.seed, "beta_warmup_steps": self.beta_warmup_steps}
 
 
 def standard_normal_log_prob(z):

@@ -22,6 +22,6 @@ class BetaTCVAE(BaseVAE):
 
   def loss_terms(self, x, training):
     terms = self.single_layer_terms(x, training)
-    loss = objectives.beta_tc_loss(terms["reconstruction"], [terms["kl_units"]], terms["tc"], self.beta,
+    loss = objectives.beta_tc_loss(terms["reconstruction"], [terms["kl_units"]], terms["tc"], self.loss_beta(training),
                                    self.free_bits)
     return batch_means(terms, loss, self.estimator_offsets())

@@ -191,7 +191,8 @@ class HierarchicalVAE(BaseVAE):
     `dim_kl` the top-layer terms -T_a, -T_b, -T_c of eq. A.16.
     """
     f = self.forward(x, training)
-    loss = objectives.beta_tc_loss(f["reconstruction"], f["kl_units"], f["tc"], self.beta, self.free_bits)
+    loss = objectives.beta_tc_loss(f["reconstruction"], f["kl_units"], f["tc"], self.loss_beta(training),
+                                   self.free_bits)
     reconstruction = tf.reduce_mean(f["reconstruction"])
     layer_kls = [tf.reduce_mean(k) for k in f["kl"]]
     kl = tf.add_n(layer_kls)

@@ -19,6 +19,6 @@ class VAE(BaseVAE):
 
   def loss_terms(self, x, training):
     terms = self.single_layer_terms(x, training)
-    loss = -tf.reduce_mean(terms["reconstruction"]) + self.beta * objectives.free_bits_kl(
-        terms["kl_units"], self.free_bits)
+    kl = objectives.free_bits_kl(terms["kl_units"], self.free_bits)
+    loss = -tf.reduce_mean(terms["reconstruction"]) + objectives.as_dtype(self.loss_beta(training), kl.dtype) * kl
     return batch_means(terms, loss, self.estimator_offsets())

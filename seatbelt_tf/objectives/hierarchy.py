@@ -97,3 +97,29 @@ def beta_tc_loss(reconstruction, kl_units, tc, beta, free_bits=0.0):
   for units in kl_units:
     loss += free_bits_kl(units, free_bits)
   return loss + as_dtype(beta - 1.0, loss.dtype) * tf.reduce_mean(tc)
+
+
+def warmup_beta(beta, step, warmup_steps):
+  """The beta of training step `step` under a linear warm-up from the plain ELBO (beta = 1) to `beta`:
+
+      beta_t = 1 + (beta - 1) min(1, step / warmup_steps)
+
+  The penalty of eqs. (4), (9)-(11) is (beta - 1) TC(z^L) on top of the negative ELBO (`beta_tc_loss`), so the
+  warm-up trains the plain ELBO first and adds the total-correlation penalty over `warmup_steps` steps; for the
+  beta-VAE (beta on the KL) it goes from the ELBO to beta times the KL. Chen et al.'s reference code anneals
+  its beta from 0 (the TC rewarded, not only unpenalised) over 7,000 iterations on dSprites (`anneal_kl`, its
+  `--beta-anneal`); the paper itself trains with no schedule (Appendix C: Adam at a learning rate of 0.001), and so does every
+  run here unless `--beta_warmup_steps` asks for one.
+
+  Args:
+    beta: float, the objective's beta.
+    step: scalar integer tensor or int, the optimizer's step (0 for the first update).
+    warmup_steps: int > 0.
+
+  Returns:
+    scalar float32 tensor.
+  """
+  if warmup_steps <= 0:
+    raise ValueError(f"warmup_steps={warmup_steps} must be > 0 (a run without warm-up uses beta itself).")
+  fraction = tf.minimum(1.0, tf.cast(step, tf.float32) / float(warmup_steps))
+  return 1.0 + (float(beta) - 1.0) * fraction
