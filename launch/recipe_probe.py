@@ -5,18 +5,18 @@
         [--reference=vae_L1_beta1]
 
 Writes, atomically, into the output folder:
-  <run>.json   the probe's per-epoch training metrics (TensorBoard events, `evaluation.history`), its recipe (the
-               settings where it differs from the campaign cell's config.json when that is at hand, else its
-               batch, learning rate and warm-up) and the command that wrote this file;
-  <run>.png    its training ELBO against epochs beside every seed of `--cell` and `--reference` from
-               docs/reproduction/training/ (the campaign's committed per-epoch metrics), the probe's seed bold.
+  <run>.json   the probe's per-epoch training metrics (TensorBoard events, `evaluation.history`), its recipe
+               (`RECIPE_KEYS` from its config.json) and the command that wrote this file;
+  <run>.png    its training ELBO against epochs beside every seed of `--cell` and `--reference` from the
+               campaign's committed per-epoch metrics (`--summary_dir`/training/, as collect_reproduction.py
+               writes them), the probe's seed bold.
 
 Reads only files; TensorFlow is imported to read the event files.
 """
 
 import argparse
-import json
 import os
+import re
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -30,18 +30,17 @@ RECIPE_KEYS = ("model", "layers", "beta", "seed", "network", "batch_size", "lear
                "beta_warmup_steps", "train_steps", "estimator")
 
 
-def campaign_training(training_dir, cell):
-  """{seed: per-epoch metrics} of the campaign's runs `<cell>_seed<k>` in `training_dir` (their latest training)."""
-  out = {}
-  for name in sorted(os.listdir(training_dir)) if os.path.isdir(training_dir) else []:
-    if name.startswith(cell + "_seed") and name.endswith(".json") and ".earlier" not in name:
-      seed = int(name[len(cell) + 5:-5])
-      with open(os.path.join(training_dir, name)) as f:
-        out[seed] = json.load(f)
-  return out
+def campaign_training(summary_dir, cell):
+  """{seed: per-epoch metrics} of the campaign's runs `<cell>_seed<k>` beside its summary: their latest training
+  (`collect_reproduction.read_training`; an earlier training's `.earlier<i>` file is not one of them)."""
+  folder = os.path.join(summary_dir, collect_reproduction.TRAINING_DIR)
+  pattern = re.compile(re.escape(cell) + r"_seed(\d+)\.json$")
+  names = os.listdir(folder) if os.path.isdir(folder) else []
+  seeds = sorted(int(m.group(1)) for m in map(pattern.match, names) if m)
+  return {seed: collect_reproduction.read_training(summary_dir, f"{cell}_seed{seed}") for seed in seeds}
 
 
-def record(workdir, out_dir, cell=None, reference=None, training_dir=None, command=None):
+def record(workdir, out_dir, cell=None, reference=None, summary_dir=None, command=None):
   """Writes <run>.json and <run>.png for the probe in `workdir`; returns the JSON object."""
   config = collect_reproduction.read_json(os.path.join(workdir, "config.json"))
   if not config:
@@ -50,9 +49,9 @@ def record(workdir, out_dir, cell=None, reference=None, training_dir=None, comma
   if not history:
     raise SystemExit(f"{workdir} has no training events yet (tensorboard/): train at least one epoch first.")
   run = os.path.basename(os.path.normpath(workdir))
-  training_dir = training_dir or os.path.join(os.path.dirname(HERE), "docs", "reproduction", "training")
-  seeds = campaign_training(training_dir, cell) if cell else {}
-  references = campaign_training(training_dir, reference) if reference else {}
+  summary_dir = summary_dir or os.path.join(os.path.dirname(HERE), "docs", "reproduction")
+  seeds = campaign_training(summary_dir, cell) if cell else {}
+  references = campaign_training(summary_dir, reference) if reference else {}
   obj = {"run": run, "recipe": {k: config.get(k) for k in RECIPE_KEYS}, "cell": cell, "reference": reference,
          "epochs_trained": len(history["epoch"]), "history": history, "command": command}
   os.makedirs(out_dir, exist_ok=True)
@@ -74,8 +73,8 @@ def _plot(path, run, config, history, cell, seeds, reference, references):
   warmup = int(config.get("beta_warmup_steps") or 0)
   if warmup:
     ax.axvline(warmup / int(config["steps_per_epoch"]), color="0.5", lw=0.8, ls="--")
-    ax.text(warmup / int(config["steps_per_epoch"]), 0.02, " β reaches its value", transform=ax.get_xaxis_transform(),
-            fontsize=8, color="0.4")
+    ax.text(warmup / int(config["steps_per_epoch"]), 0.02, " β reaches its value",
+            transform=ax.get_xaxis_transform(), fontsize=8, color="0.4")
   low = min(min(h["elbo"][2:] or h["elbo"]) for h in [history, *seeds.values(), *references.values()])
   ax.set_ylim(low - 5, -40)
   ax.set_xlim(0, max(20, 3 * len(history["elbo"])))  # the probe's epochs and what followed them in the campaign
@@ -95,10 +94,11 @@ def main(argv=None):
   parser.add_argument("out_dir")
   parser.add_argument("--cell", help="the campaign cell's run name without _seed<k>, e.g. beta_tcvae_L1_beta4")
   parser.add_argument("--reference", help="another campaign cell to draw dotted, e.g. vae_L1_beta1")
-  parser.add_argument("--training_dir", help="the campaign's per-epoch metrics (docs/reproduction/training)")
+  parser.add_argument("--summary_dir", help="the folder of the campaign's summary.json, whose training/ holds its "
+                      "per-epoch metrics (default: docs/reproduction)")
   args = parser.parse_args(argv)
   command = "python launch/recipe_probe.py " + " ".join(argv if argv is not None else sys.argv[1:])
-  obj = record(args.workdir, args.out_dir, args.cell, args.reference, args.training_dir, command)
+  obj = record(args.workdir, args.out_dir, args.cell, args.reference, args.summary_dir, command)
   print(f"{args.out_dir}/{obj['run']}.json: {obj['epochs_trained']} epochs; training ELBO by epoch "
         + ", ".join(f"{v:.1f}" for v in obj["history"]["elbo"]))
 

@@ -1704,20 +1704,21 @@ def test_a_recipe_probe_is_recorded_beside_its_cell_s_seeds(tmp_path):
   settings = {**config.RunConfig(workdir=str(workdir)).flat(), "model": "beta_tcvae", "beta": 4.0, "seed": 2,
               "beta_warmup_steps": 4, "steps_per_epoch": 2, "batch_size": 8}
   (workdir / "config.json").write_text(json.dumps(settings))
-  out, training = tmp_path / "probes", tmp_path / "training"
+  out, summary_dir = tmp_path / "probes", tmp_path / "reproduction"
+  training = summary_dir / "training"
   with pytest.raises(SystemExit, match="no training events"):
-    recipe_probe.record(str(workdir), str(out), training_dir=str(training))
+    recipe_probe.record(str(workdir), str(out), summary_dir=str(summary_dir))
   _event_file(str(workdir), {"elbo": [-300.0, -120.0, -95.0], "tc": [2.0, 1.5, 1.0]})
-  training.mkdir()
+  training.mkdir(parents=True)
   for name, elbo in (("beta_tcvae_L1_beta4_seed0", [-400.0, -110.0, -103.0]),
                      ("beta_tcvae_L1_beta4_seed2", [-410.0, -111.0, -102.5]),
                      ("beta_tcvae_L1_beta4_seed1.earlier1", [-1.0, -1.0, -1.0]),  # an earlier training: not drawn
                      ("beta_tcvae_L1_beta40_seed1", [-1.0, -1.0, -1.0]),  # another cell sharing the prefix
                      ("vae_L1_beta1_seed2", [-400.0, -100.0, -90.0])):
     (training / f"{name}.json").write_text(json.dumps({"epoch": [0, 1, 2], "elbo": elbo}))
-  assert sorted(recipe_probe.campaign_training(str(training), "beta_tcvae_L1_beta4")) == [0, 2]
+  assert sorted(recipe_probe.campaign_training(str(summary_dir), "beta_tcvae_L1_beta4")) == [0, 2]
   recipe_probe.main([str(workdir), str(out), "--cell=beta_tcvae_L1_beta4", "--reference=vae_L1_beta1",
-                     f"--training_dir={training}"])
+                     f"--summary_dir={summary_dir}"])
   saved = json.loads((out / "beta_tcvae_L1_beta4_seed2_warmup4.json").read_text())
   assert saved["recipe"]["beta_warmup_steps"] == 4 and saved["recipe"]["seed"] == 2 and saved["epochs_trained"] == 3
   np.testing.assert_allclose(saved["history"]["elbo"], [-300.0, -120.0, -95.0])

@@ -8,8 +8,8 @@ from seatbelt_tf.objectives.kl import as_dtype, free_bits_kl, gaussian_kl
 from seatbelt_tf.objectives.likelihoods import bernoulli_log_likelihood, gaussian_log_likelihood
 
 __all__ = [
-    "ESTIMATORS", "as_dtype", "bernoulli_log_likelihood", "beta_tc_loss", "decompose_kl", "estimator_offsets", "free_bits_kl",
-    "gaussian_kl",
+    "ESTIMATORS", "as_dtype", "bernoulli_log_likelihood", "beta_tc_loss", "decompose_kl", "estimator_offsets",
+    "free_bits_kl", "gaussian_kl",
     "gaussian_log_density_matrix", "gaussian_log_likelihood", "hierarchy_kl_terms", "log_importance_weights",
     "log_qz_minibatch", "warmup_beta",
 ]

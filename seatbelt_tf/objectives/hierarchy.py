@@ -108,8 +108,8 @@ def warmup_beta(beta, step, warmup_steps):
   warm-up trains the plain ELBO first and adds the total-correlation penalty over `warmup_steps` steps; for the
   beta-VAE (beta on the KL) it goes from the ELBO to beta times the KL. Chen et al.'s reference code anneals
   its beta from 0 (the TC rewarded, not only unpenalised) over 7,000 iterations on dSprites (`anneal_kl`, its
-  `--beta-anneal`); the paper itself trains with no schedule (Appendix C: Adam at a learning rate of 0.001), and so does every
-  run here unless `--beta_warmup_steps` asks for one.
+  `--beta-anneal`); the paper itself trains with no schedule (Appendix C: Adam at a learning rate of 0.001), and
+  so does every run here unless `--beta_warmup_steps` asks for one.
 
   Args:
     beta: float, the objective's beta.
