@@ -1368,17 +1368,18 @@ def test_the_campaign_plan_runs_its_steps_in_order_and_resumes_at_the_first_unfi
   assert first.returncode == 3, first.stdout + first.stderr
   robust = "vae:1:1 beta_tcvae:1:4 beta_tcdlgm:2:4 seatbelt:2:4"
   expected = [f"2|0|11000|{robust}|||{root}", f"0|0|3600||8 1|3600 7200 11000|{root}",
-              f"2|1 2|11000|{robust}|||{root}", f"1|1 2|11000||||{root}", f"2 3|0 1 2|11000||||{root}"]
-  assert calls.read_text().splitlines() == expected[:4]  # step 4 (PHASES=1) failed
+              f"2|1 2|11000|{robust}|||{root}", f"2|0 1 2|11000|seatbelt:2:8 beta_tcdlgm:2:8|||{root}",
+              f"1|1 2|11000||||{root}", f"2 3|0 1 2|11000||||{root}"]
+  assert calls.read_text().splitlines() == expected[:5]  # step 5 (PHASES=1) failed
   listed = subprocess.run(["bash", plan, "--list"], env=env, capture_output=True, text=True, check=True).stdout
   assert [line.split("] ")[0] + "]" for line in listed.splitlines()] == [
-      "1. [done]", "2. [done]", "3. [done]", "4. [to do]", "5. [to do]"]
+      "1. [done]", "2. [done]", "3. [done]", "4. [done]", "5. [to do]", "6. [to do]"]
   assert 'ROBUST_RUNS="vae:1:1 beta_tcvae:1:4' in listed.splitlines()[0]
   calls.unlink()
   fake, calls = _fake_reproduce(tmp_path)
   second = subprocess.run(["bash", plan], env=dict(env, REPRODUCE=fake), capture_output=True, text=True)
   assert second.returncode == 0, second.stdout + second.stderr
-  assert calls.read_text().splitlines() == expected[3:]
+  assert calls.read_text().splitlines() == expected[4:]
   assert "== plan step 1: done" in second.stdout and "every step done" in second.stdout
   calls.unlink()
   subprocess.run(["bash", plan], env=dict(env, REPRODUCE=fake), check=True, capture_output=True)
@@ -1473,14 +1474,16 @@ def test_the_campaign_starts_from_a_frozen_worktree_and_refuses_a_second_start(t
   again = subprocess.run(["bash", plan, "--start"], env=env, capture_output=True, text=True)
   assert again.returncode == 1 and "the campaign is already running" in again.stderr and "kill -- -" in again.stderr
   log = tmp_path / "checkout" / "runs" / "r.log"
-  for _ in range(240):  # the plan's five steps, 3 s each (its last line; an ended process may stay a zombie here)
+  steps = len(subprocess.run(["bash", plan, "--list"], env=env, capture_output=True, text=True,
+                             check=True).stdout.splitlines())
+  for _ in range(80 * steps):  # the plan's steps, 3 s each (its last line; an ended process may stay a zombie here)
     if "every step done" in log.read_text():
       break
     time.sleep(0.5)
   else:
     pytest.fail("the plan did not end: " + log.read_text()[-2000:])
-  assert len(calls.read_text().splitlines()) == 5 and log.read_text().count("== plan step") == 5
-  assert imports.exists() and imports.read_text().splitlines() == [str(worktree)] * 5, log.read_text()[-2000:]
+  assert len(calls.read_text().splitlines()) == steps and log.read_text().count("== plan step") == steps
+  assert imports.exists() and imports.read_text().splitlines() == [str(worktree)] * steps, log.read_text()[-2000:]
   (root / "logs" / "campaign.pid").write_text(f"{os.getpid()}\n")  # a stale pid, now another process's: no campaign
   (worktree / "stale").write_text("")
   (checkout / "README.md").write_text("edited\n")
