@@ -25,8 +25,9 @@
 # not; launch/reproduce_dsprites.sh sets it), LAYER_MIG (a folder: each hierarchy's MIG of every layer, exact
 # protocol on MIG_POINTS grid points, 0 the full grid, written there as <name>_step<step>.json by
 # launch/layer_mig.py after its evaluation; unset: not computed), AFTER_CELL (a bash command run after each cell
-# that was not skipped, e.g. a campaign's summary, so a finished cell is recorded before the next one starts; with
-# JOBS > 1 one at a time under flock where there is one; its failure stops the script), PYTHON (python).
+# that was not skipped and after each evaluation, e.g. a campaign's summary, so a finished cell is recorded before
+# the next one starts, and a cell's evaluation before its every-layer MIG and attacks, which a session's end may cut
+# off; with JOBS > 1 one at a time under flock where there is one; its failure stops the script), PYTHON (python).
 set -euo pipefail
 ROOT=${ROOT:-runs/paper}
 STEPS=${STEPS:-3000}
@@ -102,6 +103,7 @@ cell() {  # cell SEED RUN NAME WORKDIR: trains, evaluates and attacks one run (e
   if [ ! "$workdir/evaluation/evaluation.json" -nt "$checkpoint" ]; then
     stage evaluate "$ROOT/logs/$name.evaluate.log" --flagfile="$workdir/flags.cfg" --mode=evaluate \
       --mig_points="$MIG_POINTS" --mig_method="$MIG_METHOD" --eval_images="$EVAL_IMAGES" --verbose=0
+    after_cell  # the evaluation is recorded now, not only once the every-layer MIG and the attacks below are done
   fi
   if [ -n "${LAYER_MIG:-}" ] && [[ "$family" == seatbelt || "$family" == beta_tcdlgm ]]; then
     # Where the factors went: J.2 scores z^L alone; this scores every layer at the checkpoint just evaluated.

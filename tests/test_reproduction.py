@@ -789,11 +789,16 @@ def test_robust_runs_picks_phase_2_s_cells_in_its_order_with_the_full_attack_pro
   assert ["--attack_layers=first,all" in c for c in attacks] == [True, False, False, False]
   assert all("--attack_layers=all" in c for c in attacks[1:])
   assert len([c for c in made if "--mode=evaluate" in c]) == 4
-  # The summary is rewritten after every cell (a finished cell is recorded before the next starts), at the phase's
-  # end, and after the report over every cell that ends the campaign.
-  summaries = ["train" if "--train_steps=" in c else "summary" for c in made
-               if "--train_steps=" in c or c.split()[0].endswith("collect_reproduction.py")]
-  assert summaries == ["train", "summary"] * 4 + ["summary", "summary"]
+  # The summary is rewritten after every evaluation (a cell's J.2 numbers are recorded before its every-layer MIG
+  # and attacks, which a session's end may cut off), after every cell (a finished cell is recorded before the next
+  # starts), at the phase's end, and after the report over every cell that ends the campaign.
+  def event(c):
+    return ("train" if "--train_steps=" in c else "evaluate" if "--mode=evaluate" in c else
+            "attack" if "--mode=attack" in c else "layer_mig" if "layer_mig.py" in c else "summary")
+  events = [event(c) for c in made if event(c) != "summary" or c.split()[0].endswith("collect_reproduction.py")]
+  hierarchy = ["train", "evaluate", "summary", "layer_mig", "attack", "summary"]
+  single = ["train", "evaluate", "summary", "attack", "summary"]
+  assert events == hierarchy * 2 + single * 2 + ["summary", "summary"]
   assert f"--mode=report --workdir={tmp_path / 'root' / 'report'} --workdirs={tmp_path / 'root'}" in made[-3]
   # Each hierarchy, once evaluated, has every layer's MIG written beside the summary (full grid, exact protocol).
   layer_migs = [c for c in made if "layer_mig.py" in c]
