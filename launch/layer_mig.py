@@ -22,6 +22,8 @@ import os
 import sys
 import time
 
+import numpy as np
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 FACTOR_COLUMNS = "mutual_info_nats: rows are the layer's units, columns the factors in `factor_names` order"
@@ -77,22 +79,44 @@ def layer_mig(workdir, step=None, method="exact", points=0, verbose=True):
       "command": f"python launch/layer_mig.py <workdir> <out> --step {step} --method {method} --points {points}"}
 
 
+def mig_ceiling(mutual_info, factor_entropy):
+  """The MIG (eq. J.1) a layer would have if, for every factor, its second most informative unit held nothing
+  about the factor: the mean over the factors of max_j I(z_j; v_k) / H(v_k). An upper bound of the layer's MIG,
+  which no rotation of the same units' information can raise MIG above: a layer whose ceiling is under a bar
+  misses it for the information it holds, not for how it is spread over its units.
+
+  Args:
+    mutual_info: `[D][K]` nats, I(z_j; v_k) of each unit with each factor (a layer-MIG file's `mutual_info_nats`).
+    factor_entropy: the K factors' H(v_k) in nats, in the columns' order; factors that do not vary (H = 0) are left
+      out, as MIG leaves them out.
+  """
+  best = np.max(np.asarray(mutual_info, np.float64), axis=0)
+  entropy = np.asarray(factor_entropy, np.float64)
+  if best.shape != entropy.shape:
+    raise ValueError(f"{entropy.shape[0]} factor entropies for a mutual-information table of {best.shape[0]} factors.")
+  varies = entropy > 1e-12
+  if not varies.any():
+    raise ValueError("No factor varies (every entropy is 0), so the MIG ceiling is undefined.")
+  return float(np.mean(best[varies] / entropy[varies]))
+
+
 def markdown(folder):
-  """One table over every layer-MIG file in `folder`: per run and layer, MIG, each factor's gap (normalised, as
-  MIG averages it) with the unit holding it, and the layer's total information about each factor's best unit."""
+  """One table over every layer-MIG file in `folder`: per run and layer, MIG and its ceiling (`mig_ceiling`), each
+  factor's gap (normalised, as MIG averages it) with the unit holding it, and that unit's information about it."""
   rows = []
   for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
     with open(path) as f:
       r = json.load(f)
     names = r["factor_names"]
     if not rows:
-      rows += ["| run | epochs | layer | MIG | " + " | ".join(f"{n}: gap (unit, MI nats)" for n in names) + " |",
-               "|---" * (4 + len(names)) + "|"]
+      rows += ["| run | epochs | layer | MIG | ceiling | " + " | ".join(f"{n}: gap (unit, MI nats)" for n in names)
+               + " |", "|---" * (5 + len(names)) + "|"]
     for layer, v in sorted(r["layers"].items(), key=lambda kv: int(kv[0].split("_")[1])):
       mi = v["mutual_info_nats"]
       cells = [f"{v['per_factor'][n]:.3f} (u{v['best_unit'][n]}, {mi[v['best_unit'][n]][j]:.2f})"
                for j, n in enumerate(names)]
-      rows.append(f"| {r['run']} | {r['epochs']:.1f} | z{layer.split('_')[1]} | {v['mig']:.3f} | "
+      ceiling = mig_ceiling(mi, [r["factor_entropy"][n] for n in names])
+      rows.append(f"| {r['run']} | {r['epochs']:.1f} | z{layer.split('_')[1]} | {v['mig']:.3f} | {ceiling:.3f} | "
                   + " | ".join(cells) + " |")
   if not rows:
     raise ValueError(f"No layer-MIG files (*.json) in {folder}: write some with launch/layer_mig.py first.")

@@ -899,8 +899,12 @@ def layer_mig_section(out):
   return ["## Where the factors went: MIG of every layer", "",
           "Table J.2 scores z^L alone. Chen et al.'s exact protocol on the full factor grid, per layer (gap: the "
           "normalised difference between the two units most informative about the factor, as MIG averages it; MI: "
-          "the best unit's mutual information with the factor). One row per run, layer and scored checkpoint "
-          "(`layer_mig/`, `launch/layer_mig.py`).", "", layer_mig.markdown(folder), ""]
+          "the best unit's mutual information with the factor; ceiling: the MIG the layer would have if every "
+          "factor's second most informative unit held nothing, the mean over the factors of the best unit's MI over "
+          "the factor's entropy, an upper bound of its MIG: a layer whose ceiling is under J.2's bar of 0.25 misses "
+          "it for how little it holds about the factors, not for how it spreads that over its units). One row per "
+          "run, layer and scored checkpoint (`layer_mig/`, `launch/layer_mig.py`).", "", layer_mig.markdown(folder),
+          ""]
 
 
 def main(out, root=None):

@@ -992,13 +992,42 @@ def test_tables_show_every_layer_s_mig_once_the_campaign_scored_it(tmp_path):
             for i, mig, gap in ((10, 0.3, 0.25), (2, 0.05, 0.04), (1, 0.1, 0.12))}
   with open(tmp_path / "layer_mig" / "seatbelt_L2_beta4_seed0_step11000.json", "w") as f:
     json.dump({"run": "seatbelt_L2_beta4_seed0", "epochs": 31.03, "factor_names": ["shape", "posX"],
-               "layers": layers}, f)
+               "factor_entropy": {"posX": 2.0, "shape": 1.5}, "layers": layers}, f)
   lines = reproduction_tables.layer_mig_section(str(tmp_path))
   assert lines[0] == "## Where the factors went: MIG of every layer"
   rows = [line for line in "\n".join(lines).splitlines() if line.startswith("| seatbelt_L2_beta4_seed0 |")]
-  assert rows == ["| seatbelt_L2_beta4_seed0 | 31.0 | z1 | 0.100 | 0.120 (u1, 0.20) | 0.060 (u0, 0.10) |",
-                  "| seatbelt_L2_beta4_seed0 | 31.0 | z2 | 0.050 | 0.040 (u1, 0.20) | 0.020 (u0, 0.20) |",
-                  "| seatbelt_L2_beta4_seed0 | 31.0 | z10 | 0.300 | 0.250 (u1, 0.20) | 0.125 (u0, 1.00) |"]
+  # The ceiling: the mean over factors of the best unit's MI over the factor's entropy, e.g. z1: (0.9 / 1.5 +
+  # 0.8 / 2.0) / 2 = 0.5; z10's posX is best held by unit 0 (1.0 nats): (0.6 + 0.5) / 2 = 0.55.
+  assert rows == ["| seatbelt_L2_beta4_seed0 | 31.0 | z1 | 0.100 | 0.500 | 0.120 (u1, 0.20) | 0.060 (u0, 0.10) |",
+                  "| seatbelt_L2_beta4_seed0 | 31.0 | z2 | 0.050 | 0.500 | 0.040 (u1, 0.20) | 0.020 (u0, 0.20) |",
+                  "| seatbelt_L2_beta4_seed0 | 31.0 | z10 | 0.300 | 0.550 | 0.250 (u1, 0.20) | 0.125 (u0, 1.00) |"]
+
+
+def test_the_mig_ceiling_bounds_mig_and_is_reached_when_each_factor_s_second_unit_holds_nothing():
+  """layer_mig.mig_ceiling: the mean over varying factors of max_j I(z_j; v_k) / H(v_k), against a brute-force
+  loop; never under MIG (eq. J.1) of the same table, and equal to it when every factor's second-best unit holds
+  nothing; a factor that does not vary is left out, as MIG leaves it out; mismatched shapes are refused."""
+  sys.path.insert(0, os.path.join(REPO, "launch"))
+  import layer_mig  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(3)
+  entropy = np.array([1.1, 1.8, 3.7, 3.5, 3.5])
+  for _ in range(20):
+    info = rng.uniform(0.0, 1.0, (6, 5)) * entropy
+    brute = sum(max(info[j, k] for j in range(6)) / entropy[k] for k in range(5)) / 5
+    ordered = np.sort(info, axis=0)
+    mig = float(np.mean((ordered[-1] - ordered[-2]) / entropy))
+    ceiling = layer_mig.mig_ceiling(info.tolist(), entropy.tolist())
+    assert ceiling == pytest.approx(brute, rel=1e-12) and ceiling >= mig
+  aligned = np.zeros((6, 5))
+  aligned[[0, 1, 2, 3, 4], [0, 1, 2, 3, 4]] = [0.5, 1.0, 2.0, 0.7, 3.5]
+  ordered = np.sort(aligned, axis=0)
+  assert layer_mig.mig_ceiling(aligned, entropy) == pytest.approx(  # = MIG: the second units hold nothing
+      np.mean((ordered[-1] - ordered[-2]) / entropy), rel=1e-12)
+  assert layer_mig.mig_ceiling([[0.5, 9.0], [0.1, 3.0]], [1.0, 0.0]) == pytest.approx(0.5)
+  with pytest.raises(ValueError, match="2 factor entropies for a mutual-information table of 3 factors"):
+    layer_mig.mig_ceiling(np.ones((4, 3)), [1.0, 2.0])
+  with pytest.raises(ValueError, match="No factor varies"):
+    layer_mig.mig_ceiling(np.ones((4, 2)), [0.0, 0.0])
 
 
 def test_layer_mig_scores_every_layer_of_a_kept_checkpoint_and_writes_nothing_in_the_workdir(tmp_path):
