@@ -81,9 +81,9 @@ def layer_mig(workdir, step=None, method="exact", points=0, verbose=True):
 
 def mig_ceiling(mutual_info, factor_entropy):
   """The MIG (eq. J.1) a layer would have if, for every factor, its second most informative unit held nothing
-  about the factor: the mean over the factors of max_j I(z_j; v_k) / H(v_k). An upper bound of the layer's MIG,
-  which no rotation of the same units' information can raise MIG above: a layer whose ceiling is under a bar
-  misses it for the information it holds, not for how it is spread over its units.
+  about the factor: the mean over the factors of max_j I(z_j; v_k) / H(v_k). An upper bound of the layer's MIG
+  (each factor's gap is its best unit's share less the second unit's): a layer whose ceiling is under a bar misses
+  it for the information its units hold, not for how that information is shared among them.
 
   Args:
     mutual_info: `[D][K]` nats, I(z_j; v_k) of each unit with each factor (a layer-MIG file's `mutual_info_nats`).
