@@ -1402,7 +1402,7 @@ def test_the_campaign_plan_runs_its_steps_in_order_and_resumes_at_the_first_unfi
   assert first.returncode == 3, first.stdout + first.stderr
   robust = "vae:1:1 beta_tcvae:1:4 beta_tcdlgm:2:4 seatbelt:2:4"
   expected = [f"2|0|11000|{robust}|||{root}", f"0|0|3600||8 1|3600 7200 11000|{root}",
-              f"2|1 2|11000|{robust}|||{root}", f"2|0 1 2|11000|seatbelt:2:8 beta_tcdlgm:2:8|||{root}",
+              f"2|1 2|11000|{robust}|||{root}", f"2|1 2 0|11000|seatbelt:2:8 beta_tcdlgm:2:8|||{root}",
               f"1|1 2|11000||||{root}", f"2 3|0 1 2|11000||||{root}"]
   assert calls.read_text().splitlines() == expected[:5]  # step 5 (PHASES=1) failed
   listed = subprocess.run(["bash", plan, "--list"], env=env, capture_output=True, text=True, check=True).stdout
