@@ -24,10 +24,12 @@
 # vae_L1_beta1_seed0, whose results a campaign's summary already holds at this budget: skipped whole, workdir or
 # not; launch/reproduce_dsprites.sh sets it), LAYER_MIG (a folder: each hierarchy's MIG of every layer, exact
 # protocol on MIG_POINTS grid points, 0 the full grid, written there as <name>_step<step>.json by
-# launch/layer_mig.py after its evaluation; unset: not computed), AFTER_CELL (a bash command run after each cell
-# that was not skipped and after each evaluation, e.g. a campaign's summary, so a finished cell is recorded before
-# the next one starts, and a cell's evaluation before its every-layer MIG and attacks, which a session's end may cut
-# off; with JOBS > 1 one at a time under flock where there is one; its failure stops the script), PYTHON (python).
+# launch/layer_mig.py after its attacks, or its evaluation where it is not attacked; unset: not computed), AFTER_CELL
+# (a bash command run after each cell that was not skipped, after each evaluation, and after a hierarchy's attacks
+# where its every-layer MIG follows, e.g. a campaign's summary, so a finished cell is recorded before the next one
+# starts, a cell's evaluation before its attacks, and its attacks before its every-layer MIG, which a session's end
+# may cut off; with JOBS > 1 one at a time under flock where there is one; its failure stops the script),
+# PYTHON (python).
 set -euo pipefail
 ROOT=${ROOT:-runs/paper}
 STEPS=${STEPS:-3000}
@@ -81,7 +83,7 @@ checkpoint_step() {  # checkpoint_step WORKDIR: the step of WORKDIR's latest che
 }
 
 cell() {  # cell SEED RUN NAME WORKDIR: trains, evaluates and attacks one run (each stage skipped where it is done)
-  local seed=$1 run=$2 name=$3 workdir=$4 family layers beta dim flags checkpoint at out
+  local seed=$1 run=$2 name=$3 workdir=$4 family layers beta dim flags checkpoint at out attacked=0
   IFS=: read -r family layers beta dim <<< "$run"
   flags=(--flagfile="$here/configs/$family.cfg" --beta="$beta" --network="$NETWORK")
   case "$family" in
@@ -103,18 +105,7 @@ cell() {  # cell SEED RUN NAME WORKDIR: trains, evaluates and attacks one run (e
   if [ ! "$workdir/evaluation/evaluation.json" -nt "$checkpoint" ]; then
     stage evaluate "$ROOT/logs/$name.evaluate.log" --flagfile="$workdir/flags.cfg" --mode=evaluate \
       --mig_points="$MIG_POINTS" --mig_method="$MIG_METHOD" --eval_images="$EVAL_IMAGES" --verbose=0
-    after_cell  # the evaluation is recorded now, not only once the every-layer MIG and the attacks below are done
-  fi
-  if [ -n "${LAYER_MIG:-}" ] && [[ "$family" == seatbelt || "$family" == beta_tcdlgm ]]; then
-    # Where the factors went: J.2 scores z^L alone; this scores every layer at the checkpoint just evaluated.
-    at=$(checkpoint_step "$workdir")
-    if [ -z "$at" ]; then echo "failed: $workdir has no checkpoint after training" >&2; exit 1; fi
-    out="$LAYER_MIG/${name}_step${at}.json"
-    if [ ! -f "$out" ]; then
-      mkdir -p "$LAYER_MIG"
-      logged layer_mig "$ROOT/logs/$name.layer_mig.log" "$PYTHON" "$here/launch/layer_mig.py" "$workdir" "$out" \
-        --points="$MIG_POINTS"
-    fi
+    after_cell  # the evaluation is recorded now, not only once the attacks and the every-layer MIG below are done
   fi
   if [ "$ATTACK" = 1 ] && { [ ! "$workdir/attacks/attack_results.json" -nt "$checkpoint" ] ||
                               ! "$PYTHON" "$here/launch/collect_reproduction.py" --current-attack "$workdir"; }; then
@@ -126,6 +117,20 @@ cell() {  # cell SEED RUN NAME WORKDIR: trains, evaluates and attacks one run (e
     stage attack "$ROOT/logs/$name.attack.log" --flagfile="$workdir/flags.cfg" --mode=attack \
       --attack_pairs="$PAIRS" --attack_lambdas="$LAMBDAS" --attack_modes=latent,output \
       --attack_layers="$layer_sets" --verbose=0
+    attacked=1
+  fi
+  if [ -n "${LAYER_MIG:-}" ] && [[ "$family" == seatbelt || "$family" == beta_tcdlgm ]]; then
+    # Where the factors went: J.2 scores z^L alone; this scores every layer at the checkpoint just evaluated.
+    at=$(checkpoint_step "$workdir")
+    if [ -z "$at" ]; then echo "failed: $workdir has no checkpoint after training" >&2; exit 1; fi
+    out="$LAYER_MIG/${name}_step${at}.json"
+    if [ ! -f "$out" ]; then
+      if [ "$attacked" = 1 ]; then after_cell; fi  # the attacks are recorded before this diagnostic, which a
+      # session's end may cut off (the issue's numbers first: the cell's after_cell records this one)
+      mkdir -p "$LAYER_MIG"
+      logged layer_mig "$ROOT/logs/$name.layer_mig.log" "$PYTHON" "$here/launch/layer_mig.py" "$workdir" "$out" \
+        --points="$MIG_POINTS"
+    fi
   fi
 }
 

@@ -757,8 +757,9 @@ def test_robust_runs_picks_phase_2_s_cells_in_its_order_with_the_full_attack_pro
   in that order, at the recipe's settings and the full protocol (10 pairs x 50 lambdas, latent on all layers and
   output); without it, phase 2 is the vanilla VAE, the beta-TCVAE and both hierarchies at L = 2 and 4 for each of
   ROBUST_BETAS. A malformed entry anywhere in the list stops the campaign before any launcher call. Each hierarchy's
-  every-layer MIG (launch/layer_mig.py) follows its evaluation, at the probe's last budget only in phase 0, and is not
-  computed again once written. The summary is rewritten after every cell. Python is replaced by a script that logs
+  every-layer MIG (launch/layer_mig.py) follows its attacks (the issue's numbers first), or its evaluation where it is
+  not attacked, at the probe's last budget only in phase 0, and is not computed again once written. The summary is
+  rewritten after every evaluation, after the attacks where the every-layer MIG follows, and after every cell. Python is replaced by a script that logs
   its arguments and hands every launcher call to tests/launch_dry_run.py, so each is also taken as the launcher
   takes it (flags, flagfiles, validation, the workdir's settings) and leaves the files a real run would."""
   calls = tmp_path / "calls.log"
@@ -789,14 +790,15 @@ def test_robust_runs_picks_phase_2_s_cells_in_its_order_with_the_full_attack_pro
   assert ["--attack_layers=first,all" in c for c in attacks] == [True, False, False, False]
   assert all("--attack_layers=all" in c for c in attacks[1:])
   assert len([c for c in made if "--mode=evaluate" in c]) == 4
-  # The summary is rewritten after every evaluation (a cell's J.2 numbers are recorded before its every-layer MIG
-  # and attacks, which a session's end may cut off), after every cell (a finished cell is recorded before the next
-  # starts), at the phase's end, and after the report over every cell that ends the campaign.
+  # The summary is rewritten after every evaluation (a cell's J.2 numbers are recorded before its attacks and
+  # every-layer MIG, which a session's end may cut off), after a hierarchy's attacks (recorded before its every-layer
+  # MIG, a diagnostic), after every cell (a finished cell is recorded before the next starts), at the phase's end,
+  # and after the report over every cell that ends the campaign.
   def event(c):
     return ("train" if "--train_steps=" in c else "evaluate" if "--mode=evaluate" in c else
             "attack" if "--mode=attack" in c else "layer_mig" if "layer_mig.py" in c else "summary")
   events = [event(c) for c in made if event(c) != "summary" or c.split()[0].endswith("collect_reproduction.py")]
-  hierarchy = ["train", "evaluate", "summary", "layer_mig", "attack", "summary"]
+  hierarchy = ["train", "evaluate", "summary", "attack", "summary", "layer_mig", "summary"]
   single = ["train", "evaluate", "summary", "attack", "summary"]
   assert events == hierarchy * 2 + single * 2 + ["summary", "summary"]
   assert f"--mode=report --workdir={tmp_path / 'root' / 'report'} --workdirs={tmp_path / 'root'}" in made[-3]
