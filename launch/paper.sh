@@ -125,8 +125,9 @@ cell() {  # cell SEED RUN NAME WORKDIR: trains, evaluates and attacks one run (e
     if [ -z "$at" ]; then echo "failed: $workdir has no checkpoint after training" >&2; exit 1; fi
     out="$LAYER_MIG/${name}_step${at}.json"
     if [ ! -f "$out" ]; then
-      if [ "$attacked" = 1 ]; then after_cell; fi  # the attacks are recorded before this diagnostic, which a
-      # session's end may cut off (the numbers first: the cell's after_cell records this one)
+      # The attacks just run are recorded before this diagnostic, which a session's end may cut off (the
+      # after_cell that follows the cell records the diagnostic itself).
+      if [ "$attacked" = 1 ]; then after_cell; fi
       mkdir -p "$LAYER_MIG"
       logged layer_mig "$ROOT/logs/$name.layer_mig.log" "$PYTHON" "$here/launch/layer_mig.py" "$workdir" "$out" \
         --points="$MIG_POINTS"

@@ -759,9 +759,10 @@ def test_robust_runs_picks_phase_2_s_cells_in_its_order_with_the_full_attack_pro
   ROBUST_BETAS. A malformed entry anywhere in the list stops the campaign before any launcher call. Each hierarchy's
   every-layer MIG (launch/layer_mig.py) follows its attacks (the issue's numbers first), or its evaluation where it is
   not attacked, at the probe's last budget only in phase 0, and is not computed again once written. The summary is
-  rewritten after every evaluation, after the attacks where the every-layer MIG follows, and after every cell. Python is replaced by a script that logs
-  its arguments and hands every launcher call to tests/launch_dry_run.py, so each is also taken as the launcher
-  takes it (flags, flagfiles, validation, the workdir's settings) and leaves the files a real run would."""
+  rewritten after every evaluation, after the attacks where the every-layer MIG follows, and after every cell.
+  Python is replaced by a script that logs its arguments and hands every launcher call to tests/launch_dry_run.py,
+  so each is also taken as the launcher takes it (flags, flagfiles, validation, the workdir's settings) and leaves
+  the files a real run would."""
   calls = tmp_path / "calls.log"
   fake = tmp_path / "python"
   fake.write_text(f'#!/usr/bin/env bash\necho "$*" >> {calls}\n'
