@@ -8,9 +8,10 @@ alternating rounds so that machine noise hits both; the network's training FLOPs
 this machine's measured float32 matmul peak (a 2048x2048 `tf.matmul` loop).
 
 Table 2 (`--tables=hierarchy`) times, on each network and alternating rounds in one process, one training step of
-the beta-TCVAE (latent 10), the L = 4 Seatbelt-VAE and the L = 4 beta-TC DLGM (layers 48, 24, 12, 6 of eq. C.1,
-inter-layer MLPs of eq. C.8), each compiled as the launcher's `--jit_compile=auto` would, and reports the cost of
-each step relative to the beta-TCVAE's (target for the Seatbelt-VAE: <= 1.5x).
+the beta-TCVAE (latent 10) and the Seatbelt-VAE and beta-TC DLGM at L = 2 and L = 4 (at L = 4 layers 48, 24, 12,
+6 of eq. C.1; inter-layer MLPs of eq. C.8), each compiled as the launcher's `--jit_compile=auto` would, and reports
+the cost of each step relative to the beta-TCVAE's (target for the L = 4 Seatbelt-VAE: <= 1.5x); the L = 2 rows
+give what an L = 4 cell of the reproduction campaign costs against an L = 2 one.
 
 Table 3 (`--tables=batchnorm`) times the beta-TCVAE and Seatbelt-VAE (L = 2, 4) steps with Keras's
 BatchNormalization against the fused-kernel layer the networks use (issue 21), alternating in one process.
@@ -161,6 +162,8 @@ def alternating_rates(steps, args):
 def hierarchy_table(args, batch):
   """Table 2: hierarchical steps against the beta-TCVAE step on the same backbone."""
   variants = {"beta_tcvae (latent 10)": ("beta_tcvae", {}),
+              "seatbelt L=2": ("seatbelt", {"layers": 2}),
+              "beta_tcdlgm L=2": ("beta_tcdlgm", {"layers": 2}),
               "seatbelt L=4": ("seatbelt", {"layers": 4}),
               "beta_tcdlgm L=4": ("beta_tcdlgm", {"layers": 4})}
   rows = []
