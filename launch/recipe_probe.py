@@ -63,7 +63,10 @@ def record(workdir, out_dir, cell=None, reference=None, summary_dir=None, comman
 def _plot(path, run, config, history, cell, seeds, reference, references):
   plt = plotting.pyplot()
   fig, ax = plt.subplots(figsize=(7.5, 4.2))
-  epochs = lambda h: [e + 1 for e in h["epoch"]] if "epoch" in h else list(range(1, len(h["elbo"]) + 1))
+  # Against images seen, so a probe with another batch or epoch length lines up with the campaign's curves.
+  steps, batch = int(config["steps_per_epoch"]), int(config["batch_size"])
+  epochs = lambda h: ([i / 1e6 for i in h["images"]] if "images" in h
+                      else [(e + 1) * steps * batch / 1e6 for e in h.get("epoch", range(len(h["elbo"])))])
   for seed, h in sorted(seeds.items()):
     ax.plot(epochs(h), h["elbo"], lw=2.2 if seed == int(config["seed"]) else 1.0, color=f"C{seed}",
             label=f"{cell}, seed {seed} (campaign recipe)")
@@ -72,13 +75,14 @@ def _plot(path, run, config, history, cell, seeds, reference, references):
   ax.plot(epochs(history), history["elbo"], "k-", lw=2.4, marker="o", ms=3, label=f"{run} (probe)")
   warmup = int(config.get("beta_warmup_steps") or 0)
   if warmup:
-    ax.axvline(warmup / int(config["steps_per_epoch"]), color="0.5", lw=0.8, ls="--")
-    ax.text(warmup / int(config["steps_per_epoch"]), 0.02, " β reaches its value",
+    ax.axvline(warmup * batch / 1e6, color="0.5", lw=0.8, ls="--")
+    ax.text(warmup * batch / 1e6, 0.02, " β reaches its value",
             transform=ax.get_xaxis_transform(), fontsize=8, color="0.4")
   low = min(min(h["elbo"][2:] or h["elbo"]) for h in [history, *seeds.values(), *references.values()])
   ax.set_ylim(low - 5, -40)
-  ax.set_xlim(0, max(20, 3 * len(history["elbo"])))  # the probe's epochs and what followed them in the campaign
-  ax.set_xlabel(f"epoch ({config['steps_per_epoch']} steps)")
+  # the probe's images and what followed them in the campaign
+  ax.set_xlim(0, max(20 * 0.4096, 3 * max(epochs(history))))
+  ax.set_xlabel(f"images seen (millions; the probe's epoch: {steps} steps of {batch})")
   ax.set_ylabel("training ELBO (nats, without β)")
   ax.grid(alpha=0.3)
   ax.legend(fontsize=7, loc="lower right")
