@@ -28,6 +28,7 @@ from seatbelt_tf import io_utils, plotting  # noqa: E402  pylint: disable=g-impo
 
 RECIPE_KEYS = ("model", "layers", "beta", "seed", "network", "batch_size", "learning_rate", "free_bits",
                "beta_warmup_steps", "train_steps", "estimator")
+CAMPAIGN_EPOCH_IMAGES = 200 * 2048  # the campaign's logged epoch (launch/reproduce_dsprites.sh): 200 steps of 2048
 
 
 def campaign_training(summary_dir, cell):
@@ -63,16 +64,17 @@ def record(workdir, out_dir, cell=None, reference=None, summary_dir=None, comman
 def _plot(path, run, config, history, cell, seeds, reference, references):
   plt = plotting.pyplot()
   fig, ax = plt.subplots(figsize=(7.5, 4.2))
-  # Against images seen, so a probe with another batch or epoch length lines up with the campaign's curves.
+  # Against images seen, so a probe with another batch or epoch length lines up with the campaign's curves. The
+  # probe's history always has them (training_history); a campaign curve without them is in the campaign's epochs.
   steps, batch = int(config["steps_per_epoch"]), int(config["batch_size"])
-  epochs = lambda h: ([i / 1e6 for i in h["images"]] if "images" in h
-                      else [(e + 1) * steps * batch / 1e6 for e in h.get("epoch", range(len(h["elbo"])))])
+  millions = lambda h: ([i / 1e6 for i in h["images"]] if "images" in h else
+                        [(e + 1) * CAMPAIGN_EPOCH_IMAGES / 1e6 for e in h.get("epoch", range(len(h["elbo"])))])
   for seed, h in sorted(seeds.items()):
-    ax.plot(epochs(h), h["elbo"], lw=2.2 if seed == int(config["seed"]) else 1.0, color=f"C{seed}",
+    ax.plot(millions(h), h["elbo"], lw=2.2 if seed == int(config["seed"]) else 1.0, color=f"C{seed}",
             label=f"{cell}, seed {seed} (campaign recipe)")
   for seed, h in sorted(references.items()):
-    ax.plot(epochs(h), h["elbo"], ls=":", color=f"C{seed}", label=f"{reference}, seed {seed}")
-  ax.plot(epochs(history), history["elbo"], "k-", lw=2.4, marker="o", ms=3, label=f"{run} (probe)")
+    ax.plot(millions(h), h["elbo"], ls=":", color=f"C{seed}", label=f"{reference}, seed {seed}")
+  ax.plot(millions(history), history["elbo"], "k-", lw=2.4, marker="o", ms=3, label=f"{run} (probe)")
   warmup = int(config.get("beta_warmup_steps") or 0)
   if warmup:
     ax.axvline(warmup * batch / 1e6, color="0.5", lw=0.8, ls="--")
@@ -80,8 +82,8 @@ def _plot(path, run, config, history, cell, seeds, reference, references):
             transform=ax.get_xaxis_transform(), fontsize=8, color="0.4")
   low = min(min(h["elbo"][2:] or h["elbo"]) for h in [history, *seeds.values(), *references.values()])
   ax.set_ylim(low - 5, -40)
-  # the probe's images and what followed them in the campaign
-  ax.set_xlim(0, max(20 * 0.4096, 3 * max(epochs(history))))
+  # the probe's images and what followed them in the campaign (at least 20 of its epochs)
+  ax.set_xlim(0, max(20 * CAMPAIGN_EPOCH_IMAGES / 1e6, 3 * max(millions(history))))
   ax.set_xlabel(f"images seen (millions; the probe's epoch: {steps} steps of {batch})")
   ax.set_ylabel("training ELBO (nats, without β)")
   ax.grid(alpha=0.3)
